@@ -1,0 +1,220 @@
+"""The ``coursemart`` command: thin Typer commands that hand off to the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from coursemart import generate as generating
+
+try:  # recent Typer vendors click under typer._click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+from coursemart.config import ENV_PREFIX, Settings
+from coursemart.errors import CoursemartError, InputError
+
+app = typer.Typer(
+    name="coursemart",
+    help="Course-catalog datamart: generate a catalog into the lake, load it into the warehouse, "
+    "serve it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+# ---------------------------------------------------------------------------------------------
+# Shared options
+
+LakeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lake",
+        help="Lake folder or fsspec URL (abfs://…, s3://…). Default: COURSEMART_LAKE, ./data/lake.",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")
+]
+CoursesOption = Annotated[
+    int,
+    typer.Option("--courses", "-n", min=1, help="Number of new courses to generate."),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same rows.")]
+StartOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--start",
+        formats=["%Y-%m-%d"],
+        help="First day of the start-date window (YYYY-MM-DD). Default: a year before today.",
+        show_default=False,
+    ),
+]
+EndOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--end",
+        formats=["%Y-%m-%d"],
+        help="Last day of the start-date window (YYYY-MM-DD). Default: half a year after today.",
+        show_default=False,
+    ),
+]
+RescheduleOption = Annotated[
+    float,
+    typer.Option(
+        "--reschedule",
+        min=0.0,
+        max=1.0,
+        help="Fraction of the courses already in the lake to move to a new start date (same id).",
+    ),
+]
+
+
+def settings() -> Settings:
+    """The configuration from the environment and ``.env``."""
+    return Settings()
+
+
+def window_from(start: datetime | None, end: datetime | None) -> generating.Window:
+    """The start-date window from the ``--start``/``--end`` options, defaults around today."""
+    default = generating.default_window()
+    return generating.Window(
+        start.date() if start else default.start, end.date() if end else default.end
+    )
+
+
+@contextmanager
+def progress_bar(
+    description: str, total: int | None, quiet: bool
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on a terminal; a no-op when quiet or not interactive."""
+    if quiet or not err.is_terminal:
+        yield lambda advance: None
+        return
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)
+
+
+def human_bytes(size: int) -> str:
+    """``12345678`` -> ``11.8 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def generate_summary(result: generating.GenerateResult) -> str:
+    """The one-line summary of a generate run."""
+    return (
+        f"generated batch {result.batch_id}: {result.rows:,} rows "
+        f"({result.new_courses:,} new, ids {result.first_id:,}–{result.last_id:,}; "
+        f"{result.rescheduled:,} rescheduled), {human_bytes(result.bytes)}, "
+        f"{result.seconds:.1f} s"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+@app.command()
+def generate(
+    *,
+    courses: CoursesOption = generating.DEFAULT_COURSES,
+    seed: SeedOption = 0,
+    lake: LakeOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    reschedule: RescheduleOption = 0.0,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate a synthetic catalog and commit it to the lake as one new batch."""
+    config = settings()
+    window = window_from(start, end)
+    with progress_bar("generating", courses, quiet) as advance:
+        result = generating.generate(
+            lake or config.lake,
+            courses=courses,
+            seed=seed,
+            window=window,
+            reschedule=reschedule,
+            progress=advance,
+        )
+    if not quiet:
+        out.print(generate_summary(result), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def config() -> None:
+    """Show the configuration in force, with passwords and keys masked."""
+    for name, value in settings().display().items():
+        out.print(f"{name} = {value}", highlight=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable."""
+    problems = [
+        f"{ENV_PREFIX}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors()
+    ]
+    return "; ".join(problems) + " (fix the environment or .env)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; errors are one line on stderr: exit 2 for bad input, 1 otherwise."""
+    command = typer.main.get_command(app)
+    try:
+        result: Any = command.main(args=argv, prog_name="coursemart", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("coursemart: interrupted", file=sys.stderr)
+        return 130
+    except click_errors.NoArgsIsHelpError:
+        return 2  # the help text is already printed
+    except click_errors.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        print(f"coursemart: error: {exc.format_message()}{where}", file=sys.stderr)
+        return 2
+    except click_errors.ClickException as exc:
+        print(f"coursemart: error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except CoursemartError as exc:
+        print(f"coursemart: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValidationError as exc:
+        print(f"coursemart: error: {settings_problem(exc)}", file=sys.stderr)
+        return InputError.exit_code
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,133 @@
+"""The one settings object: environment variables prefixed ``COURSEMART_``, an optional ``.env``.
+
+Any setting can also be read from a file named by ``COURSEMART_<NAME>_FILE`` (for secrets mounted
+by an orchestrator); a value given directly wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "COURSEMART_"
+
+
+class FileSecretsSource(PydanticBaseSettingsSource):
+    """Reads ``COURSEMART_<NAME>_FILE``: the setting's value is the file's content, stripped."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"{ENV_PREFIX}{field_name.upper()}_FILE"
+        path = os.environ.get(variable)
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from exc
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    """coursemart's configuration. Every field is ``COURSEMART_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    lake: str = "./data/lake"
+    """Where the lake lives: a local folder or an fsspec URL (``abfs://container/prefix``, ``s3://…``)."""
+
+    warehouse: SecretStr = SecretStr("sqlite:///data/warehouse.db")
+    """SQLAlchemy URL of the warehouse. It may hold a password, so it is shown masked."""
+
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """Comma-separated API keys; when empty the API is open."""
+
+    engine: Literal["local", "spark"] = "local"
+    """Engine for generate and load: in-process pyarrow or Apache Spark."""
+
+    spark_master: str = "local[*]"
+    """Spark master URL for ``--engine spark``."""
+
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    """Extra Spark configuration as JSON, e.g. ``{"spark.executor.memory": "4g"}``."""
+
+    jdbc_jars: str = "/usr/share/java/postgresql.jar:/usr/share/java/mariadb-java-client.jar"
+    """Colon-separated JDBC driver jars handed to Spark."""
+
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    """Comma-separated origins allowed by CORS; empty means CORS is off."""
+
+    cache_seconds: int = Field(default=10, ge=0, le=86400)
+    """``Cache-Control: max-age`` the API sends with its answers."""
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            FileSecretsSource(settings_cls),
+            file_secret_settings,
+        )
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse URL in clear, for creating engines; never print it."""
+        return self.warehouse.get_secret_value()
+
+    def display(self) -> dict[str, str]:
+        """The settings as text safe to print: passwords and keys masked."""
+        return {
+            "lake": mask_url(self.lake),
+            "warehouse": mask_url(self.warehouse_url),
+            "api_keys": f"{len(self.api_keys)} configured" if self.api_keys else "none (API open)",
+            "engine": self.engine,
+            "spark_master": self.spark_master,
+            "cors_origins": ",".join(self.cors_origins) or "off",
+        }
+
+
+def mask_url(url: str) -> str:
+    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; other text unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    masked = f"{user}:***" if colon else user
+    return f"{scheme}://{masked}@{host}{slash}{path}"

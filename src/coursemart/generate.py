@@ -1,0 +1,265 @@
+"""The synthetic catalog: realistic course names and start dates, vectorised and streamed.
+
+Rows are built a chunk at a time with numpy and pyarrow compute (no per-row Python), so memory
+stays flat however many courses are asked for. The output depends only on the seed, the first
+course id and the date window: two runs with the same seed on empty lakes write the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from coursemart import lake as lakes
+from coursemart import model, vocabulary
+from coursemart.errors import InputError
+
+DEFAULT_COURSES: Final = 100_000
+CHUNK_ROWS: Final = 500_000
+PAST_DAYS: Final = 365
+FUTURE_DAYS: Final = 180
+#: Courses start on a quarter hour between 08:00 and 19:45 UTC.
+FIRST_SLOT, LAST_SLOT, SLOT_SECONDS = 32, 80, 900
+LEVEL_WEIGHTS: Final = (0.45, 0.35, 0.20)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Start dates fall on days ``start`` to ``end``, both included."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise InputError(
+                f"--start {self.start} is after --end {self.end}: give a start on or before the end"
+            )
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def default_window(today: date | None = None) -> Window:
+    """A year before today to half a year after it."""
+    today = today or datetime.now(UTC).date()
+    return Window(today - timedelta(days=PAST_DAYS), today + timedelta(days=FUTURE_DAYS))
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    batch_id: str
+    rows: int
+    new_courses: int
+    rescheduled: int
+    first_id: int
+    last_id: int
+    bytes: int
+    seconds: float
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure builders: numpy generator in, Arrow arrays out.
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    openings: pa.Array
+    subjects: pa.Array
+    subject_offset: np.ndarray
+    subject_count: np.ndarray
+    closings: pa.Array
+    plain: int
+    tools: tuple[int, int]
+    levels: dict[int, tuple[int, int]]
+
+
+def _build_vocabulary() -> _Vocabulary:
+    category_ids = [cid for cid, _ in model.CATEGORIES]
+    subjects: list[str] = []
+    offset = np.zeros(max(category_ids) + 1, dtype=np.int64)
+    count = np.zeros(max(category_ids) + 1, dtype=np.int64)
+    for cid in category_ids:
+        offset[cid] = len(subjects)
+        count[cid] = len(vocabulary.SUBJECTS[cid])
+        subjects.extend(vocabulary.SUBJECTS[cid])
+    closings = list(vocabulary.CLOSINGS)
+    tools = (len(closings), len(closings) + len(vocabulary.TOOL_CLOSINGS))
+    closings.extend(vocabulary.TOOL_CLOSINGS)
+    levels: dict[int, tuple[int, int]] = {}
+    for level_id, words in vocabulary.LEVEL_CLOSINGS.items():
+        levels[level_id] = (len(closings), len(closings) + len(words))
+        closings.extend(words)
+    return _Vocabulary(
+        openings=pa.array(vocabulary.OPENINGS),
+        subjects=pa.array(subjects),
+        subject_offset=offset,
+        subject_count=count,
+        closings=pa.array(closings),
+        plain=len(vocabulary.CLOSINGS),
+        tools=tools,
+        levels=levels,
+    )
+
+
+_VOCABULARY: Final = _build_vocabulary()
+
+
+def _pick(rng: np.random.Generator, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """For each row, a uniform integer in ``[low, high)``."""
+    picked: np.ndarray = low + (rng.random(len(low)) * (high - low)).astype(np.int64)
+    return picked
+
+
+def course_names(
+    rng: np.random.Generator, category_ids: np.ndarray, level_ids: np.ndarray
+) -> pa.Array:
+    """Names such as "Applied Machine Learning with Python" for each (category, level) row."""
+    words = _VOCABULARY
+    n = len(category_ids)
+    opening = rng.integers(0, len(words.openings), n)
+    subject = _pick(
+        rng,
+        words.subject_offset[category_ids],
+        words.subject_offset[category_ids] + words.subject_count[category_ids],
+    )
+    closing = rng.integers(0, words.plain, n)
+    roll = rng.random(n)
+    tool = _pick(rng, np.full(n, words.tools[0]), np.full(n, words.tools[1]))
+    closing = np.where((category_ids == 1) & (roll < 0.30), tool, closing)
+    level_low = np.zeros(n, dtype=np.int64)
+    level_high = np.ones(n, dtype=np.int64)
+    for level_id, (low, high) in words.levels.items():
+        level_low[level_ids == level_id] = low
+        level_high[level_ids == level_id] = high
+    closing = np.where(roll > 0.80, _pick(rng, level_low, level_high), closing)
+    return pc.binary_join_element_wise(
+        words.openings.take(opening), words.subjects.take(subject), words.closings.take(closing), ""
+    )
+
+
+def start_dates(rng: np.random.Generator, n: int, window: Window) -> pa.Array:
+    """Start timestamps (UTC) on quarter hours of office time, uniform over the window's days."""
+    origin = int(
+        datetime(window.start.year, window.start.month, window.start.day, tzinfo=UTC).timestamp()
+    )
+    days = rng.integers(0, window.days, n)
+    slots = rng.integers(FIRST_SLOT, LAST_SLOT, n)
+    seconds = origin + days * 86_400 + slots * SLOT_SECONDS
+    return pa.array(seconds * 1_000_000, pa.int64()).cast(model.TIMESTAMP)
+
+
+def course_chunk(seed: int, first_id: int, n: int, window: Window) -> pa.Table:
+    """``n`` new courses with ids ``first_id`` … ``first_id + n - 1``; pure in its arguments."""
+    rng = np.random.default_rng([seed, first_id])
+    category_keys = np.array([cid for cid, _ in model.CATEGORIES], dtype=np.int64)
+    level_keys = np.array([lid for lid, _ in model.LEVELS], dtype=np.int64)
+    categories = category_keys[rng.integers(0, len(category_keys), n)]
+    levels = level_keys[rng.choice(len(level_keys), n, p=LEVEL_WEIGHTS)]
+    return pa.table(
+        {
+            "course_id": pa.array(np.arange(first_id, first_id + n, dtype=np.int64)),
+            "course_name": course_names(rng, categories, levels),
+            "category_id": pa.array(categories.astype(np.int32)),
+            "level_id": pa.array(levels.astype(np.int32)),
+            "start_date": start_dates(rng, n, window),
+        },
+        schema=model.COURSES_SCHEMA,
+    )
+
+
+def course_chunks(
+    seed: int, first_id: int, count: int, window: Window, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pa.Table]:
+    """``count`` new courses from ``first_id`` on, in tables of at most ``chunk_rows`` rows."""
+    for offset in range(0, count, chunk_rows):
+        yield course_chunk(seed, first_id + offset, min(chunk_rows, count - offset), window)
+
+
+def rescheduled_courses(
+    lake: lakes.Lake, fraction: float, seed: int, next_id: int, window: Window
+) -> pa.Table:
+    """A sample of ``fraction`` of the lake's courses, same ids and names, with new start dates."""
+    empty = model.COURSES_SCHEMA.empty_table()
+    batches = lakes.committed_batches(lake)
+    if fraction <= 0 or not batches:
+        return empty
+    id_arrays = [rb.column(0) for _, rb in lakes.read_batches(lake, batches, columns=["course_id"])]
+    ids = np.unique(pa.chunked_array(id_arrays, pa.int64()).to_numpy())
+    rng = np.random.default_rng([seed, next_id, 1])
+    chosen = np.sort(rng.choice(ids, size=round(fraction * len(ids)), replace=False))
+    if len(chosen) == 0:
+        return empty
+    wanted = pa.array(chosen)
+    pieces = []
+    columns = ["course_id", "course_name", "category_id", "level_id"]
+    for _, record_batch in lakes.read_batches(lake, batches, columns=columns):
+        table = pa.Table.from_batches([record_batch])
+        pieces.append(table.filter(pc.is_in(table["course_id"], value_set=wanted)))
+    found = pa.concat_tables(pieces).combine_chunks()
+    _, first = np.unique(found["course_id"].to_numpy(), return_index=True)
+    found = found.take(pa.array(first))
+    return found.append_column("start_date", start_dates(rng, found.num_rows, window)).cast(
+        model.COURSES_SCHEMA
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+def generate(
+    lake_url: str,
+    *,
+    courses: int = DEFAULT_COURSES,
+    seed: int = 0,
+    window: Window | None = None,
+    reschedule: float = 0.0,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> GenerateResult:
+    """Write one committed batch of ``courses`` new courses (and rescheduled ones) to the lake.
+
+    Course ids continue after the largest id already in the lake. The dimension CSVs are replaced
+    first, so a reader that sees the batch also sees its categories and levels.
+    """
+    if courses < 1:
+        raise InputError(f"--courses must be at least 1, got {courses}")
+    if not 0.0 <= reschedule <= 1.0:
+        raise InputError(f"--reschedule must be a fraction between 0 and 1, got {reschedule}")
+    window = window or default_window()
+    began = time.perf_counter()
+    lake = lakes.open_lake(lake_url, create=True)
+    lakes.write_dimension(lake, "categories", model.categories_table())
+    lakes.write_dimension(lake, "levels", model.levels_table())
+    first_id = lakes.max_course_id(lake) + 1
+    moved = rescheduled_courses(lake, reschedule, seed, first_id, window)
+    batch_id = lakes.new_id()
+    with lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA) as writer:
+        if moved.num_rows:
+            writer.write_part(moved)
+        for chunk in course_chunks(seed, first_id, courses, window, chunk_rows):
+            writer.write_part(chunk)
+            if progress:
+                progress(chunk.num_rows)
+        writer.commit()
+    return GenerateResult(
+        batch_id=batch_id,
+        rows=writer.rows,
+        new_courses=courses,
+        rescheduled=moved.num_rows,
+        first_id=first_id,
+        last_id=first_id + courses - 1,
+        bytes=writer.bytes,
+        seconds=time.perf_counter() - began,
+    )

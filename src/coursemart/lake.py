@@ -1,0 +1,330 @@
+"""The lake: one layout for every engine and every storage.
+
+```
+<lake>/categories.csv                        dimension snapshot, replaced atomically
+<lake>/levels.csv
+<lake>/courses/batch_id=<id>/part-*.parquet  one folder per generate run, never modified
+<lake>/courses/batch_id=<id>/_SUCCESS        written last: a batch without it does not exist
+<lake>/_rejected/load_id=<id>/part-0.parquet rows the loader refused, with a ``reason`` column
+```
+
+Local folders and fsspec URLs (``abfs://``, ``s3://``, ``memory://``) go through the same code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, Self
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from coursemart.errors import LakeError, UnwritableLakeError
+
+COURSES_DIR: Final = "courses"
+REJECTED_DIR: Final = "_rejected"
+SUCCESS: Final = "_SUCCESS"
+BATCH_PREFIX: Final = "batch_id="
+PARQUET_COMPRESSION: Final = "zstd"
+ROW_GROUP_ROWS: Final = 128 * 1024
+DIMENSIONS: Final = ("categories", "levels")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake root on some filesystem."""
+
+    url: str
+    fs: fsspec.AbstractFileSystem
+    root: str
+    arrow_fs: pafs.FileSystem = field(repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        """Join ``parts`` below the lake root."""
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def batch_dir(self, batch_id: str) -> str:
+        return self.path(COURSES_DIR, f"{BATCH_PREFIX}{batch_id}")
+
+    def dimension_path(self, name: str) -> str:
+        return self.path(f"{name}.csv")
+
+
+def open_lake(url: str, *, create: bool = False) -> Lake:
+    """Open the lake at ``url`` (folder or fsspec URL); ``create`` makes sure it is writable."""
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise LakeError(f"cannot open lake {url!r}: {exc}") from exc
+    arrow_fs: pafs.FileSystem
+    if isinstance(fs, LocalFileSystem):
+        arrow_fs = pafs.LocalFileSystem()
+        if create:
+            _prepare_local_root(url, root)
+    else:
+        arrow_fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+        if create:
+            fs.makedirs(root, exist_ok=True)
+    return Lake(url=url, fs=fs, root=root, arrow_fs=arrow_fs)
+
+
+def _prepare_local_root(url: str, root: str) -> None:
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise UnwritableLakeError(f"lake path {url!r} is a file, not a folder: choose a folder")
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise UnwritableLakeError(
+            f"cannot create lake folder {url!r}: {exc.strerror}; choose a writable folder"
+        ) from exc
+    probe = os.path.join(root, f".write-probe-{uuid.uuid4().hex}")
+    try:
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise UnwritableLakeError(
+            f"lake folder {url!r} is not writable ({exc.strerror}): "
+            "fix its permissions or choose another folder"
+        ) from exc
+
+
+def new_id(now: datetime | None = None) -> str:
+    """A batch or load id that sorts by time: ``20261127T102455.123456Z-3f2a``."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(2)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Course batches
+
+
+class BatchWriter:
+    """Writes one batch of part files; only :meth:`commit` makes it visible to readers.
+
+    Leaving the ``with`` block without committing (an error, a signal) leaves no ``_SUCCESS``,
+    so readers never see the partial batch.
+    """
+
+    def __init__(self, lake: Lake, batch_id: str, schema: pa.Schema) -> None:
+        self.lake = lake
+        self.batch_id = batch_id
+        self.schema = schema
+        self.rows = 0
+        self.bytes = 0
+        self.parts: list[str] = []
+        self.committed = False
+        lake.fs.makedirs(lake.batch_dir(batch_id), exist_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and not self.committed:
+            self.abort()
+
+    def write_part(self, table: pa.Table) -> None:
+        """Write ``table`` as the next part file, sorted by ``start_date`` then ``course_id``."""
+        table = table.select(self.schema.names).cast(self.schema)
+        table = table.sort_by([("start_date", "ascending"), ("course_id", "ascending")])
+        path = f"{self.lake.batch_dir(self.batch_id)}/part-{len(self.parts):05d}.parquet"
+        pq.write_table(
+            table,
+            path,
+            filesystem=self.lake.arrow_fs,
+            compression=PARQUET_COMPRESSION,
+            row_group_size=ROW_GROUP_ROWS,
+            write_statistics=True,
+        )
+        self.parts.append(path)
+        self.rows += table.num_rows
+        self.bytes += self.lake.fs.size(path)
+
+    def commit(self) -> None:
+        """Write ``_SUCCESS`` last: from now on readers see the batch, and it never changes."""
+        marker = json.dumps(
+            {"batch_id": self.batch_id, "rows": self.rows, "parts": len(self.parts)}
+        )
+        self.lake.fs.pipe_file(f"{self.lake.batch_dir(self.batch_id)}/{SUCCESS}", marker.encode())
+        self.committed = True
+
+    def abort(self) -> None:
+        """Remove what was written; best effort, since an uncommitted batch is invisible anyway."""
+        try:
+            self.lake.fs.rm(self.lake.batch_dir(self.batch_id), recursive=True)
+        except OSError:
+            pass
+
+
+def committed_batches(lake: Lake) -> list[str]:
+    """Ids of the batches that have ``_SUCCESS``, oldest first."""
+    pattern = lake.path(COURSES_DIR, f"{BATCH_PREFIX}*", SUCCESS)
+    ids = [path.rstrip("/").split("/")[-2][len(BATCH_PREFIX) :] for path in lake.fs.glob(pattern)]
+    return sorted(ids)
+
+
+def uncommitted_batches(lake: Lake) -> list[str]:
+    """Ids of batch folders without ``_SUCCESS``: interrupted writes, invisible to readers."""
+    pattern = lake.path(COURSES_DIR, f"{BATCH_PREFIX}*")
+    every = {path.rstrip("/").split("/")[-1][len(BATCH_PREFIX) :] for path in lake.fs.glob(pattern)}
+    return sorted(every - set(committed_batches(lake)))
+
+
+def batch_files(lake: Lake, batch_id: str) -> list[str]:
+    """The part files of a batch, in order."""
+    return sorted(lake.fs.glob(f"{lake.batch_dir(batch_id)}/part-*.parquet"))
+
+
+def read_file_batches(
+    lake: Lake,
+    path: str,
+    *,
+    since: datetime | None = None,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = 64 * 1024,
+) -> Iterator[pa.RecordBatch]:
+    """Stream one part file; ``since`` is pushed down so row groups before it are skipped.
+
+    An unreadable file raises :class:`LakeError` naming the file.
+    """
+    try:
+        dataset = ds.dataset(path, format="parquet", filesystem=lake.arrow_fs)
+        expression = (
+            ds.field("start_date") >= pa.scalar(since, pa.timestamp("us", "UTC")) if since else None
+        )
+        yield from dataset.to_batches(
+            columns=list(columns) if columns is not None else None,
+            filter=expression,
+            batch_size=batch_rows,
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet") from exc
+
+
+def read_batches(
+    lake: Lake,
+    batch_ids: Sequence[str],
+    *,
+    since: datetime | None = None,
+    columns: Sequence[str] | None = None,
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Stream the rows of ``batch_ids`` as ``(batch_id, record batch)``, in batch order."""
+    for batch_id in batch_ids:
+        for path in batch_files(lake, batch_id):
+            for record_batch in read_file_batches(lake, path, since=since, columns=columns):
+                yield batch_id, record_batch
+
+
+def max_course_id(lake: Lake) -> int:
+    """The largest ``course_id`` in committed batches (0 when there is none), from file footers."""
+    largest = 0
+    for batch_id in committed_batches(lake):
+        for path in batch_files(lake, batch_id):
+            largest = max(largest, _max_from_footer(lake, path, "course_id"))
+    return largest
+
+
+def _max_from_footer(lake: Lake, path: str, column: str) -> int:
+    try:
+        with lake.arrow_fs.open_input_file(path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+            index = metadata.schema.names.index(column)
+            largest = 0
+            for group in range(metadata.num_row_groups):
+                stats = metadata.row_group(group).column(index).statistics
+                if stats is None or not stats.has_min_max:
+                    raise LakeError(f"{path}: no statistics for {column}")
+                largest = max(largest, int(stats.max))
+            return largest
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet") from exc
+
+
+def batch_row_count(lake: Lake, batch_id: str) -> int:
+    """Rows in a committed batch, from the file footers."""
+    total = 0
+    for path in batch_files(lake, batch_id):
+        with lake.arrow_fs.open_input_file(path) as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Dimensions
+
+
+def write_dimension(lake: Lake, name: str, table: pa.Table) -> None:
+    """Replace ``<name>.csv`` atomically: readers see the old file or the new one, never a mix."""
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    _atomic_put(lake, lake.dimension_path(name), buffer.getvalue())
+
+
+def read_dimension(lake: Lake, name: str, schema: pa.Schema | None = None) -> pa.Table:
+    """Read ``<name>.csv`` (with ``schema``'s column types, when given)."""
+    path = lake.dimension_path(name)
+    try:
+        data = lake.fs.cat_file(path)
+    except FileNotFoundError as exc:
+        raise LakeError(f"{path} is missing: run `coursemart generate` first") from exc
+    convert = pacsv.ConvertOptions(column_types=schema) if schema is not None else None
+    try:
+        return pacsv.read_csv(io.BytesIO(data), convert_options=convert)
+    except pa.ArrowException as exc:
+        raise LakeError(f"cannot read {path}: {exc}") from exc
+
+
+def _atomic_put(lake: Lake, path: str, data: bytes) -> None:
+    if lake.is_local:
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    else:
+        # One PUT of a whole object is atomic on blob stores.
+        lake.fs.pipe_file(path, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rejected rows
+
+
+def write_rejected(lake: Lake, load_id: str, table: pa.Table, part: int = 0) -> str:
+    """Write rows the loader refused (with their ``reason`` column); returns the file's path."""
+    folder = lake.path(REJECTED_DIR, f"load_id={load_id}")
+    lake.fs.makedirs(folder, exist_ok=True)
+    path = f"{folder}/part-{part:05d}.parquet"
+    pq.write_table(table, path, filesystem=lake.arrow_fs, compression=PARQUET_COMPRESSION)
+    return path
+
+
+def read_rejected(lake: Lake, load_id: str) -> pa.Table:
+    """All rows rejected by ``load_id``."""
+    folder = lake.path(REJECTED_DIR, f"load_id={load_id}")
+    paths = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))
+    tables: list[Any] = [pq.read_table(p, filesystem=lake.arrow_fs) for p in paths]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})

@@ -1,0 +1,188 @@
+"""The command line: summaries, one-line errors with exit code 2, interruption by a real signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from coursemart import lake as lakes
+from tests.conftest import CliResult
+
+Cli = Callable[..., CliResult]
+
+
+def test_generate_prints_a_one_line_summary(cli: Cli, lake_dir: Path) -> None:
+    result = cli("generate", "--courses", "2500", "--seed", "3", "--lake", str(lake_dir))
+
+    assert result.exit_code == 0, result.stderr
+    (batch_id,) = lakes.committed_batches(lakes.open_lake(str(lake_dir)))
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"generated batch {batch_id}: 2,500 rows")
+    assert "KiB" in lines[0] and lines[0].endswith(" s")
+
+
+def test_quiet_prints_nothing(cli: Cli, lake_dir: Path) -> None:
+    result = cli("generate", "--courses", "10", "--lake", str(lake_dir), "--quiet")
+
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert len(lakes.committed_batches(lakes.open_lake(str(lake_dir)))) == 1
+
+
+def test_lake_defaults_to_the_configuration(
+    cli: Cli, lake_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COURSEMART_LAKE", str(lake_dir))
+
+    assert cli("generate", "--courses", "10", "-q").exit_code == 0
+    assert len(lakes.committed_batches(lakes.open_lake(str(lake_dir)))) == 1
+
+
+def test_window_and_reschedule_options(cli: Cli, lake_dir: Path) -> None:
+    lake = str(lake_dir)
+    assert (
+        cli(
+            "generate", "-n", "100", "--lake", lake, "--start", "2025-01-01", "--end", "2025-01-31"
+        ).exit_code
+        == 0
+    )
+    result = cli("generate", "-n", "10", "--lake", lake, "--reschedule", "0.5")
+
+    assert result.exit_code == 0, result.stderr
+    assert "50 rescheduled" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--courses", "-5"], "Invalid value for '--courses'"),
+        (["--courses", "0"], "Invalid value for '--courses'"),
+        (["--bogus"], "No such option: --bogus"),
+        (
+            ["--start", "2026-05-01", "--end", "2026-01-01"],
+            "--start 2026-05-01 is after --end 2026-01-01",
+        ),
+        (["--start", "yesterday"], "Invalid value for '--start'"),
+        (["--reschedule", "1.5"], "Invalid value for '--reschedule'"),
+    ],
+)
+def test_bad_options_give_one_line_and_exit_code_2(
+    cli: Cli, lake_dir: Path, args: list[str], message: str
+) -> None:
+    result = cli("generate", "--lake", str(lake_dir), *args)
+
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("coursemart: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not lake_dir.exists()
+
+
+def test_a_lake_path_that_is_a_file_is_refused(cli: Cli, tmp_path: Path) -> None:
+    target = tmp_path / "lake.txt"
+    target.write_text("not a lake")
+
+    result = cli("generate", "--courses", "10", "--lake", str(target))
+
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"coursemart: error: lake path '{target}' is a file, not a folder: choose a folder\n"
+    )
+    assert target.read_text() == "not a lake"
+
+
+def test_an_unwritable_lake_is_refused(cli: Cli, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a read-only filesystem
+            locked = Path("/proc/coursemart-lake")
+        result = cli("generate", "--courses", "10", "--lake", str(locked))
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert f"'{locked}'" in result.stderr
+    assert "writable" in result.stderr
+
+
+def test_a_bad_setting_names_the_variable(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSEMART_ENGINE", "hadoop")
+
+    result = cli("config")
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("coursemart: error: COURSEMART_ENGINE: ")
+
+
+def test_config_shows_masked_settings(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSEMART_WAREHOUSE", "postgresql://app:hunter2@db/cm")
+
+    result = cli("config")
+
+    assert result.exit_code == 0
+    assert "warehouse = postgresql://app:***@db/cm" in result.stdout
+    assert "hunter2" not in result.stdout
+
+
+def test_every_command_and_option_has_help(cli: Cli) -> None:
+    from typer.main import get_command
+
+    from coursemart.cli import app
+
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help, f"{name} has no help"
+        for param in command.params:
+            assert getattr(param, "help", None), f"{name} {param.name} has no help"
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "coursemart", "--help"], capture_output=True, text=True
+    )
+
+    assert done.returncode == 0
+    assert "generate" in done.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_killing_generate_part_way_leaves_no_committed_batch(lake_dir: Path, signum: int) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "coursemart",
+            "generate",
+            "--courses",
+            "20000000",
+            "--lake",
+            str(lake_dir),
+            "-q",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not list(lake_dir.glob("courses/batch_id=*/part-00001.parquet")):
+        assert process.poll() is None, "generate ended before it could be interrupted"
+        assert time.monotonic() < deadline, "generate wrote no part file in 60 s"
+        time.sleep(0.02)
+
+    process.send_signal(signum)
+    process.wait(timeout=60)
+
+    assert process.returncode != 0
+    lake = lakes.open_lake(str(lake_dir))
+    assert lakes.committed_batches(lake) == []
+    assert lakes.max_course_id(lake) == 0

@@ -1,0 +1,71 @@
+"""Configuration: environment, .env, secret files, and masking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coursemart.config import Settings, mask_url
+
+
+def test_defaults_run_on_a_laptop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("COURSEMART_LAKE", "COURSEMART_WAREHOUSE", "COURSEMART_API_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+
+    settings = Settings()
+
+    assert settings.lake == "./data/lake"
+    assert settings.warehouse_url == "sqlite:///data/warehouse.db"
+    assert settings.api_keys == ()
+    assert settings.engine == "local"
+
+
+def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("COURSEMART_LAKE=abfs://lake/prefix\nCOURSEMART_ENGINE=spark\n")
+    monkeypatch.setenv("COURSEMART_API_KEYS", "alpha, beta,")
+    monkeypatch.setenv("COURSEMART_ENGINE", "local")
+
+    settings = Settings()
+
+    assert settings.lake == "abfs://lake/prefix"
+    assert settings.engine == "local", "the environment wins over .env"
+    assert [key.get_secret_value() for key in settings.api_keys] == ["alpha", "beta"]
+
+
+def test_secrets_can_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "warehouse-url"
+    secret.write_text("postgresql://app:s3cret@db/coursemart\n")
+    monkeypatch.delenv("COURSEMART_WAREHOUSE", raising=False)
+    monkeypatch.setenv("COURSEMART_WAREHOUSE_FILE", str(secret))
+
+    assert Settings().warehouse_url == "postgresql://app:s3cret@db/coursemart"
+
+
+def test_secrets_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSEMART_WAREHOUSE", "postgresql://app:s3cret@db/coursemart")
+    monkeypatch.setenv("COURSEMART_API_KEYS", "topsecretkey")
+
+    settings = Settings()
+    shown = " ".join([repr(settings), str(settings), str(settings.display())])
+
+    assert "s3cret" not in shown
+    assert "topsecretkey" not in shown
+    assert settings.display()["warehouse"] == "postgresql://app:***@db/coursemart"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://u:p@h:5432/d", "postgresql://u:***@h:5432/d"),
+        ("mysql+pymysql://root@127.0.0.1/test", "mysql+pymysql://root@127.0.0.1/test"),
+        ("sqlite:///data/warehouse.db", "sqlite:///data/warehouse.db"),
+        ("abfs://container/prefix", "abfs://container/prefix"),
+        ("./data/lake", "./data/lake"),
+        ("mssql+pyodbc://u:p%40ss@srv/db?driver=x", "mssql+pyodbc://u:***@srv/db?driver=x"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked

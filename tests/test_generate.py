@@ -1,0 +1,174 @@
+"""The synthetic catalog: sizes, ids, determinism, realism, rescheduling."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from coursemart import lake as lakes
+from coursemart import model, vocabulary
+from coursemart.errors import InputError
+from coursemart.generate import Window, course_chunk, default_window, generate
+from tests.conftest import WINDOW
+
+
+def read_courses(lake_url: str | Path, batch_ids: list[str] | None = None) -> pa.Table:
+    lake = lakes.open_lake(str(lake_url))
+    ids = batch_ids if batch_ids is not None else lakes.committed_batches(lake)
+    tables = [pa.Table.from_batches([rb]) for _, rb in lakes.read_batches(lake, ids)]
+    return pa.concat_tables(tables).sort_by("course_id")
+
+
+def test_one_million_courses_make_one_committed_batch_with_unique_ids(lake_dir: Path) -> None:
+    result = generate(str(lake_dir), courses=1_000_000, seed=7, window=WINDOW)
+
+    lake = lakes.open_lake(str(lake_dir))
+    assert lakes.committed_batches(lake) == [result.batch_id]
+    courses = read_courses(lake_dir)
+    assert courses.num_rows == result.rows == 1_000_000
+    ids = courses["course_id"].to_numpy()
+    assert len(np.unique(ids)) == 1_000_000
+    assert (ids.min(), ids.max()) == (1, 1_000_000)
+
+
+def test_same_seed_on_empty_lakes_writes_identical_rows(tmp_path: Path) -> None:
+    generate(str(tmp_path / "a"), courses=20_000, seed=42, window=WINDOW, chunk_rows=7_000)
+    generate(str(tmp_path / "b"), courses=20_000, seed=42, window=WINDOW, chunk_rows=7_000)
+    generate(str(tmp_path / "c"), courses=20_000, seed=43, window=WINDOW, chunk_rows=7_000)
+
+    assert read_courses(tmp_path / "a").equals(read_courses(tmp_path / "b"))
+    assert not read_courses(tmp_path / "a").equals(read_courses(tmp_path / "c"))
+
+
+def test_second_run_continues_the_ids(lake_dir: Path) -> None:
+    first = generate(str(lake_dir), courses=1_000, seed=1, window=WINDOW)
+    second = generate(str(lake_dir), courses=500, seed=1, window=WINDOW)
+
+    assert (second.first_id, second.last_id) == (1_001, 1_500)
+    new_rows = read_courses(lake_dir, [second.batch_id])
+    assert new_rows["course_id"].to_pylist() == list(range(1_001, 1_501))
+    assert lakes.committed_batches(lakes.open_lake(str(lake_dir))) == [
+        first.batch_id,
+        second.batch_id,
+    ]
+
+
+def test_names_use_their_category_vocabulary_and_look_real() -> None:
+    courses = course_chunk(seed=3, first_id=1, n=5_000, window=WINDOW).to_pylist()
+
+    for row in courses:
+        subjects = vocabulary.SUBJECTS[row["category_id"]]
+        assert any(subject in row["course_name"] for subject in subjects), row
+        assert row["course_name"] == row["course_name"].strip()
+        assert "  " not in row["course_name"]
+        assert len(row["course_name"]) <= model.MAX_NAME_LENGTH
+    names = {row["course_name"] for row in courses}
+    assert len(names) > 2_000, "names should vary"
+    assert {row["category_id"] for row in courses} == {cid for cid, _ in model.CATEGORIES}
+    assert {row["level_id"] for row in courses} == {lid for lid, _ in model.LEVELS}
+
+
+def test_level_specific_closings_match_the_level() -> None:
+    courses = course_chunk(seed=5, first_id=1, n=20_000, window=WINDOW).to_pylist()
+    beginner_only = [c for c in courses if c["course_name"].endswith(" for Beginners")]
+
+    assert beginner_only
+    assert all(c["level_id"] == 101 for c in beginner_only)
+
+
+def test_start_dates_fall_inside_the_window_on_quarter_hours() -> None:
+    window = Window(date(2025, 3, 1), date(2025, 3, 31))
+    dates = course_chunk(seed=1, first_id=1, n=10_000, window=window)["start_date"]
+
+    assert pc.min(dates).as_py() >= datetime(2025, 3, 1, tzinfo=UTC)
+    assert pc.max(dates).as_py() < datetime(2025, 4, 1, tzinfo=UTC)
+    seconds = pc.cast(dates, pa.int64()).to_numpy() // 1_000_000
+    assert np.all(seconds % 900 == 0)
+    assert len(np.unique(seconds // 86_400)) == 31, "every day of the window is used"
+
+
+def test_default_window_spans_past_and_future() -> None:
+    window = default_window(date(2026, 11, 27))
+
+    assert window.start < date(2026, 11, 27) < window.end
+
+
+def test_part_files_are_zstd_parquet_sorted_by_start_date(lake_dir: Path) -> None:
+    result = generate(str(lake_dir), courses=25_000, seed=1, window=WINDOW, chunk_rows=10_000)
+
+    lake = lakes.open_lake(str(lake_dir))
+    parts = lakes.batch_files(lake, result.batch_id)
+    assert len(parts) == 3, "25,000 rows in chunks of 10,000"
+    for part in parts:
+        metadata = pq.ParquetFile(part).metadata
+        assert metadata.row_group(0).column(0).compression == "ZSTD"
+        table = pq.read_table(part)
+        assert table.schema.equals(model.COURSES_SCHEMA, check_metadata=False)
+        dates = table["start_date"].to_numpy()
+        assert np.all(dates[:-1] <= dates[1:])
+
+
+def test_reschedule_moves_existing_courses_keeping_id_and_name(lake_dir: Path) -> None:
+    first = generate(str(lake_dir), courses=10_000, seed=1, window=WINDOW)
+    later = Window(date(2027, 6, 1), date(2027, 6, 30))
+    second = generate(str(lake_dir), courses=100, seed=1, window=later, reschedule=0.05)
+
+    assert second.rescheduled == 500
+    assert second.rows == 600
+    original = {r["course_id"]: r for r in read_courses(lake_dir, [first.batch_id]).to_pylist()}
+    moved = [
+        r for r in read_courses(lake_dir, [second.batch_id]).to_pylist() if r["course_id"] <= 10_000
+    ]
+    assert len(moved) == 500
+    assert len({r["course_id"] for r in moved}) == 500
+    for row in moved:
+        before = original[row["course_id"]]
+        assert row["course_name"] == before["course_name"]
+        assert (row["category_id"], row["level_id"]) == (before["category_id"], before["level_id"])
+        assert row["start_date"].date() >= date(2027, 6, 1)
+
+
+def test_reschedule_on_an_empty_lake_moves_nothing(lake_dir: Path) -> None:
+    result = generate(str(lake_dir), courses=10, seed=1, window=WINDOW, reschedule=0.5)
+
+    assert (result.rescheduled, result.rows) == (0, 10)
+
+
+def test_dimension_snapshots_hold_the_seed_rows(lake_dir: Path) -> None:
+    generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+
+    lake = lakes.open_lake(str(lake_dir))
+    categories = lakes.read_dimension(lake, "categories", model.CATEGORIES_SCHEMA)
+    levels = lakes.read_dimension(lake, "levels", model.LEVELS_SCHEMA)
+    assert [tuple(r.values()) for r in categories.to_pylist()] == list(model.CATEGORIES)
+    assert [tuple(r.values()) for r in levels.to_pylist()] == list(model.LEVELS)
+    assert (lake_dir / "categories.csv").read_text().splitlines()[
+        0
+    ] == '"category_id","category_name"'
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"courses": 0}, "--courses must be at least 1"),
+        ({"courses": -5}, "--courses must be at least 1"),
+        ({"courses": 10, "reschedule": 1.5}, "--reschedule must be a fraction"),
+    ],
+)
+def test_bad_arguments_raise_input_errors(
+    lake_dir: Path, kwargs: dict[str, float], message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        generate(str(lake_dir), **kwargs)  # type: ignore[arg-type]
+    assert not lake_dir.exists(), "nothing is written for bad input"
+
+
+def test_window_with_start_after_end_is_refused() -> None:
+    with pytest.raises(InputError, match="--start 2026-05-01 is after --end 2026-01-01"):
+        Window(date(2026, 5, 1), date(2026, 1, 1))
