@@ -8,7 +8,9 @@ course id and the date window: two runs with the same seed on empty lakes write 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
@@ -22,7 +24,7 @@ from coursemart import model, vocabulary
 from coursemart.errors import InputError
 
 DEFAULT_COURSES: Final = 100_000
-CHUNK_ROWS: Final = 500_000
+CHUNK_ROWS: Final = 250_000
 PAST_DAYS: Final = 365
 FUTURE_DAYS: Final = 180
 #: Courses start on a quarter hour between 08:00 and 19:45 UTC.
@@ -74,11 +76,16 @@ class GenerateResult:
 
 @dataclass(frozen=True)
 class _Vocabulary:
-    openings: pa.Array
-    subjects: pa.Array
+    """Every possible name, built once, so a chunk's names are one ``take`` from it.
+
+    The name of (opening o, subject s, closing c) is at ``(o * subjects + s) * closings + c``.
+    """
+
+    names: pa.Array
+    openings: int
     subject_offset: np.ndarray
     subject_count: np.ndarray
-    closings: pa.Array
+    closings: int
     plain: int
     tools: tuple[int, int]
     levels: dict[int, tuple[int, int]]
@@ -100,12 +107,13 @@ def _build_vocabulary() -> _Vocabulary:
     for level_id, words in vocabulary.LEVEL_CLOSINGS.items():
         levels[level_id] = (len(closings), len(closings) + len(words))
         closings.extend(words)
+    names = [f"{o}{s}{c}" for o in vocabulary.OPENINGS for s in subjects for c in closings]
     return _Vocabulary(
-        openings=pa.array(vocabulary.OPENINGS),
-        subjects=pa.array(subjects),
+        names=pa.array(names, pa.string()),
+        openings=len(vocabulary.OPENINGS),
         subject_offset=offset,
         subject_count=count,
-        closings=pa.array(closings),
+        closings=len(closings),
         plain=len(vocabulary.CLOSINGS),
         tools=tools,
         levels=levels,
@@ -127,15 +135,12 @@ def course_names(
     """Names such as "Applied Machine Learning with Python" for each (category, level) row."""
     words = _VOCABULARY
     n = len(category_ids)
-    opening = rng.integers(0, len(words.openings), n)
-    subject = _pick(
-        rng,
-        words.subject_offset[category_ids],
-        words.subject_offset[category_ids] + words.subject_count[category_ids],
-    )
+    opening = rng.integers(0, words.openings, n)
+    first_subject = words.subject_offset[category_ids]
+    subject = _pick(rng, first_subject, first_subject + words.subject_count[category_ids])
     closing = rng.integers(0, words.plain, n)
     roll = rng.random(n)
-    tool = _pick(rng, np.full(n, words.tools[0]), np.full(n, words.tools[1]))
+    tool = rng.integers(words.tools[0], words.tools[1], n)
     closing = np.where((category_ids == 1) & (roll < 0.30), tool, closing)
     level_low = np.zeros(n, dtype=np.int64)
     level_high = np.ones(n, dtype=np.int64)
@@ -143,36 +148,44 @@ def course_names(
         level_low[level_ids == level_id] = low
         level_high[level_ids == level_id] = high
     closing = np.where(roll > 0.80, _pick(rng, level_low, level_high), closing)
-    return pc.binary_join_element_wise(
-        words.openings.take(opening), words.subjects.take(subject), words.closings.take(closing), ""
-    )
+    subjects = int(words.subject_count.sum())
+    return words.names.take(pa.array((opening * subjects + subject) * words.closings + closing))
 
 
-def start_dates(rng: np.random.Generator, n: int, window: Window) -> pa.Array:
-    """Start timestamps (UTC) on quarter hours of office time, uniform over the window's days."""
-    origin = int(
-        datetime(window.start.year, window.start.month, window.start.day, tzinfo=UTC).timestamp()
-    )
+def start_seconds(rng: np.random.Generator, n: int, window: Window) -> np.ndarray:
+    """Start times (UTC epoch seconds) on quarter hours of office time, uniform over the days."""
+    start = window.start
+    origin = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())
     days = rng.integers(0, window.days, n)
     slots = rng.integers(FIRST_SLOT, LAST_SLOT, n)
-    seconds = origin + days * 86_400 + slots * SLOT_SECONDS
+    seconds: np.ndarray = origin + days * 86_400 + slots * SLOT_SECONDS
+    return seconds
+
+
+def timestamps(seconds: np.ndarray) -> pa.Array:
+    """Epoch seconds as Arrow UTC timestamps."""
     return pa.array(seconds * 1_000_000, pa.int64()).cast(model.TIMESTAMP)
 
 
 def course_chunk(seed: int, first_id: int, n: int, window: Window) -> pa.Table:
-    """``n`` new courses with ids ``first_id`` … ``first_id + n - 1``; pure in its arguments."""
+    """``n`` new courses with ids ``first_id`` … ``first_id + n - 1``; pure in its arguments.
+
+    Rows come out sorted by ``start_date`` then ``course_id``, as the lake stores them.
+    """
     rng = np.random.default_rng([seed, first_id])
     category_keys = np.array([cid for cid, _ in model.CATEGORIES], dtype=np.int64)
     level_keys = np.array([lid for lid, _ in model.LEVELS], dtype=np.int64)
+    seconds = start_seconds(rng, n, window)
+    order = np.argsort(seconds, kind="stable")
     categories = category_keys[rng.integers(0, len(category_keys), n)]
     levels = level_keys[rng.choice(len(level_keys), n, p=LEVEL_WEIGHTS)]
     return pa.table(
         {
-            "course_id": pa.array(np.arange(first_id, first_id + n, dtype=np.int64)),
+            "course_id": pa.array(order + first_id),
             "course_name": course_names(rng, categories, levels),
             "category_id": pa.array(categories.astype(np.int32)),
             "level_id": pa.array(levels.astype(np.int32)),
-            "start_date": start_dates(rng, n, window),
+            "start_date": timestamps(seconds[order]),
         },
         schema=model.COURSES_SCHEMA,
     )
@@ -209,13 +222,19 @@ def rescheduled_courses(
     found = pa.concat_tables(pieces).combine_chunks()
     _, first = np.unique(found["course_id"].to_numpy(), return_index=True)
     found = found.take(pa.array(first))
-    return found.append_column("start_date", start_dates(rng, found.num_rows, window)).cast(
-        model.COURSES_SCHEMA
-    )
+    moved = timestamps(start_seconds(rng, found.num_rows, window))
+    return found.append_column("start_date", moved).cast(model.COURSES_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------
 # The stage
+
+WORKERS: Final = 2
+
+
+def _advance(progress: Progress | None, rows: int) -> None:
+    if progress is not None:
+        progress(rows)
 
 
 def generate(
@@ -247,11 +266,24 @@ def generate(
     batch_id = lakes.new_id()
     with lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA) as writer:
         if moved.num_rows:
-            writer.write_part(moved)
-        for chunk in course_chunks(seed, first_id, courses, window, chunk_rows):
-            writer.write_part(chunk)
-            if progress:
-                progress(chunk.num_rows)
+            writer.write_part(moved, part=0)
+        first_part = 1 if moved.num_rows else 0
+
+        def build_and_write(part: int, offset: int) -> int:
+            size = min(chunk_rows, courses - offset)
+            writer.write_part(course_chunk(seed, first_id + offset, size, window), part=part)
+            return size
+
+        # Chunks are built and written on WORKERS threads (numpy and Parquet release the GIL);
+        # at most WORKERS chunks are in flight, so memory does not grow with the row count.
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="generate") as pool:
+            in_flight: deque[Future[int]] = deque()
+            for part, offset in enumerate(range(0, courses, chunk_rows), start=first_part):
+                in_flight.append(pool.submit(build_and_write, part, offset))
+                if len(in_flight) >= WORKERS:
+                    _advance(progress, in_flight.popleft().result())
+            while in_flight:
+                _advance(progress, in_flight.popleft().result())
         writer.commit()
     return GenerateResult(
         batch_id=batch_id,

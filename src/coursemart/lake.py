@@ -17,6 +17,7 @@ import io
 import json
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
@@ -131,6 +133,8 @@ class BatchWriter:
         self.bytes = 0
         self.parts: list[str] = []
         self.committed = False
+        self._next_part = 0
+        self._lock = threading.Lock()
         lake.fs.makedirs(lake.batch_dir(batch_id), exist_ok=True)
 
     def __enter__(self) -> Self:
@@ -145,11 +149,18 @@ class BatchWriter:
         if exc_type is not None and not self.committed:
             self.abort()
 
-    def write_part(self, table: pa.Table) -> None:
-        """Write ``table`` as the next part file, sorted by ``start_date`` then ``course_id``."""
+    def write_part(self, table: pa.Table, part: int | None = None) -> str:
+        """Write ``table`` as part file number ``part`` (default: the next), sorted by
+        ``start_date`` then ``course_id``. Safe to call from several threads with distinct parts.
+        """
         table = table.select(self.schema.names).cast(self.schema)
-        table = table.sort_by([("start_date", "ascending"), ("course_id", "ascending")])
-        path = f"{self.lake.batch_dir(self.batch_id)}/part-{len(self.parts):05d}.parquet"
+        if not is_sorted_by_start(table):
+            table = table.sort_by([("start_date", "ascending"), ("course_id", "ascending")])
+        with self._lock:
+            if part is None:
+                part = self._next_part
+            self._next_part = max(self._next_part, part + 1)
+        path = f"{self.lake.batch_dir(self.batch_id)}/part-{part:05d}.parquet"
         pq.write_table(
             table,
             path,
@@ -158,9 +169,12 @@ class BatchWriter:
             row_group_size=ROW_GROUP_ROWS,
             write_statistics=True,
         )
-        self.parts.append(path)
-        self.rows += table.num_rows
-        self.bytes += self.lake.fs.size(path)
+        size = self.lake.fs.size(path)
+        with self._lock:
+            self.parts.append(path)
+            self.rows += table.num_rows
+            self.bytes += size
+        return path
 
     def commit(self) -> None:
         """Write ``_SUCCESS`` last: from now on readers see the batch, and it never changes."""
@@ -176,6 +190,14 @@ class BatchWriter:
             self.lake.fs.rm(self.lake.batch_dir(self.batch_id), recursive=True)
         except OSError:
             pass
+
+
+def is_sorted_by_start(table: pa.Table) -> bool:
+    """Whether rows are ordered by ``start_date`` then ``course_id`` (checked without sorting)."""
+    dates = table["start_date"].cast(pa.int64()).to_numpy()
+    ids = table["course_id"].to_numpy()
+    date_step, id_step = np.diff(dates), np.diff(ids)
+    return bool(np.all((date_step > 0) | ((date_step == 0) & (id_step > 0))))
 
 
 def committed_batches(lake: Lake) -> list[str]:

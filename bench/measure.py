@@ -1,0 +1,49 @@
+"""Run a benchmark case in a fresh process and report its wall time and peak memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    seconds: float
+    peak_mib: float
+
+
+def run_case(name: str, code: str, env: dict[str, str] | None = None) -> Measurement:
+    """Run ``code`` with this interpreter in a child process: its time and its max RSS.
+
+    The time is that of ``code`` alone, after the interpreter has started: a line
+    ``BENCH_START`` in ``code`` marks where the clock starts (after imports), else it starts
+    with the process.
+    """
+    timed = code.replace("BENCH_START", "import time as _t; _began = _t.perf_counter()")
+    if "_began" not in timed:
+        timed = "import time as _t; _began = _t.perf_counter()\n" + timed
+    timed += "\nprint('BENCH_SECONDS', _t.perf_counter() - _began, flush=True)\n"
+    process = subprocess.Popen(
+        [sys.executable, "-c", timed],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark case {name!r} failed with status {status}:\n{output}")
+    seconds = float(output.rsplit("BENCH_SECONDS", 1)[1])
+    return Measurement(name, seconds, usage.ru_maxrss / 1024)
+
+
+def table(rows: list[list[str]]) -> str:
+    """Left-aligned text table."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+    )
