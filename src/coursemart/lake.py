@@ -219,6 +219,15 @@ def batch_files(lake: Lake, batch_id: str) -> list[str]:
     return sorted(lake.fs.glob(f"{lake.batch_dir(batch_id)}/part-*.parquet"))
 
 
+def file_schema(lake: Lake, path: str) -> pa.Schema:
+    """The Arrow schema of a Parquet file, from its footer; :class:`LakeError` names a bad file."""
+    try:
+        with lake.arrow_fs.open_input_file(path) as handle:
+            return pq.read_schema(handle)
+    except (OSError, pa.ArrowException) as exc:
+        raise LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet") from exc
+
+
 def read_file_batches(
     lake: Lake,
     path: str,

@@ -1,0 +1,291 @@
+"""Per-database fast paths for the loader; each works inside the caller's open transaction.
+
+- SQLite: the write lock (``BEGIN IMMEDIATE``) is the load lock; rows go in as prepared
+  ``INSERT … ON CONFLICT DO UPDATE`` batches.
+- PostgreSQL: ``pg_try_advisory_lock``; rows are COPYed (new ids straight into ``courses``, the
+  others into a temp staging table merged by ``INSERT … ON CONFLICT … WHERE IS DISTINCT FROM``).
+- MariaDB/MySQL: ``GET_LOCK``; batched ``INSERT … ON DUPLICATE KEY UPDATE``.
+- SQL Server: see :mod:`coursemart.load.mssql`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from typing import Any, ClassVar, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from coursemart import warehouse
+from coursemart.errors import CoursemartError
+
+COURSE_COLUMNS: Final = ("course_id", "course_name", "category_id", "level_id", "start_date")
+UPDATED_COLUMNS: Final = COURSE_COLUMNS[1:]
+LOCK_NAME: Final = "coursemart-load"
+ROWS_PER_STATEMENT: Final = 10_000
+
+
+class LockBusyError(CoursemartError):
+    """Another load holds the warehouse's load lock."""
+
+    exit_code = 3
+
+
+def _busy(url: str, waited: float) -> LockBusyError:
+    return LockBusyError(
+        f"another coursemart load is running on {url} (waited {waited:.0f} s): "
+        "try again when it has finished, or raise --wait"
+    )
+
+
+def text_timestamps(column: pa.ChunkedArray | pa.Array) -> list[str]:
+    """UTC timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff``, SQLAlchemy's own text format."""
+    texts: list[str] = pc.strftime(column, "%Y-%m-%d %H:%M:%S").to_pylist()  # %S has micros
+    return texts
+
+
+def row_tuples(table: pa.Table) -> list[tuple[Any, ...]]:
+    """The course rows as DB-API parameter tuples, timestamps as text."""
+    columns = [table[name].to_pylist() for name in COURSE_COLUMNS[:-1]]
+    columns.append(text_timestamps(table["start_date"]))
+    return list(zip(*columns, strict=True))
+
+
+class Backend:
+    """The generic path, through SQLAlchemy; subclasses replace what they do faster."""
+
+    dialects: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, connection: Connection, display_url: str) -> None:
+        self.connection = connection
+        self.display_url = display_url
+
+    # locking ------------------------------------------------------------------------------
+    def lock(self, wait: float) -> None:
+        """Take the one-loader-at-a-time lock, waiting up to ``wait`` seconds."""
+
+    def unlock(self) -> None:
+        """Release the lock taken by :meth:`lock`."""
+
+    def begin(self) -> None:
+        """Open the load's transaction."""
+        self.connection.begin()
+
+    # rows ---------------------------------------------------------------------------------
+    def upsert_dimension(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Merge dimension rows on their primary key; the table is never emptied or dropped."""
+        key = table.primary_key.columns.values()[0]
+        for row in rows:
+            updated = self.connection.execute(
+                table.update().where(key == row[key.name]).values(**row)
+            ).rowcount
+            if not updated:
+                self.connection.execute(table.insert().values(**row))
+
+    def write_courses(self, rows: pa.Table) -> None:
+        """Write validated course rows of the current batch (later rows win over earlier)."""
+        raise NotImplementedError
+
+    def merge_courses(self) -> None:
+        """Finish the current batch: move staged rows into ``courses``."""
+
+
+class SQLiteBackend(Backend):
+    dialects = ("sqlite",)
+    UPSERT: Final = (
+        f"INSERT INTO courses ({', '.join(COURSE_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (course_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in UPDATED_COLUMNS)
+        + " WHERE "
+        + " OR ".join(f"courses.{c} IS NOT excluded.{c}" for c in UPDATED_COLUMNS)
+    )
+
+    def begin(self) -> None:
+        # The engine's "begin" hook issues BEGIN IMMEDIATE: the write lock is the load lock.
+        began = time.monotonic()
+        try:
+            self.connection.begin()
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc.orig):
+                raise _busy(self.display_url, time.monotonic() - began) from exc
+            raise
+
+    def upsert_dimension(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        statement = sqlite.insert(table)
+        key = [c.name for c in table.primary_key.columns]
+        statement = statement.on_conflict_do_update(
+            index_elements=key,
+            set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in key},
+        )
+        self.connection.execute(statement, rows)
+
+    def write_courses(self, rows: pa.Table) -> None:
+        raw = self.connection.connection.driver_connection
+        assert raw is not None
+        for offset in range(0, rows.num_rows, ROWS_PER_STATEMENT * 5):
+            raw.executemany(self.UPSERT, row_tuples(rows.slice(offset, ROWS_PER_STATEMENT * 5)))
+
+
+class PostgresBackend(Backend):
+    dialects = ("postgresql",)
+    STAGE: Final = "coursemart_stage"
+
+    def __init__(self, connection: Connection, display_url: str) -> None:
+        super().__init__(connection, display_url)
+        self.staged = False
+        self.max_id: int | None = None
+        self.key = int.from_bytes(
+            hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True
+        )
+
+    def lock(self, wait: float) -> None:
+        began = time.monotonic()
+        while True:
+            got = self.connection.execute(
+                sa.select(sa.func.pg_try_advisory_lock(self.key))
+            ).scalar()
+            self.connection.commit()
+            if got:
+                return
+            if time.monotonic() - began >= wait:
+                raise _busy(self.display_url, wait)
+            time.sleep(0.1)
+
+    def unlock(self) -> None:
+        self.connection.rollback()  # a failed transaction would refuse the unlock
+        self.connection.execute(sa.select(sa.func.pg_advisory_unlock(self.key)))
+        self.connection.commit()
+
+    def _largest_id(self) -> int:
+        largest: int = self.connection.execute(
+            sa.select(sa.func.coalesce(sa.func.max(warehouse.courses.c.course_id), 0))
+        ).scalar_one()
+        return largest
+
+    def upsert_dimension(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        statement = postgresql.insert(table)
+        key = [c.name for c in table.primary_key.columns]
+        others = [c.name for c in table.columns if c.name not in key]
+        statement = statement.on_conflict_do_update(
+            index_elements=key,
+            set_={name: statement.excluded[name] for name in others},
+            where=sa.tuple_(*[table.c[n] for n in others]).is_distinct_from(
+                sa.tuple_(*[statement.excluded[n] for n in others])
+            ),
+        )
+        self.connection.execute(statement, rows)
+
+    def _copy(self, table_name: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        buffer = io.BytesIO()
+        pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
+        raw = self.connection.connection.driver_connection
+        assert raw is not None
+        columns = ", ".join(COURSE_COLUMNS)
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN (FORMAT csv)") as copy,
+        ):
+            copy.write(buffer.getbuffer())
+
+    def write_courses(self, rows: pa.Table) -> None:
+        # Ids above the largest in the warehouse cannot conflict (duplicates inside a batch are
+        # refused beforehand), so they are copied straight in; the others go through staging.
+        if self.max_id is None:
+            self.max_id = self._largest_id()
+        fresh = pc.greater(rows["course_id"], pa.scalar(self.max_id, pa.int64()))
+        self._copy("courses", rows.filter(fresh))
+        known = rows.filter(pc.invert(fresh))
+        if known.num_rows:
+            if not self.staged:
+                self.connection.exec_driver_sql(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {self.STAGE} "
+                    "(LIKE courses INCLUDING DEFAULTS) ON COMMIT DROP"
+                )
+                self.staged = True
+            self._copy(self.STAGE, known)
+
+    def merge_courses(self) -> None:
+        if self.staged:
+            self.connection.exec_driver_sql(postgres_merge_sql(self.STAGE))
+            self.connection.exec_driver_sql(f"TRUNCATE {self.STAGE}")
+        self.max_id = None  # the next batch may start above the ids this one added
+
+
+def postgres_merge_sql(stage: str) -> str:
+    """Staged rows into ``courses``: insert new ids, update only rows that really changed."""
+    columns = ", ".join(COURSE_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS)
+    current = ", ".join(f"c.{c}" for c in UPDATED_COLUMNS)
+    incoming = ", ".join(f"EXCLUDED.{c}" for c in UPDATED_COLUMNS)
+    return (
+        f"INSERT INTO courses AS c ({columns}) SELECT {columns} FROM {stage} "
+        f"ON CONFLICT (course_id) DO UPDATE SET {updates} "
+        f"WHERE ({current}) IS DISTINCT FROM ({incoming})"
+    )
+
+
+class MySQLBackend(Backend):
+    dialects = ("mysql", "mariadb")
+    UPSERT: Final = (
+        f"INSERT INTO courses ({', '.join(COURSE_COLUMNS)}) VALUES (%s, %s, %s, %s, %s) "
+        "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in UPDATED_COLUMNS)
+    )
+
+    @property
+    def lock_name(self) -> str:
+        database = self.connection.engine.url.database or ""
+        return f"{LOCK_NAME}:{database}"[:64]
+
+    def lock(self, wait: float) -> None:
+        got = self.connection.execute(
+            sa.select(sa.func.get_lock(self.lock_name, max(int(wait), 0)))
+        ).scalar()
+        self.connection.commit()
+        if got != 1:
+            raise _busy(self.display_url, wait)
+
+    def unlock(self) -> None:
+        self.connection.rollback()
+        self.connection.execute(sa.select(sa.func.release_lock(self.lock_name)))
+        self.connection.commit()
+
+    def upsert_dimension(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        statement = mysql.insert(table)
+        key = [c.name for c in table.primary_key.columns]
+        statement = statement.on_duplicate_key_update(
+            {c.name: statement.inserted[c.name] for c in table.columns if c.name not in key}
+        )
+        self.connection.execute(statement, rows)
+
+    def write_courses(self, rows: pa.Table) -> None:
+        raw = self.connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            for offset in range(0, rows.num_rows, ROWS_PER_STATEMENT):
+                cursor.executemany(self.UPSERT, row_tuples(rows.slice(offset, ROWS_PER_STATEMENT)))
+
+
+BACKENDS: Final[tuple[type[Backend], ...]] = (SQLiteBackend, PostgresBackend, MySQLBackend)
+
+
+def backend_for(connection: Connection, display_url: str) -> Backend:
+    """The fast path for the connection's database."""
+    name = connection.dialect.name
+    for backend in BACKENDS:
+        if name in backend.dialects:
+            return backend(connection, display_url)
+    if name == "mssql":
+        from coursemart.load.mssql import MSSQLBackend
+
+        return MSSQLBackend(connection, display_url)
+    raise CoursemartError(
+        f"no loader for {name!r} warehouses: use SQLite, PostgreSQL, MariaDB/MySQL or SQL Server"
+    )

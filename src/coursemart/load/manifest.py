@@ -1,0 +1,92 @@
+"""The manifest of loaded batches and the history of loads (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from coursemart import warehouse
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """One row of ``coursemart_loads``."""
+
+    load_id: str
+    started_at: datetime
+    finished_at: datetime
+    status: str
+    batches: int
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    since: datetime | None = None
+    message: str | None = None
+
+
+def loaded_batch_ids(connection: Connection) -> set[str]:
+    """Ids of the batches already in the warehouse."""
+    return set(connection.execute(sa.select(warehouse.loaded_batches.c.batch_id)).scalars())
+
+
+def record_batch(
+    connection: Connection,
+    *,
+    batch_id: str,
+    load_id: str,
+    rows_read: int,
+    rows_loaded: int,
+    rows_rejected: int,
+    since: datetime | None,
+) -> None:
+    """Add a batch to the manifest (in the load's transaction, beside its rows)."""
+    connection.execute(
+        warehouse.loaded_batches.insert().values(
+            batch_id=batch_id,
+            load_id=load_id,
+            rows_read=rows_read,
+            rows_loaded=rows_loaded,
+            rows_rejected=rows_rejected,
+            since=since,
+            loaded_at=datetime.now(UTC),
+        )
+    )
+
+
+def record_load(connection: Connection, record: LoadRecord) -> None:
+    """Add a load to the history."""
+    connection.execute(warehouse.loads.insert().values(**record.__dict__))
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def latest_loads(connection: Connection, limit: int = 10) -> list[LoadRecord]:
+    """The most recent loads, newest first."""
+    rows = connection.execute(
+        sa.select(warehouse.loads).order_by(warehouse.loads.c.load_id.desc()).limit(limit)
+    ).mappings()
+    return [LoadRecord(**{key: _utc(value) for key, value in row.items()}) for row in rows]
+
+
+def row_counts(connection: Connection) -> dict[str, int]:
+    """Rows per warehouse table."""
+    tables = (warehouse.categories, warehouse.levels, warehouse.courses, warehouse.loaded_batches)
+    return {
+        table.name: connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        for table in tables
+    }
+
+
+def dimension_keys(connection: Connection) -> tuple[frozenset[int], frozenset[int]]:
+    """Category ids and level ids present in the warehouse."""
+    categories = connection.execute(sa.select(warehouse.categories.c.category_id)).scalars()
+    levels = connection.execute(sa.select(warehouse.levels.c.level_id)).scalars()
+    return frozenset(categories), frozenset(levels)

@@ -1,0 +1,242 @@
+"""Validation of lake rows before anything is written: pure functions over Arrow data.
+
+Each refused row gets the reason of the first rule it breaks; good rows come out with exactly the
+warehouse's column types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, TypeAlias
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from coursemart import model
+
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a course row must satisfy to be loaded."""
+
+    categories: frozenset[int]
+    levels: frozenset[int]
+    earliest: datetime = EARLIEST
+    latest: datetime = LATEST
+    max_name_length: int = model.MAX_NAME_LENGTH
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Rows split into those to load and those refused (with a ``reason`` column)."""
+
+    good: pa.Table
+    rejected: pa.Table
+
+    @property
+    def read(self) -> int:
+        return int(self.good.num_rows + self.rejected.num_rows)
+
+
+@dataclass
+class Counts:
+    """Rows read, loaded and rejected; read = loaded + rejected, always."""
+
+    read: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, checked: Checked) -> None:
+        self.read += checked.read
+        self.loaded += checked.good.num_rows
+        self.rejected += checked.rejected.num_rows
+        if checked.rejected.num_rows:
+            kinds = pc.value_counts(reason_kinds(checked.rejected["reason"]))
+            for item in kinds.to_pylist():
+                self.reasons[item["values"]] = self.reasons.get(item["values"], 0) + item["counts"]
+
+
+def reason_kinds(reasons: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The kind of each reason: its text before the first colon (``unknown category_id``)."""
+    return pc.utf8_trim_whitespace(pc.list_element(pc.split_pattern(reasons, ":", max_splits=1), 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+
+
+def schema_problems(schema: pa.Schema) -> list[str]:
+    """What keeps a file's columns from being read as courses; empty when they can be."""
+    problems = []
+    for expected in model.COURSES_SCHEMA:
+        if expected.name not in schema.names:
+            problems.append(f"missing column {expected.name}")
+            continue
+        actual = schema.field(expected.name).type
+        if not _convertible(actual, expected.type):
+            problems.append(f"column {expected.name} is {actual}, expected {expected.type}")
+    return problems
+
+
+def _convertible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_integer(expected):
+        return bool(pa.types.is_integer(actual))
+    if pa.types.is_string(expected):
+        return bool(pa.types.is_string(actual) or pa.types.is_large_string(actual))
+    if pa.types.is_timestamp(expected):
+        return bool(pa.types.is_timestamp(actual) or pa.types.is_date(actual))
+    return bool(actual == expected)
+
+
+def reject_all(table: pa.Table, reason: str) -> Checked:
+    """Every row refused for the same reason (a file whose schema cannot be loaded)."""
+    rejected = table.append_column("reason", pa.array([reason] * table.num_rows, pa.string()))
+    return Checked(good=model.COURSES_SCHEMA.empty_table(), rejected=rejected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """The course columns with the lake's types, in order; integers are range-checked by cast.
+
+    Timestamps without a time zone are read as UTC; integer overflow (an id beyond int64, a
+    category beyond int32) is made null so that the null rules refuse the row.
+    """
+    columns = []
+    for expected in model.COURSES_SCHEMA:
+        column = table[expected.name]
+        if pa.types.is_timestamp(column.type) and column.type.tz is None:
+            column = pc.assume_timezone(column, "UTC")
+        if pa.types.is_integer(expected.type):
+            column = _cast_or_null(column, expected.type)
+        columns.append(pc.cast(column, expected.type))
+    return pa.Table.from_arrays(columns, schema=_nullable(model.COURSES_SCHEMA))
+
+
+def _cast_or_null(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    try:
+        return pc.cast(column, target)
+    except pa.ArrowInvalid:
+        info = np.iinfo(target.to_pandas_dtype())
+        in_range = pc.and_(pc.greater_equal(column, info.min), pc.less_equal(column, info.max))
+        return pc.cast(pc.if_else(in_range, column, pa.scalar(None, column.type)), target)
+
+
+def _nullable(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, f.type, nullable=True) for f in schema])
+
+
+def duplicate_ids(id_arrays: Iterable[pa.Array | pa.ChunkedArray]) -> pa.Array:
+    """Course ids that occur more than once across ``id_arrays`` (one batch's ids)."""
+    chunks = [
+        np.asarray(pc.drop_null(array).to_numpy(zero_copy_only=False), dtype=np.int64)
+        for array in id_arrays
+    ]
+    if not chunks:
+        return pa.array([], pa.int64())
+    ids = np.sort(np.concatenate(chunks))
+    repeated = ids[1:][ids[1:] == ids[:-1]]
+    return pa.array(np.unique(repeated), pa.int64())
+
+
+Mask: TypeAlias = Any  # a pyarrow Array or ChunkedArray (pyarrow has no type hints)
+Rule: TypeAlias = tuple[Callable[[pa.Table], Mask], Callable[[pa.Table], Mask | str]]
+
+
+def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
+    """(broken, reason) per rule, in the order they are checked; each a function of the rows."""
+    known_categories = pa.array(sorted(rules.categories), pa.int32())
+    known_levels = pa.array(sorted(rules.levels), pa.int32())
+    earliest = pa.scalar(rules.earliest, model.TIMESTAMP)
+    latest = pa.scalar(rules.latest, model.TIMESTAMP)
+    window = f" is outside {rules.earliest:%Y-%m-%d} to {rules.latest:%Y-%m-%d}"
+    longest = rules.max_name_length
+
+    def text(column: Mask) -> Mask:
+        return pc.cast(column, pa.string())
+
+    def null(column: str) -> Rule:
+        return (lambda t: pc.is_null(t[column]), lambda t: f"null {column}")
+
+    return [
+        null("course_id"),
+        null("course_name"),
+        null("category_id"),
+        null("level_id"),
+        null("start_date"),
+        (
+            lambda t: pc.is_in(t["course_id"], value_set=duplicates),
+            lambda t: _join("duplicate course_id: ", text(t["course_id"]), " twice in the batch"),
+        ),
+        (
+            lambda t: pc.invert(pc.is_in(t["category_id"], value_set=known_categories)),
+            lambda t: _join("unknown category_id: ", text(t["category_id"])),
+        ),
+        (
+            lambda t: pc.invert(pc.is_in(t["level_id"], value_set=known_levels)),
+            lambda t: _join("unknown level_id: ", text(t["level_id"])),
+        ),
+        (
+            lambda t: pc.or_(
+                pc.less(t["start_date"], earliest), pc.greater_equal(t["start_date"], latest)
+            ),
+            lambda t: _join(
+                "impossible start_date: ",
+                pc.strftime(t["start_date"], "%Y-%m-%dT%H:%M:%SZ"),
+                window,
+            ),
+        ),
+        (
+            lambda t: pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["course_name"])), 0),
+            lambda t: "empty course_name",
+        ),
+        (
+            lambda t: pc.greater(pc.utf8_length(t["course_name"]), longest),
+            lambda t: _join(
+                "over-long course_name: ",
+                text(pc.utf8_length(t["course_name"])),
+                f" characters, at most {longest}",
+            ),
+        ),
+    ]
+
+
+def check(table: pa.Table, rules: Rules, duplicates: pa.Array | None = None) -> Checked:
+    """Split conformed rows into good and rejected, each rejected row with its first reason.
+
+    The rules are first evaluated as cheap boolean masks over all rows; reason texts are built
+    only for the (usually few) rows that break one.
+    """
+    row_rules = _row_rules(
+        rules, duplicates if duplicates is not None else pa.array([], pa.int64())
+    )
+    refused: Mask = pa.array(np.zeros(table.num_rows, dtype=bool))
+    for broken, _ in row_rules:
+        refused = pc.or_(refused, pc.fill_null(broken(table), False))
+    if not pc.any(refused).as_py():
+        return Checked(good=table.cast(model.COURSES_SCHEMA), rejected=_empty_rejected(table))
+    bad = table.filter(refused)
+    reason: Mask = pa.nulls(bad.num_rows, pa.string())
+    for broken, message in reversed(row_rules):  # the first rule is applied last, so it wins
+        text = message(bad)
+        value = text if isinstance(text, str) else pc.fill_null(text, "")
+        reason = pc.if_else(pc.fill_null(broken(bad), False), value, reason)
+    good = table.filter(pc.invert(refused)).cast(model.COURSES_SCHEMA)
+    return Checked(good=good, rejected=bad.append_column("reason", reason))
+
+
+def _empty_rejected(table: pa.Table) -> pa.Table:
+    return table.schema.append(pa.field("reason", pa.string())).empty_table()
+
+
+def _join(*parts: Mask | str) -> Mask:
+    return pc.binary_join_element_wise(*parts, "")
