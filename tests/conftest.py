@@ -7,7 +7,7 @@ where it fails: CI must never pass by skipping.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -53,3 +53,97 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Warehouses: a fresh, empty one per test, on each backend.
+
+PG_ADMIN = os.environ.get(
+    "COURSEMART_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_ADMIN = os.environ.get(
+    "COURSEMART_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+def _reachable(url: str) -> str | None:
+    """None when a connection works, else why not."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"{url.split('@')[-1]} is not reachable ({type(exc).__name__})"
+    finally:
+        engine.dispose()
+
+
+def new_warehouse(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a new empty warehouse on ``backend``; drop it afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+        return
+    name = f"cm_{uuid.uuid4().hex[:12]}"
+    admin_url = PG_ADMIN if backend == "postgresql" else MARIADB_ADMIN
+    problem = _reachable(admin_url)
+    if problem:
+        unavailable(problem)
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    if backend == "postgresql":
+        create, drop = f"CREATE SCHEMA {name}", f"DROP SCHEMA IF EXISTS {name} CASCADE"
+        url = f"{admin_url}?options=-csearch_path%3D{name}"
+    else:
+        create, drop = f"CREATE DATABASE {name}", f"DROP DATABASE IF EXISTS {name}"
+        url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(create)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(drop)
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh warehouse on SQLite, PostgreSQL and MariaDB in turn."""
+    yield from new_warehouse(request.param, tmp_path)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    yield from new_warehouse("postgresql", tmp_path)
+
+
+def snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every coursemart table, in key order: to prove a warehouse did not change."""
+    import sqlalchemy as sa
+
+    from coursemart import warehouse
+
+    engine = warehouse.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            names = set(sa.inspect(connection).get_table_names())
+            result = {}
+            for table in warehouse.metadata.sorted_tables:
+                if table.name in names:
+                    query = sa.select(table).order_by(*table.primary_key.columns)
+                    result[table.name] = [tuple(row) for row in connection.execute(query)]
+            return result
+    finally:
+        engine.dispose()

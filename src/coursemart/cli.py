@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +23,8 @@ from rich.progress import (
 )
 
 from coursemart import generate as generating
+from coursemart import status as statuses
+from coursemart.load import CHECKPOINTS, LoadResult, load
 
 try:  # recent Typer vendors click under typer._click
     from typer._click import exceptions as click_errors
@@ -84,6 +88,36 @@ RescheduleOption = Annotated[
         min=0.0,
         max=1.0,
         help="Fraction of the courses already in the lake to move to a new start date (same id).",
+    ),
+]
+
+
+WarehouseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse",
+        help="SQLAlchemy URL of the warehouse. Default: COURSEMART_WAREHOUSE, "
+        "sqlite:///data/warehouse.db.",
+        show_default=False,
+    ),
+]
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--since",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        help="Load only courses starting at or after this date (UTC), e.g. 2026-01-01.",
+        show_default=False,
+    ),
+]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="Seconds to wait for another load on the same warehouse. Default: "
+        "COURSEMART_LOAD_WAIT, 30.",
+        show_default=False,
     ),
 ]
 
@@ -170,6 +204,113 @@ def generate(
         )
     if not quiet:
         out.print(generate_summary(result), highlight=False, soft_wrap=True)
+
+
+def load_summary(result: LoadResult) -> str:
+    """The one-line summary of a load."""
+    if result.status == "nothing to do":
+        return f"nothing to do: every committed batch is already loaded (load {result.load_id})"
+    line = (
+        f"loaded {len(result.batches)} batch{'es' if len(result.batches) != 1 else ''} "
+        f"(load {result.load_id}): {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
+        f"{result.rows_rejected:,} rejected"
+    )
+    if result.rows_skipped:
+        line += f", {result.rows_skipped:,} before --since skipped"
+    line += f", {result.seconds:.1f} s"
+    if result.rejected_path:
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.reasons.items()))
+        line += f"; rejected rows ({reasons}) in {result.rejected_path}"
+    return line
+
+
+def kill_at(failpoint: str | None) -> Callable[[str], None] | None:
+    """The loader checkpoint hook for ``COURSEMART_FAILPOINT``: SIGKILL self at that point."""
+    if not failpoint:
+        return None
+    if failpoint not in CHECKPOINTS:
+        raise InputError(f"COURSEMART_FAILPOINT must be one of {', '.join(CHECKPOINTS)}")
+
+    def checkpoint(name: str) -> None:
+        if name == failpoint:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint
+
+
+def run_load(
+    config: Settings,
+    lake: str | None,
+    warehouse: str | None,
+    since: datetime | None,
+    wait: float | None,
+    quiet: bool,
+) -> None:
+    """``coursemart load`` with resolved settings."""
+    lake_url = lake or config.lake
+    warehouse_url = warehouse or config.warehouse_url
+    total = (
+        statuses.pending_rows(lake_url, warehouse_url) if not quiet and err.is_terminal else None
+    )
+    with progress_bar("loading", total, quiet) as advance:
+        result = load(
+            lake_url,
+            warehouse_url,
+            since=since,
+            wait=config.load_wait if wait is None else wait,
+            progress=advance,
+            checkpoint=kill_at(config.failpoint),
+        )
+    if not quiet:
+        out.print(load_summary(result), highlight=False, soft_wrap=True)
+
+
+@app.command("load")
+def load_command(
+    *,
+    lake: LakeOption = None,
+    warehouse: WarehouseOption = None,
+    since: SinceOption = None,
+    wait: WaitOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Load new committed lake batches into the warehouse, exactly once."""
+    run_load(settings(), lake, warehouse, since, wait, quiet)
+
+
+@app.command()
+def run(
+    *,
+    courses: CoursesOption = generating.DEFAULT_COURSES,
+    seed: SeedOption = 0,
+    lake: LakeOption = None,
+    warehouse: WarehouseOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    reschedule: RescheduleOption = 0.0,
+    since: SinceOption = None,
+    wait: WaitOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate a batch, then load it (and any other new batch) into the warehouse."""
+    generate(
+        courses=courses,
+        seed=seed,
+        lake=lake,
+        start=start,
+        end=end,
+        reschedule=reschedule,
+        quiet=quiet,
+    )
+    run_load(settings(), lake, warehouse, since, wait, quiet)
+
+
+@app.command()
+def status(*, lake: LakeOption = None, warehouse: WarehouseOption = None) -> None:
+    """Show the latest loads, the batches waiting to be loaded and the rows per table."""
+    config = settings()
+    report = statuses.status(lake or config.lake, warehouse or config.warehouse_url)
+    out.print(statuses.render(report), highlight=False, soft_wrap=True)
 
 
 @app.command()

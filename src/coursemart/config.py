@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     """Comma-separated origins allowed by CORS; empty means CORS is off."""
 
+    load_wait: float = Field(default=30.0, ge=0)
+    """Seconds a load waits for another load on the same warehouse before giving up."""
+
+    failpoint: str | None = None
+    """For reliability tests only: the load checkpoint at which the loader kills itself."""
+
     cache_seconds: int = Field(default=10, ge=0, le=86400)
     """``Cache-Control: max-age`` the API sends with its answers."""
 

@@ -353,9 +353,8 @@ def write_rejected(lake: Lake, load_id: str, table: pa.Table, part: int = 0) -> 
     return path
 
 
-def read_rejected(lake: Lake, load_id: str) -> pa.Table:
-    """All rows rejected by ``load_id``."""
+def read_rejected(lake: Lake, load_id: str) -> list[dict[str, Any]]:
+    """All rows rejected by ``load_id``, part by part (parts may differ in their columns)."""
     folder = lake.path(REJECTED_DIR, f"load_id={load_id}")
     paths = sorted(lake.fs.glob(f"{folder}/part-*.parquet"))
-    tables: list[Any] = [pq.read_table(p, filesystem=lake.arrow_fs) for p in paths]
-    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    return [row for p in paths for row in pq.read_table(p, filesystem=lake.arrow_fs).to_pylist()]

@@ -288,12 +288,14 @@ class RejectedRows:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
-            return
-        table = pa.concat_tables(self.pending, promote_options="permissive")
-        lakes.write_rejected(self.lake, self.load_id, table, part=self.parts)
-        self.parts += 1
-        self.rows += table.num_rows
+        by_schema: dict[pa.Schema, list[pa.Table]] = {}
+        for table in self.pending:  # a file with a foreign schema gets a part of its own
+            by_schema.setdefault(table.schema, []).append(table)
+        for tables in by_schema.values():
+            table = pa.concat_tables(tables)
+            lakes.write_rejected(self.lake, self.load_id, table, part=self.parts)
+            self.parts += 1
+            self.rows += table.num_rows
         self.pending, self.pending_rows = [], 0
 
     def discard(self) -> None:
