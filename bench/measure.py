@@ -15,17 +15,27 @@ class Measurement:
     peak_mib: float
 
 
+# The child's own high-water mark (VmHWM): unlike ru_maxrss it does not count the memory of the
+# parent it was forked from. Processes the child starts (psql, a JVM) are not counted.
+PEAK = (
+    "for _line in open('/proc/self/status'):\n"
+    "    if _line.startswith('VmHWM:'):\n"
+    "        print('BENCH_PEAK', _line.split()[1], flush=True)\n"
+)
+
+
 def run_case(name: str, code: str, env: dict[str, str] | None = None) -> Measurement:
     """Run ``code`` with this interpreter in a child process: its time and its max RSS.
 
-    The time is that of ``code`` alone, after the interpreter has started: a line
+    The peak is the child's high-water resident memory. The time is that of ``code`` alone,
+    after the interpreter has started: a line
     ``BENCH_START`` in ``code`` marks where the clock starts (after imports), else it starts
     with the process.
     """
     timed = code.replace("BENCH_START", "import time as _t; _began = _t.perf_counter()")
     if "_began" not in timed:
         timed = "import time as _t; _began = _t.perf_counter()\n" + timed
-    timed += "\nprint('BENCH_SECONDS', _t.perf_counter() - _began, flush=True)\n"
+    timed += "\nprint('BENCH_SECONDS', _t.perf_counter() - _began, flush=True)\n" + PEAK
     process = subprocess.Popen(
         [sys.executable, "-c", timed],
         env={**os.environ, **(env or {})},
@@ -34,11 +44,12 @@ def run_case(name: str, code: str, env: dict[str, str] | None = None) -> Measure
     )
     assert process.stdout is not None
     output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    _, status, _usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark case {name!r} failed with status {status}:\n{output}")
-    seconds = float(output.rsplit("BENCH_SECONDS", 1)[1])
-    return Measurement(name, seconds, usage.ru_maxrss / 1024)
+    seconds = float(output.rsplit("BENCH_SECONDS", 1)[1].split()[0])
+    peak_kib = int(output.rsplit("BENCH_PEAK", 1)[1].split()[0])
+    return Measurement(name, seconds, peak_kib / 1024)
 
 
 def table(rows: list[list[str]]) -> str:

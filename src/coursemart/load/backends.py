@@ -44,9 +44,14 @@ def _busy(url: str, waited: float) -> LockBusyError:
     )
 
 
+def naive_utc(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """UTC timestamps without their zone: they format 30x faster than zoned ones."""
+    return column.cast(pa.timestamp("us"))
+
+
 def text_timestamps(column: pa.ChunkedArray | pa.Array) -> list[str]:
     """UTC timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff``, SQLAlchemy's own text format."""
-    texts: list[str] = pc.strftime(column, "%Y-%m-%d %H:%M:%S").to_pylist()  # %S has micros
+    texts: list[str] = naive_utc(column).cast(pa.string()).to_pylist()
     return texts
 
 
@@ -65,6 +70,22 @@ class Backend:
     def __init__(self, connection: Connection, display_url: str) -> None:
         self.connection = connection
         self.display_url = display_url
+        self.max_id: int | None = None
+
+    def split_fresh(self, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """(rows whose id is above every id in ``courses``, the others).
+
+        Fresh rows cannot conflict (duplicates inside a batch are refused beforehand), so they
+        can take a plain insert or COPY instead of an upsert.
+        """
+        if self.max_id is None:
+            self.max_id = int(
+                self.connection.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(warehouse.courses.c.course_id), 0))
+                ).scalar_one()
+            )
+        fresh = pc.greater(rows["course_id"], pa.scalar(self.max_id, pa.int64()))
+        return rows.filter(fresh), rows.filter(pc.invert(fresh))
 
     # locking ------------------------------------------------------------------------------
     def lock(self, wait: float) -> None:
@@ -94,6 +115,7 @@ class Backend:
 
     def merge_courses(self) -> None:
         """Finish the current batch: move staged rows into ``courses``."""
+        self.max_id = None  # the next batch may start above the ids this one added
 
 
 class SQLiteBackend(Backend):
@@ -108,6 +130,9 @@ class SQLiteBackend(Backend):
 
     def begin(self) -> None:
         # The engine's "begin" hook issues BEGIN IMMEDIATE: the write lock is the load lock.
+        # While it is held nobody else can write, and every category and level id has been
+        # checked against the dimension tables: the per-row foreign-key lookups add nothing.
+        self._raw().execute("PRAGMA foreign_keys = OFF")
         began = time.monotonic()
         try:
             self.connection.begin()
@@ -125,11 +150,23 @@ class SQLiteBackend(Backend):
         )
         self.connection.execute(statement, rows)
 
-    def write_courses(self, rows: pa.Table) -> None:
+    INSERT: Final = f"INSERT INTO courses ({', '.join(COURSE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
+
+    def _raw(self) -> Any:
         raw = self.connection.connection.driver_connection
         assert raw is not None
-        for offset in range(0, rows.num_rows, ROWS_PER_STATEMENT * 5):
-            raw.executemany(self.UPSERT, row_tuples(rows.slice(offset, ROWS_PER_STATEMENT * 5)))
+        return raw
+
+    def unlock(self) -> None:
+        self._raw().execute("PRAGMA foreign_keys = ON")
+
+    def write_courses(self, rows: pa.Table) -> None:
+        raw = self._raw()
+        fresh, known = self.split_fresh(rows)
+        for statement, table in ((self.INSERT, fresh), (self.UPSERT, known)):
+            for offset in range(0, table.num_rows, ROWS_PER_STATEMENT * 5):
+                chunk = table.slice(offset, ROWS_PER_STATEMENT * 5)
+                raw.executemany(statement, row_tuples(chunk))
 
 
 class PostgresBackend(Backend):
@@ -139,7 +176,7 @@ class PostgresBackend(Backend):
     def __init__(self, connection: Connection, display_url: str) -> None:
         super().__init__(connection, display_url)
         self.staged = False
-        self.max_id: int | None = None
+        self.triggers_checked = False
         self.key = int.from_bytes(
             hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True
         )
@@ -162,11 +199,28 @@ class PostgresBackend(Backend):
         self.connection.execute(sa.select(sa.func.pg_advisory_unlock(self.key)))
         self.connection.commit()
 
-    def _largest_id(self) -> int:
-        largest: int = self.connection.execute(
-            sa.select(sa.func.coalesce(sa.func.max(warehouse.courses.c.course_id), 0))
-        ).scalar_one()
-        return largest
+    def begin(self) -> None:
+        super().begin()
+        self.connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+
+    def skip_row_triggers(self) -> bool:
+        """Skip per-row foreign-key triggers for this transaction, when the role may.
+
+        The loader has already checked every category and level id against the dimension
+        tables, and share-locks them until commit so that nobody can remove a referenced row:
+        the foreign keys hold without a trigger per row (the bulk-load technique of
+        ``pg_restore --disable-triggers``). Needs superuser or, on PostgreSQL 15+,
+        ``GRANT SET ON PARAMETER session_replication_role``; otherwise the triggers run.
+        """
+        self.connection.exec_driver_sql("LOCK TABLE categories, levels IN SHARE MODE")
+        savepoint = self.connection.begin_nested()
+        try:
+            self.connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        except sa.exc.DBAPIError:
+            savepoint.rollback()
+            return False
+        savepoint.commit()
+        return True
 
     def upsert_dimension(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         statement = postgresql.insert(table)
@@ -185,6 +239,7 @@ class PostgresBackend(Backend):
         if rows.num_rows == 0:
             return
         buffer = io.BytesIO()
+        rows = rows.set_column(4, "start_date", naive_utc(rows["start_date"]))  # session is UTC
         pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
         raw = self.connection.connection.driver_connection
         assert raw is not None
@@ -198,11 +253,11 @@ class PostgresBackend(Backend):
     def write_courses(self, rows: pa.Table) -> None:
         # Ids above the largest in the warehouse cannot conflict (duplicates inside a batch are
         # refused beforehand), so they are copied straight in; the others go through staging.
-        if self.max_id is None:
-            self.max_id = self._largest_id()
-        fresh = pc.greater(rows["course_id"], pa.scalar(self.max_id, pa.int64()))
-        self._copy("courses", rows.filter(fresh))
-        known = rows.filter(pc.invert(fresh))
+        if not self.triggers_checked:
+            self.skip_row_triggers()
+            self.triggers_checked = True
+        fresh, known = self.split_fresh(rows)
+        self._copy("courses", fresh)
         if known.num_rows:
             if not self.staged:
                 self.connection.exec_driver_sql(
@@ -216,7 +271,7 @@ class PostgresBackend(Backend):
         if self.staged:
             self.connection.exec_driver_sql(postgres_merge_sql(self.STAGE))
             self.connection.exec_driver_sql(f"TRUNCATE {self.STAGE}")
-        self.max_id = None  # the next batch may start above the ids this one added
+        super().merge_courses()
 
 
 def postgres_merge_sql(stage: str) -> str:

@@ -1,0 +1,325 @@
+"""Load benchmark: coursemart's loader against the usual ways of putting rows into a database.
+
+Every contender loads the same 1,000,000 new courses into an identical, freshly created
+warehouse table (same columns, primary key, foreign keys and index, created by coursemart's DDL),
+each in its own process (so its peak memory is its own); times exclude interpreter start and
+imports.
+
+PostgreSQL: coursemart (full load, re-run with nothing new, then an incremental batch of 1M new
+courses plus 5% rescheduled) against `psql \\copy` of the same rows as CSV, `pandas.to_sql`, and
+Spark JDBC `append` (the original job's way; skipped with a message without pyspark, Java or
+Debian's libpostgresql-jdbc-java). SQLite: coursemart against `pandas.to_sql` and
+`sqlite-utils` `insert_all`. Memory: coursemart's peak for a 10M-course load against a 1M one.
+
+    python bench/load.py [--rows 1000000] [--memory-rows 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from coursemart import lake as lakes  # noqa: E402
+from coursemart import model, warehouse  # noqa: E402
+from coursemart.generate import generate  # noqa: E402
+from measure import Measurement, run_case, table  # noqa: E402
+
+PG_SERVER = os.environ.get(
+    "COURSEMART_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
+)
+JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
+
+LOAD = """
+from coursemart.load import load
+BENCH_START
+result = load({lake!r}, {url!r})
+assert result.rows_loaded > 0 or result.status == "nothing to do", result
+"""
+
+PANDAS = """
+import pandas as pd
+import sqlalchemy as sa
+BENCH_START
+frame = pd.read_parquet({parquet!r})
+engine = sa.create_engine({url!r})
+frame.to_sql("courses", engine, if_exists="append", index=False)
+"""
+
+SQLITE_UTILS = """
+import pyarrow.parquet as pq
+import sqlite_utils
+BENCH_START
+rows = pq.read_table({parquet!r})
+db = sqlite_utils.Database({path!r})
+db["courses"].insert_all(
+    {{**row, "start_date": row["start_date"].strftime("%Y-%m-%d %H:%M:%S.%f")}}
+    for batch in rows.to_batches(65536) for row in batch.to_pylist()
+)
+"""
+
+SPARK = """
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[2]").appName("original-load")
+         .config("spark.jars", {jar!r}).config("spark.ui.enabled", "false")
+         .config("spark.sql.session.timeZone", "UTC")
+         .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+BENCH_START
+frame = spark.read.parquet({parquet!r})
+(frame.write.format("jdbc").mode("append")
+ .option("url", {jdbc!r}).option("dbtable", "courses").option("user", "postgres")
+ .option("driver", "org.postgresql.Driver").save())
+spark.stop()
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Warehouses to load into
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database with coursemart's schema and dimensions; dropped afterwards."""
+    name = f"cm_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = f"{PG_SERVER}/{name}"
+    try:
+        prepare(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def prepare(url: str) -> None:
+    """coursemart's tables and the seed dimensions, so every contender meets the same table."""
+    engine = warehouse.create_engine(url)
+    with engine.begin() as connection:
+        warehouse.ensure_schema(connection)
+        connection.execute(warehouse.categories.insert(), model.categories_table().to_pylist())
+        connection.execute(warehouse.levels.insert(), model.levels_table().to_pylist())
+    engine.dispose()
+
+
+def count(url: str) -> int:
+    engine = warehouse.create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(sa.func.count()).select_from(warehouse.courses)
+        ).scalar()
+    engine.dispose()
+    return int(rows or 0)
+
+
+def batch_parquet(lake_dir: str, batch_id: str, out: Path) -> Path:
+    """The batch's rows as one Parquet file, and beside it as a CSV for psql."""
+    lake = lakes.open_lake(lake_dir)
+    rows = pa.Table.from_batches([rb for _, rb in lakes.read_batches(lake, [batch_id])])
+    import pyarrow.parquet as pq
+
+    pq.write_table(rows, out)
+    csv_rows = rows.set_column(4, "start_date", rows["start_date"].cast(pa.timestamp("us")))
+    pacsv.write_csv(csv_rows, out.with_suffix(".csv"), pacsv.WriteOptions(include_header=False))
+    return out
+
+
+def psql_copy(url: str, csv_path: Path) -> Measurement:
+    """`psql \\copy` into the courses table (the session time zone is UTC)."""
+    database = url.rsplit("/", 1)[1]
+    copy = "\\copy courses FROM " + repr(str(csv_path)) + " (FORMAT csv)"
+    arguments = ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", database]
+    arguments += ["-c", "SET TIME ZONE UTC", "-c", copy]
+    command = f"import subprocess\nBENCH_START\nsubprocess.run({arguments!r}, check=True)\n"
+    return run_case("psql \\copy", command)
+
+
+def spark_ready() -> str | None:
+    """None when Spark JDBC can run here, else why not."""
+    if shutil.which("java") is None:
+        return "java is not installed"
+    if not Path(JDBC_JAR).exists():
+        return f"{JDBC_JAR} is missing (apt-get install libpostgresql-jdbc-java)"
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'coursemart[spark]')"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--memory-rows", type=int, default=10_000_000)
+    args = parser.parse_args()
+    n = args.rows
+    results: list[tuple[str, str, Measurement]] = []
+    with tempfile.TemporaryDirectory(prefix="coursemart-bench-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        lake = str(scratch / "lake")
+        first = generate(lake, courses=n, seed=1)
+        parquet = batch_parquet(lake, first.batch_id, scratch / "batch.parquet")
+
+        print(f"PostgreSQL, {n:,} courses ...", flush=True)
+        with pg_database() as url:
+            results.append(
+                (
+                    "postgresql",
+                    "coursemart full",
+                    run_case("coursemart", LOAD.format(lake=lake, url=url)),
+                )
+            )
+            assert count(url) == n
+            results.append(
+                (
+                    "postgresql",
+                    "coursemart re-run",
+                    run_case("coursemart", LOAD.format(lake=lake, url=url)),
+                )
+            )
+            incremental_lake = str(scratch / "lake-incremental")
+            shutil.copytree(lake, incremental_lake)
+            generate(incremental_lake, courses=n, seed=2, reschedule=0.05)  # batch 1 is loaded
+            results.append(
+                (
+                    "postgresql",
+                    "coursemart incremental",
+                    run_case("coursemart", LOAD.format(lake=incremental_lake, url=url)),
+                )
+            )
+            assert count(url) == 2 * n
+        with pg_database() as url:
+            results.append(
+                ("postgresql", "psql \\copy", psql_copy(url, parquet.with_suffix(".csv")))
+            )
+            assert count(url) == n
+        with pg_database() as url:
+            results.append(
+                (
+                    "postgresql",
+                    "pandas.to_sql",
+                    run_case("pandas", PANDAS.format(parquet=str(parquet), url=url)),
+                )
+            )
+            assert count(url) == n
+        why_not = spark_ready()
+        if why_not:
+            print(f"Spark JDBC append skipped: {why_not}")
+        else:
+            with pg_database() as url:
+                jdbc = "jdbc:postgresql://127.0.0.1:5432/" + url.rsplit("/", 1)[1]
+                code = SPARK.format(jar=JDBC_JAR, parquet=str(parquet), jdbc=jdbc)
+                results.append(("postgresql", "Spark JDBC append", run_case("spark", code)))
+                assert count(url) == n
+
+        print(f"SQLite, {n:,} courses ...", flush=True)
+        sqlite_path = scratch / "coursemart.db"
+        url = f"sqlite:///{sqlite_path}"
+        prepare(url)
+        results.append(
+            ("sqlite", "coursemart full", run_case("coursemart", LOAD.format(lake=lake, url=url)))
+        )
+        results.append(
+            ("sqlite", "coursemart re-run", run_case("coursemart", LOAD.format(lake=lake, url=url)))
+        )
+        for name, code in (
+            (
+                "pandas.to_sql",
+                PANDAS.format(parquet=str(parquet), url=f"sqlite:///{scratch / 'pandas.db'}"),
+            ),
+            (
+                "sqlite-utils insert",
+                SQLITE_UTILS.format(parquet=str(parquet), path=str(scratch / "su.db")),
+            ),
+        ):
+            path = scratch / ("pandas.db" if name.startswith("pandas") else "su.db")
+            prepare(f"sqlite:///{path}")
+            results.append(("sqlite", name, run_case(name, code)))
+            assert count(f"sqlite:///{path}") == n
+
+        memory: dict[int, Measurement] = {}
+        if args.memory_rows:
+            print(
+                f"memory: coursemart loads of {n:,} and {args.memory_rows:,} courses ...",
+                flush=True,
+            )
+            for size in (n, args.memory_rows):
+                big_lake = str(scratch / f"lake-{size}")
+                generate(big_lake, courses=size, seed=3)
+                with pg_database() as url:
+                    memory[size] = run_case("coursemart", LOAD.format(lake=big_lake, url=url))
+                shutil.rmtree(big_lake)
+
+    report(results, memory, n)
+
+
+def report(
+    results: list[tuple[str, str, Measurement]], memory: dict[int, Measurement], n: int
+) -> None:
+    rows = [["database", "contender", "seconds", "rows/s", "peak MiB"]]
+    for database, name, m in results:
+        rate = (
+            ""
+            if "re-run" in name
+            else f"{(n * 1.05 if 'incremental' in name else n) / m.seconds:,.0f}"
+        )
+        rows.append([database, name, f"{m.seconds:.2f}", rate, f"{m.peak_mib:,.0f}"])
+    print(table(rows))
+    seconds = {(d, name): m.seconds for d, name, m in results}
+    checks = []
+
+    def ratio(database: str, ours: str, theirs: str, target: float, faster: bool) -> None:
+        if (database, theirs) not in seconds:
+            return
+        value = (
+            seconds[database, theirs] / seconds[database, ours]
+            if faster
+            else seconds[database, ours] / seconds[database, theirs]
+        )
+        relation = "faster than" if faster else "the time of"
+        verdict = "met" if (value >= target if faster else value <= target) else "MISSED"
+        bound = ">=" if faster else "<="
+        target_text = f"target {bound}{target:g}x: {verdict}"
+        checks.append(f"{database}: {ours} is {value:.2f}x {relation} {theirs} ({target_text})")
+
+    ratio("postgresql", "coursemart full", "psql \\copy", 2, faster=False)
+    ratio("postgresql", "coursemart incremental", "psql \\copy", 3, faster=False)
+    ratio("postgresql", "coursemart full", "Spark JDBC append", 3, faster=True)
+    ratio("postgresql", "coursemart full", "pandas.to_sql", 10, faster=True)
+    ratio("sqlite", "coursemart full", "pandas.to_sql", 5, faster=True)
+    ratio("sqlite", "coursemart full", "sqlite-utils insert", 1, faster=True)
+    for database in ("postgresql", "sqlite"):
+        rerun = seconds[database, "coursemart re-run"]
+        verdict = "met" if rerun < 1 else "MISSED"
+        checks.append(f"{database}: re-run with nothing new {rerun:.3f} s (target <1 s: {verdict})")
+    if len(memory) == 2:
+        small, large = sorted(memory)
+        growth = memory[large].peak_mib / memory[small].peak_mib
+        checks.append(
+            f"memory: {large:,}-course load peaks at {memory[large].peak_mib:,.0f} MiB, "
+            f"{growth:.2f}x the {small:,}-course load's {memory[small].peak_mib:,.0f} MiB "
+            f"(target <=1.5x: {'met' if growth <= 1.5 else 'MISSED'}); "
+            f"{large:,} rows in {memory[large].seconds:.1f} s"
+        )
+    print("\n".join(checks))
+
+
+if __name__ == "__main__":
+    main()
