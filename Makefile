@@ -25,9 +25,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(STAMP) ## Generate a catalog into ./data/lake and show what was written
-	$(BIN)/coursemart generate --courses $(COURSES) --lake $(LAKE)
-	@find $(LAKE) -maxdepth 3 | sort | tail -n 12
+run: $(STAMP) ## Generate a catalog into ./data/lake and load it into ./data/warehouse.db
+	$(BIN)/coursemart run --courses $(COURSES) --lake $(LAKE) --warehouse $(WAREHOUSE)
+	$(BIN)/coursemart status --lake $(LAKE) --warehouse $(WAREHOUSE)
 
 test: $(STAMP) ## Run the whole test suite (real files, real databases)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -41,8 +41,15 @@ format: $(STAMP) ## Reformat the code with ruff
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-bench: $(STAMP) ## Benchmarks against the named anchors; prints ratios
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java wrk
+	@touch $@
+
+bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/load.py
 
 clean: ## Remove the environment and the local data
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
