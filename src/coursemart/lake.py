@@ -278,19 +278,38 @@ def max_course_id(lake: Lake) -> int:
 
 
 def _max_from_footer(lake: Lake, path: str, column: str) -> int:
+    span = _range_from_footer(lake, path, column)
+    if span is None:
+        raise LakeError(f"{path}: no statistics for {column}; rewrite the file with statistics")
+    return span[1]
+
+
+def _range_from_footer(lake: Lake, path: str, column: str) -> tuple[int, int] | None:
+    """(min, max) of an integer column from the row-group statistics; None if any is missing."""
     try:
         with lake.arrow_fs.open_input_file(path) as handle:
             metadata = pq.ParquetFile(handle).metadata
-            index = metadata.schema.names.index(column)
-            largest = 0
-            for group in range(metadata.num_row_groups):
-                stats = metadata.row_group(group).column(index).statistics
-                if stats is None or not stats.has_min_max:
-                    raise LakeError(f"{path}: no statistics for {column}")
-                largest = max(largest, int(stats.max))
-            return largest
-    except (OSError, pa.ArrowException, ValueError) as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet") from exc
+    if column not in metadata.schema.names or metadata.num_row_groups == 0:
+        return None
+    index = metadata.schema.names.index(column)
+    lows, highs = [], []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.max, int):
+            return None
+        lows.append(int(stats.min))
+        highs.append(int(stats.max))
+    return min(lows), max(highs)
+
+
+def id_range(lake: Lake, paths: Sequence[str]) -> tuple[int, int] | None:
+    """(smallest, largest) ``course_id`` in ``paths`` from their footers; None if unknown."""
+    spans = [_range_from_footer(lake, path, "course_id") for path in paths]
+    if not spans or any(span is None for span in spans):
+        return None
+    return min(s[0] for s in spans if s), max(s[1] for s in spans if s)
 
 
 def batch_row_count(lake: Lake, batch_id: str) -> int:

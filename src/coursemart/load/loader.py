@@ -193,15 +193,15 @@ class _Job:
         counts = Counts()
         paths = lakes.batch_files(self.lake, batch_id)
         problems = {path: schema_problems(lakes.file_schema(self.lake, path)) for path in paths}
-        id_arrays = [
+        readable = [path for path in paths if not problems[path]]
+        id_arrays = (
             record_batch.column(0)
-            for path in paths
-            if not problems[path]
+            for path in readable
             for record_batch in lakes.read_file_batches(
                 self.lake, path, since=self.since, columns=["course_id"]
             )
-        ]
-        duplicates = duplicate_ids(id_arrays)
+        )
+        duplicates = duplicate_ids(id_arrays, lakes.id_range(self.lake, readable))
         for path in paths:
             since = None if problems[path] else self.since
             for record_batch in lakes.read_file_batches(self.lake, path, since=since):

@@ -135,17 +135,37 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, f.type, nullable=True) for f in schema])
 
 
-def duplicate_ids(id_arrays: Iterable[pa.Array | pa.ChunkedArray]) -> pa.Array:
-    """Course ids that occur more than once across ``id_arrays`` (one batch's ids)."""
-    chunks = [
+#: Largest id range checked with a bitmap (one byte per id: 64 MiB); wider ranges sort.
+MAX_BITMAP_IDS: Final = 64 * 1024 * 1024
+
+
+def duplicate_ids(
+    id_arrays: Iterable[pa.Array | pa.ChunkedArray], id_range: tuple[int, int] | None = None
+) -> pa.Array:
+    """Course ids that occur more than once across ``id_arrays`` (one batch's ids, streamed).
+
+    With the batch's ``id_range`` (from the Parquet footers), a bitmap of seen ids replaces
+    holding every id, so memory follows the id range, not the number of rows.
+    """
+    chunks = (
         np.asarray(pc.drop_null(array).to_numpy(zero_copy_only=False), dtype=np.int64)
         for array in id_arrays
-    ]
-    if not chunks:
+    )
+    if id_range is not None and 0 < id_range[1] - id_range[0] + 1 <= MAX_BITMAP_IDS:
+        low, high = id_range
+        seen = np.zeros(high - low + 1, dtype=bool)
+        repeated: list[np.ndarray] = []
+        for ids in chunks:
+            offsets, counts = np.unique(ids - low, return_counts=True)
+            repeated.append(offsets[seen[offsets] | (counts > 1)] + low)
+            seen[offsets] = True
+        found = np.concatenate(repeated) if repeated else np.array([], dtype=np.int64)
+        return pa.array(np.unique(found), pa.int64())
+    every = list(chunks)
+    if not every:
         return pa.array([], pa.int64())
-    ids = np.sort(np.concatenate(chunks))
-    repeated = ids[1:][ids[1:] == ids[:-1]]
-    return pa.array(np.unique(repeated), pa.int64())
+    ids = np.sort(np.concatenate(every))
+    return pa.array(np.unique(ids[1:][ids[1:] == ids[:-1]]), pa.int64())
 
 
 Mask: TypeAlias = Any  # a pyarrow Array or ChunkedArray (pyarrow has no type hints)
@@ -191,7 +211,7 @@ def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
             ),
             lambda t: _join(
                 "impossible start_date: ",
-                pc.strftime(t["start_date"], "%Y-%m-%dT%H:%M:%SZ"),
+                pc.strftime(t["start_date"].cast(pa.timestamp("s", "UTC")), "%Y-%m-%dT%H:%M:%SZ"),
                 window,
             ),
         ),
