@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -122,6 +123,70 @@ WaitOption = Annotated[
 ]
 
 
+class Engine(StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine | None,
+    typer.Option(
+        "--engine",
+        help="local (pyarrow, in-process) or spark. Default: COURSEMART_ENGINE, local.",
+        show_default=False,
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --engine spark. Default: COURSEMART_SPARK_MASTER, local[*].",
+        show_default=False,
+    ),
+]
+SparkConfOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--spark-conf",
+        help="Spark configuration KEY=VALUE for --engine spark; repeat for several.",
+        show_default=False,
+    ),
+]
+
+
+def spark_conf_pairs(pairs: list[str] | None) -> dict[str, str]:
+    """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}``; a pair without ``=`` is a usage error."""
+    conf: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--spark-conf {pair!r} is not KEY=VALUE")
+        conf[key.strip()] = value
+    return conf
+
+
+@contextmanager
+def engine_session(
+    config: Settings, engine: Engine | None, master: str | None, conf: list[str] | None
+) -> Iterator[Any]:
+    """A Spark session for ``--engine spark`` (stopped afterwards), else None."""
+    chosen = engine.value if engine is not None else config.engine
+    if chosen != "spark":
+        yield None
+        return
+    from coursemart.engines import spark as spark_engine
+
+    session = spark_engine.session(
+        master or config.spark_master,
+        {**config.spark_conf, **spark_conf_pairs(conf)},
+        jars=config.jdbc_jars.split(":"),
+    )
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
 def settings() -> Settings:
     """The configuration from the environment and ``.env``."""
     return Settings()
@@ -179,6 +244,41 @@ def generate_summary(result: generating.GenerateResult) -> str:
 # Commands
 
 
+def run_generate(
+    config: Settings,
+    spark: Any,
+    *,
+    courses: int,
+    seed: int,
+    lake: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    reschedule: float,
+    quiet: bool,
+) -> None:
+    """``coursemart generate`` with resolved settings, on the local engine or on ``spark``."""
+    window = window_from(start, end)
+    lake_url = lake or config.lake
+    if spark is not None:
+        from coursemart.engines import spark as spark_engine
+
+        result = spark_engine.generate(
+            spark, lake_url, courses=courses, seed=seed, window=window, reschedule=reschedule
+        )
+    else:
+        with progress_bar("generating", courses, quiet) as advance:
+            result = generating.generate(
+                lake_url,
+                courses=courses,
+                seed=seed,
+                window=window,
+                reschedule=reschedule,
+                progress=advance,
+            )
+    if not quiet:
+        out.print(generate_summary(result), highlight=False, soft_wrap=True)
+
+
 @app.command()
 def generate(
     *,
@@ -188,22 +288,25 @@ def generate(
     start: StartOption = None,
     end: EndOption = None,
     reschedule: RescheduleOption = 0.0,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Generate a synthetic catalog and commit it to the lake as one new batch."""
     config = settings()
-    window = window_from(start, end)
-    with progress_bar("generating", courses, quiet) as advance:
-        result = generating.generate(
-            lake or config.lake,
+    with engine_session(config, engine, spark_master, spark_conf) as spark:
+        run_generate(
+            config,
+            spark,
             courses=courses,
             seed=seed,
-            window=window,
+            lake=lake,
+            start=start,
+            end=end,
             reschedule=reschedule,
-            progress=advance,
+            quiet=quiet,
         )
-    if not quiet:
-        out.print(generate_summary(result), highlight=False, soft_wrap=True)
 
 
 def load_summary(result: LoadResult) -> str:
@@ -240,27 +343,37 @@ def kill_at(failpoint: str | None) -> Callable[[str], None] | None:
 
 def run_load(
     config: Settings,
+    spark: Any,
+    *,
     lake: str | None,
     warehouse: str | None,
     since: datetime | None,
     wait: float | None,
     quiet: bool,
 ) -> None:
-    """``coursemart load`` with resolved settings."""
+    """``coursemart load`` with resolved settings, on the local engine or on ``spark``."""
     lake_url = lake or config.lake
     warehouse_url = warehouse or config.warehouse_url
-    total = (
-        statuses.pending_rows(lake_url, warehouse_url) if not quiet and err.is_terminal else None
-    )
-    with progress_bar("loading", total, quiet) as advance:
-        result = load(
-            lake_url,
-            warehouse_url,
-            since=since,
-            wait=config.load_wait if wait is None else wait,
-            progress=advance,
-            checkpoint=kill_at(config.failpoint),
+    wait_seconds = config.load_wait if wait is None else wait
+    checkpoint = kill_at(config.failpoint)
+    if spark is not None:
+        from coursemart.engines import spark as spark_engine
+
+        result = spark_engine.load(
+            spark, lake_url, warehouse_url, since=since, wait=wait_seconds, checkpoint=checkpoint
         )
+    else:
+        interactive = not quiet and err.is_terminal
+        total = statuses.pending_rows(lake_url, warehouse_url) if interactive else None
+        with progress_bar("loading", total, quiet) as advance:
+            result = load(
+                lake_url,
+                warehouse_url,
+                since=since,
+                wait=wait_seconds,
+                progress=advance,
+                checkpoint=checkpoint,
+            )
     if not quiet:
         out.print(load_summary(result), highlight=False, soft_wrap=True)
 
@@ -272,10 +385,15 @@ def load_command(
     warehouse: WarehouseOption = None,
     since: SinceOption = None,
     wait: WaitOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Load new committed lake batches into the warehouse, exactly once."""
-    run_load(settings(), lake, warehouse, since, wait, quiet)
+    config = settings()
+    with engine_session(config, engine, spark_master, spark_conf) as spark:
+        run_load(config, spark, lake=lake, warehouse=warehouse, since=since, wait=wait, quiet=quiet)
 
 
 @app.command()
@@ -290,19 +408,26 @@ def run(
     reschedule: RescheduleOption = 0.0,
     since: SinceOption = None,
     wait: WaitOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Generate a batch, then load it (and any other new batch) into the warehouse."""
-    generate(
-        courses=courses,
-        seed=seed,
-        lake=lake,
-        start=start,
-        end=end,
-        reschedule=reschedule,
-        quiet=quiet,
-    )
-    run_load(settings(), lake, warehouse, since, wait, quiet)
+    config = settings()
+    with engine_session(config, engine, spark_master, spark_conf) as spark:
+        run_generate(
+            config,
+            spark,
+            courses=courses,
+            seed=seed,
+            lake=lake,
+            start=start,
+            end=end,
+            reschedule=reschedule,
+            quiet=quiet,
+        )
+        run_load(config, spark, lake=lake, warehouse=warehouse, since=since, wait=wait, quiet=quiet)
 
 
 @app.command()

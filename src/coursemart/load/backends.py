@@ -109,6 +109,9 @@ class Backend:
             if not updated:
                 self.connection.execute(table.insert().values(**row))
 
+    def before_bulk_write(self) -> None:
+        """Called once before the first course rows are written in the load's transaction."""
+
     def write_courses(self, rows: pa.Table) -> None:
         """Write validated course rows of the current batch (later rows win over earlier)."""
         raise NotImplementedError
@@ -116,6 +119,13 @@ class Backend:
     def merge_courses(self) -> None:
         """Finish the current batch: move staged rows into ``courses``."""
         self.max_id = None  # the next batch may start above the ids this one added
+
+    def merge_table(self, stage: str, where: str) -> None:
+        """Merge the rows of a staging table written by someone else (Spark) into ``courses``."""
+        raise CoursemartError(
+            f"the Spark engine cannot load into {self.connection.dialect.name} warehouses: "
+            "use PostgreSQL, MariaDB/MySQL or SQL Server, or --engine local"
+        )
 
 
 class SQLiteBackend(Backend):
@@ -203,6 +213,11 @@ class PostgresBackend(Backend):
         super().begin()
         self.connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
 
+    def before_bulk_write(self) -> None:
+        if not self.triggers_checked:
+            self.skip_row_triggers()
+            self.triggers_checked = True
+
     def skip_row_triggers(self) -> bool:
         """Skip per-row foreign-key triggers for this transaction, when the role may.
 
@@ -253,9 +268,7 @@ class PostgresBackend(Backend):
     def write_courses(self, rows: pa.Table) -> None:
         # Ids above the largest in the warehouse cannot conflict (duplicates inside a batch are
         # refused beforehand), so they are copied straight in; the others go through staging.
-        if not self.triggers_checked:
-            self.skip_row_triggers()
-            self.triggers_checked = True
+        self.before_bulk_write()
         fresh, known = self.split_fresh(rows)
         self._copy("courses", fresh)
         if known.num_rows:
@@ -273,17 +286,32 @@ class PostgresBackend(Backend):
             self.connection.exec_driver_sql(f"TRUNCATE {self.STAGE}")
         super().merge_courses()
 
+    def merge_table(self, stage: str, where: str) -> None:
+        self.connection.exec_driver_sql(postgres_merge_sql(stage, where))
 
-def postgres_merge_sql(stage: str) -> str:
+
+def postgres_merge_sql(stage: str, where: str = "") -> str:
     """Staged rows into ``courses``: insert new ids, update only rows that really changed."""
     columns = ", ".join(COURSE_COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS)
     current = ", ".join(f"c.{c}" for c in UPDATED_COLUMNS)
     incoming = ", ".join(f"EXCLUDED.{c}" for c in UPDATED_COLUMNS)
+    condition = f" WHERE {where}" if where else ""
     return (
-        f"INSERT INTO courses AS c ({columns}) SELECT {columns} FROM {stage} "
+        f"INSERT INTO courses AS c ({columns}) SELECT {columns} FROM {stage}{condition} "
         f"ON CONFLICT (course_id) DO UPDATE SET {updates} "
         f"WHERE ({current}) IS DISTINCT FROM ({incoming})"
+    )
+
+
+def mysql_merge_sql(stage: str, where: str = "") -> str:
+    """Staged rows into ``courses`` with ``ON DUPLICATE KEY UPDATE``."""
+    columns = ", ".join(COURSE_COLUMNS)
+    updates = ", ".join(f"{c} = VALUES({c})" for c in UPDATED_COLUMNS)
+    condition = f" WHERE {where}" if where else ""
+    return (
+        f"INSERT INTO courses ({columns}) SELECT {columns} FROM {stage}{condition} "
+        f"ON DUPLICATE KEY UPDATE {updates}"
     )
 
 
@@ -319,6 +347,9 @@ class MySQLBackend(Backend):
             {c.name: statement.inserted[c.name] for c in table.columns if c.name not in key}
         )
         self.connection.execute(statement, rows)
+
+    def merge_table(self, stage: str, where: str) -> None:
+        self.connection.exec_driver_sql(mysql_merge_sql(stage, where))
 
     def write_courses(self, rows: pa.Table) -> None:
         raw = self.connection.connection.driver_connection

@@ -116,7 +116,7 @@ def load(
                 backend.unlock()
     except Exception as exc:
         rejected.discard()
-        _record_failure(engine, load_id, started_at, since, exc)
+        record_failure(engine, load_id, started_at, since, exc)
         raise
     finally:
         engine.dispose()
@@ -171,7 +171,7 @@ class _Job:
                 rows_loaded=totals.loaded,
                 rows_rejected=totals.rejected,
                 since=self.since,
-                message=_reasons_text(totals.reasons) or None,
+                message=reasons_text(totals.reasons) or None,
             ),
         )
         self.checkpoint("before_commit")
@@ -227,7 +227,7 @@ def _add(totals: Counts, counts: Counts) -> None:
         totals.reasons[reason] = totals.reasons.get(reason, 0) + count
 
 
-def _reasons_text(reasons: dict[str, int]) -> str:
+def reasons_text(reasons: dict[str, int]) -> str:
     return ", ".join(f"{reason}: {count:,}" for reason, count in sorted(reasons.items()))
 
 
@@ -305,7 +305,7 @@ class RejectedRows:
             self.lake.fs.rm(self.folder, recursive=True)
 
 
-def _record_failure(
+def record_failure(
     engine: Engine, load_id: str, started_at: datetime, since: datetime | None, exc: Exception
 ) -> None:
     """Best effort: note a failed load in the history.

@@ -115,6 +115,12 @@ class MSSQLBackend(Backend):
         if self.staged:
             self.connection.exec_driver_sql(merge_sql(warehouse.courses, f"{STAGE} AS s"))
             self.connection.exec_driver_sql(f"TRUNCATE TABLE {STAGE}")
+        super().merge_courses()
+
+    def merge_table(self, stage: str, where: str) -> None:
+        columns = ", ".join(COURSE_COLUMNS)
+        source = f"(SELECT {columns} FROM {stage} WHERE {where}) AS s"
+        self.connection.exec_driver_sql(merge_sql(warehouse.courses, source))
 
 
 __all__ = ["MSSQLBackend", "UPDATED_COLUMNS", "applock_sql", "merge_sql", "staging_ddl"]

@@ -233,6 +233,8 @@ def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
 def check(table: pa.Table, rules: Rules, duplicates: pa.Array | None = None) -> Checked:
     """Split conformed rows into good and rejected, each rejected row with its first reason.
 
+    Columns beyond the course columns are carried along with the rejected rows.
+
     The rules are first evaluated as cheap boolean masks over all rows; reason texts are built
     only for the (usually few) rows that break one.
     """
@@ -243,15 +245,20 @@ def check(table: pa.Table, rules: Rules, duplicates: pa.Array | None = None) -> 
     for broken, _ in row_rules:
         refused = pc.or_(refused, pc.fill_null(broken(table), False))
     if not pc.any(refused).as_py():
-        return Checked(good=table.cast(model.COURSES_SCHEMA), rejected=_empty_rejected(table))
+        return Checked(good=_lake_columns(table), rejected=_empty_rejected(table))
     bad = table.filter(refused)
     reason: Mask = pa.nulls(bad.num_rows, pa.string())
     for broken, message in reversed(row_rules):  # the first rule is applied last, so it wins
         text = message(bad)
         value = text if isinstance(text, str) else pc.fill_null(text, "")
         reason = pc.if_else(pc.fill_null(broken(bad), False), value, reason)
-    good = table.filter(pc.invert(refused)).cast(model.COURSES_SCHEMA)
+    good = _lake_columns(table.filter(pc.invert(refused)))
     return Checked(good=good, rejected=bad.append_column("reason", reason))
+
+
+def _lake_columns(table: pa.Table) -> pa.Table:
+    """The course columns with the lake's (non-null) types; extra columns stay with rejects."""
+    return table.select(model.COURSES_SCHEMA.names).cast(model.COURSES_SCHEMA)
 
 
 def _empty_rejected(table: pa.Table) -> pa.Table:

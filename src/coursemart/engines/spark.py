@@ -1,0 +1,620 @@
+"""The Spark engine: generate and load on Apache Spark, with the same lake and the same warehouse.
+
+Imported only when ``--engine spark`` is chosen. Generation is distributed (``spark.range`` and
+column expressions over the same vocabularies as the local engine); loading reads the new committed
+batches with Spark, validates them on the executors with the very functions of the local engine
+(``mapInArrow``), writes good rows in parallel over JDBC into a staging table, and then merges the
+staging table, the dimensions and the manifest in one warehouse transaction from the driver.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from coursemart import generate as local
+from coursemart import lake as lakes
+from coursemart import model, vocabulary, warehouse
+from coursemart.config import mask_url
+from coursemart.errors import CoursemartError, InputError, LakeError
+from coursemart.load import manifest
+from coursemart.load.backends import COURSE_COLUMNS, Backend, LockBusyError, backend_for
+from coursemart.load.loader import (
+    LoadResult,
+    RejectedRows,
+    as_utc,
+    dimension_rows,
+    reasons_text,
+    record_failure,
+)
+from coursemart.load.validate import Rules, reason_kinds, reject_all, schema_problems
+
+SparkSession = Any  # pyspark has no type hints mypy can use here
+DataFrame = Any
+STAGE_PREFIX: Final = "coursemart_stage_"
+ROWS_PER_PARTITION: Final = 1_000_000
+
+
+class SparkUnavailableError(InputError):
+    """PySpark (or Java) is missing."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Session
+
+
+def session(
+    master: str = "local[*]",
+    conf: dict[str, str] | None = None,
+    jars: Sequence[str] = (),
+    app_name: str = "coursemart",
+) -> SparkSession:
+    """A Spark session in UTC, writing Parquet as coursemart's lake expects.
+
+    ``jars`` that exist are handed to Spark (the JDBC drivers); ``conf`` passes anything else.
+    """
+    try:
+        from pyspark.sql import SparkSession as Session
+    except ImportError as exc:
+        raise SparkUnavailableError(
+            "the Spark engine needs PySpark: pip install 'coursemart[spark]' (and Java 17+)"
+        ) from exc
+    builder = (
+        Session.builder.master(master)
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.sql.parquet.compression.codec", "zstd")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", "false")
+    )
+    if master.startswith("local"):  # workers run this interpreter, which has coursemart
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.pyspark.python", sys.executable)
+    present = [jar for jar in jars if jar and os.path.exists(jar)]
+    if present:
+        builder = builder.config("spark.jars", ",".join(present))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - Java missing or the master unreachable
+        raise SparkUnavailableError(
+            f"cannot start Spark ({master}): {exc}".splitlines()[0]
+        ) from exc
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def hadoop_path(lake: lakes.Lake, path: str) -> str:
+    """The path as Spark names it: ``file://`` for local lakes, the lake's own scheme otherwise."""
+    if lake.is_local:
+        return f"file://{path}"
+    scheme = lake.url.split("://", 1)[0]
+    return f"{scheme}://{path}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Generate
+
+
+def _literal_array(values: Sequence[object]) -> Any:
+    from pyspark.sql import functions as F
+
+    return F.array(*[F.lit(v) for v in values])
+
+
+def course_frame(
+    spark: SparkSession, seed: int, first_id: int, count: int, window: local.Window
+) -> DataFrame:
+    """``count`` new courses from ``first_id`` on, built on the executors (no driver-side rows)."""
+    from pyspark.sql import functions as F
+
+    categories = [cid for cid, _ in model.CATEGORIES]
+    subjects = [s for cid in categories for s in vocabulary.SUBJECTS[cid]]
+    offsets, counts, position = [], [], 0
+    for cid in categories:
+        offsets.append(position)
+        counts.append(len(vocabulary.SUBJECTS[cid]))
+        position += len(vocabulary.SUBJECTS[cid])
+    closings = list(vocabulary.CLOSINGS)
+    tools = (len(closings), len(closings) + len(vocabulary.TOOL_CLOSINGS))
+    closings += vocabulary.TOOL_CLOSINGS
+    level_ranges: dict[int, tuple[int, int]] = {}
+    for level_id, words in vocabulary.LEVEL_CLOSINGS.items():
+        level_ranges[level_id] = (len(closings), len(closings) + len(words))
+        closings += words
+
+    def pick(low: Any, size: Any, salt: int) -> Any:
+        return (low + F.floor(F.rand(seed * 1_000 + salt) * size)).cast("int")
+
+    partitions = max(spark.sparkContext.defaultParallelism, math.ceil(count / ROWS_PER_PARTITION))
+    frame = spark.range(first_id, first_id + count, numPartitions=partitions).withColumnRenamed(
+        "id", "course_id"
+    )
+    category_index = pick(F.lit(0), len(categories), 1)
+    level_roll = F.rand(seed * 1_000 + 2)
+    level_column = (
+        F.when(level_roll < local.LEVEL_WEIGHTS[0], F.lit(101))
+        .when(level_roll < local.LEVEL_WEIGHTS[0] + local.LEVEL_WEIGHTS[1], F.lit(102))
+        .otherwise(F.lit(103))
+    )
+    frame = frame.withColumn("_c", category_index).withColumn("level_id", level_column.cast("int"))
+    frame = frame.withColumn(
+        "category_id", F.element_at(_literal_array(categories), F.col("_c") + 1)
+    )
+    subject = pick(
+        F.element_at(_literal_array(offsets), F.col("_c") + 1),
+        F.element_at(_literal_array(counts), F.col("_c") + 1),
+        3,
+    )
+    roll = F.rand(seed * 1_000 + 4)
+    level_low = F.element_at(
+        _literal_array([level_ranges[lid][0] for lid in (101, 102, 103)]), F.col("level_id") - 100
+    )
+    level_size = F.element_at(
+        _literal_array([level_ranges[lid][1] - level_ranges[lid][0] for lid in (101, 102, 103)]),
+        F.col("level_id") - 100,
+    )
+    closing = (
+        F.when(roll > 0.80, pick(level_low, level_size, 5))
+        .when(
+            (F.col("category_id") == 1) & (roll < 0.30),
+            pick(F.lit(tools[0]), tools[1] - tools[0], 6),
+        )
+        .otherwise(pick(F.lit(0), len(vocabulary.CLOSINGS), 7))
+    )
+    name = F.concat(
+        F.element_at(
+            _literal_array(vocabulary.OPENINGS), pick(F.lit(0), len(vocabulary.OPENINGS), 8) + 1
+        ),
+        F.element_at(_literal_array(subjects), subject + 1),
+        F.element_at(_literal_array(closings), closing + 1),
+    )
+    return frame.select(
+        "course_id",
+        name.alias("course_name"),
+        F.col("category_id").cast("int"),
+        "level_id",
+        start_dates(seed, window).alias("start_date"),
+    )
+
+
+def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
+    """Quarter hours of office time, uniform over the window's days, as in the local engine."""
+    from pyspark.sql import functions as F
+
+    origin = int(
+        datetime(window.start.year, window.start.month, window.start.day, tzinfo=UTC).timestamp()
+    )
+    days = F.floor(F.rand(seed * 1_000 + salt) * window.days)
+    slots = local.FIRST_SLOT + F.floor(
+        F.rand(seed * 1_000 + salt + 1) * (local.LAST_SLOT - local.FIRST_SLOT)
+    )
+    return F.timestamp_seconds((origin + days * 86_400 + slots * local.SLOT_SECONDS).cast("long"))
+
+
+def committed_frame(spark: SparkSession, lake: lakes.Lake, batch_ids: Sequence[str]) -> DataFrame:
+    paths = [hadoop_path(lake, p) for b in batch_ids for p in lakes.batch_files(lake, b)]
+    return spark.read.parquet(*paths)
+
+
+def generate(
+    spark: SparkSession,
+    lake_url: str,
+    *,
+    courses: int = local.DEFAULT_COURSES,
+    seed: int = 0,
+    window: local.Window | None = None,
+    reschedule: float = 0.0,
+) -> local.GenerateResult:
+    """One committed batch, written by Spark in the lake layout (Spark writes ``_SUCCESS`` last)."""
+    from pyspark.sql import functions as F
+
+    if courses < 1:
+        raise InputError(f"--courses must be at least 1, got {courses}")
+    if not 0.0 <= reschedule <= 1.0:
+        raise InputError(f"--reschedule must be a fraction between 0 and 1, got {reschedule}")
+    window = window or local.default_window()
+    began = time.perf_counter()
+    lake = lakes.open_lake(lake_url, create=True)
+    lakes.write_dimension(lake, "categories", model.categories_table())
+    lakes.write_dimension(lake, "levels", model.levels_table())
+    existing = lakes.committed_batches(lake)
+    first_id = lakes.max_course_id(lake) + 1
+    frame = course_frame(spark, seed, first_id, courses, window)
+    moved = 0
+    if reschedule > 0 and existing:
+        known = (
+            committed_frame(spark, lake, existing)
+            .select(*COURSE_COLUMNS[:4])
+            .dropDuplicates(["course_id"])
+        )
+        moved = round(reschedule * known.count())
+        chosen = known.orderBy(F.rand(seed * 1_000 + 11)).limit(moved)
+        frame = frame.unionByName(chosen.withColumn("start_date", start_dates(seed + 1, window)))
+    batch_id = lakes.new_id()
+    target = lake.batch_dir(batch_id)
+    (
+        frame.sortWithinPartitions("start_date", "course_id")
+        .write.option("compression", lakes.PARQUET_COMPRESSION)
+        .parquet(hadoop_path(lake, target))
+    )
+    if not lake.fs.exists(f"{target}/{lakes.SUCCESS}"):  # a committer that writes no marker
+        lake.fs.pipe_file(f"{target}/{lakes.SUCCESS}", b"")
+    size = sum(lake.fs.size(p) for p in lakes.batch_files(lake, batch_id))
+    return local.GenerateResult(
+        batch_id=batch_id,
+        rows=courses + moved,
+        new_courses=courses,
+        rescheduled=moved,
+        first_id=first_id,
+        last_id=first_id + courses - 1,
+        bytes=size,
+        seconds=time.perf_counter() - began,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Load
+
+
+def jdbc_target(warehouse_url: str) -> tuple[str, dict[str, str]]:
+    """The JDBC URL and connection properties for a warehouse's SQLAlchemy URL."""
+    url = warehouse.normalize_url(warehouse_url)
+    backend = url.get_backend_name()
+    host = url.host or "127.0.0.1"
+    properties = {"user": url.username or "", "password": url.password or ""}
+    if backend == "postgresql":
+        jdbc = f"jdbc:postgresql://{host}:{url.port or 5432}/{url.database}"
+        properties["driver"] = "org.postgresql.Driver"
+        properties["reWriteBatchedInserts"] = "true"
+        options = " ".join(str(v) for v in _as_list(url.query.get("options")))
+        for option in options.split():
+            if option.startswith("-csearch_path="):
+                properties["currentSchema"] = option.split("=", 1)[1]
+    elif backend in ("mysql", "mariadb"):
+        jdbc = f"jdbc:mariadb://{host}:{url.port or 3306}/{url.database}"
+        properties["driver"] = "org.mariadb.jdbc.Driver"
+        properties["rewriteBatchedStatements"] = "true"
+        properties["sessionVariables"] = "time_zone='+00:00'"
+    elif backend == "mssql":
+        jdbc = (
+            f"jdbc:sqlserver://{host}:{url.port or 1433};databaseName={url.database};encrypt=true"
+        )
+        properties["driver"] = "com.microsoft.sqlserver.jdbc.SQLServerDriver"
+    else:
+        raise InputError(
+            f"the Spark engine loads into PostgreSQL, MariaDB/MySQL or SQL Server, not {backend}: "
+            "use --engine local"
+        )
+    return jdbc, properties
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, tuple | list) else [value]
+
+
+def stage_table(load_id: str) -> sa.Table:
+    """A staging table for one load: the course columns, no keys, and the batch's position."""
+    name = STAGE_PREFIX + "".join(ch if ch.isalnum() else "_" for ch in load_id.lower())
+    columns = [sa.Column(c.name, c.type, nullable=False) for c in warehouse.courses.columns]
+    return sa.Table(
+        name, sa.MetaData(), *columns, sa.Column("batch_seq", sa.Integer, nullable=False)
+    )
+
+
+#: What the executors return: course columns (nullable), the reason (null for good rows), the file.
+CHECKED_ARROW: Final = pa.schema(
+    [pa.field(f.name, f.type, nullable=True) for f in model.COURSES_SCHEMA]
+    + [pa.field("reason", pa.string()), pa.field("source_file", pa.string())]
+)
+CHECKED_SCHEMA: Final = (
+    "course_id long, course_name string, category_id int, level_id int, start_date timestamp, "
+    "reason string, source_file string"
+)
+
+
+def _validator(
+    rules: Rules, duplicates: list[int]
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The local engine's validation, run on the executors over Arrow batches."""
+
+    def validate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from coursemart.load.validate import check, conform
+
+        known = pa.array(duplicates, pa.int64())
+        for record_batch in batches:
+            table = pa.Table.from_batches([record_batch])
+            conformed = conform(table).append_column("source_file", table["source_file"])
+            checked = check(conformed, rules, known)
+            nothing = pa.nulls(checked.good.num_rows, pa.string())
+            good = checked.good.append_column("reason", nothing).append_column(
+                "source_file", nothing
+            )
+            rejected = checked.rejected.select(CHECKED_ARROW.names)
+            for part in (good, rejected):
+                yield from part.cast(CHECKED_ARROW).to_batches()
+
+    return validate
+
+
+def _local_path(uri: str) -> str:
+    """Spark's ``file:/…`` URIs as the local engine names files."""
+    for prefix in ("file://", "file:"):
+        if uri.startswith(prefix):
+            return uri[len(prefix) :]
+    return uri
+
+
+def _drop_stale_stages(connection: sa.engine.Connection) -> None:
+    """Remove staging tables left by Spark loads that died before their commit."""
+    for name in sa.inspect(connection).get_table_names():
+        if name.startswith(STAGE_PREFIX):
+            connection.exec_driver_sql(f"DROP TABLE {name}")
+
+
+def load(
+    spark: SparkSession,
+    lake_url: str,
+    warehouse_url: str,
+    *,
+    since: datetime | None = None,
+    wait: float = 30.0,
+    checkpoint: Callable[[str], None] | None = None,
+) -> LoadResult:
+    """Load new committed batches with Spark: the manifest, rules and merge of the local loader.
+
+    Good rows go from the executors over JDBC to a staging table; the driver then merges the
+    staging table, the dimensions and the manifest in one transaction and drops the staging table.
+    """
+
+    began, started_at = time.perf_counter(), datetime.now(UTC)
+    since = as_utc(since)
+    fire = checkpoint or (lambda name: None)
+    jdbc, properties = jdbc_target(warehouse_url)
+    lake = lakes.open_lake(lake_url)
+    if not lake.fs.exists(lake.root):
+        raise LakeError(f"no lake at {lake_url!r}: run `coursemart generate` first, or fix --lake")
+    engine = warehouse.create_engine(warehouse_url, lock_timeout=wait)
+    load_id = lakes.new_id()
+    rejected = RejectedRows(lake, load_id)
+    stage = stage_table(load_id)
+    try:
+        with engine.connect() as connection:
+            backend = backend_for(connection, mask_url(warehouse_url))
+            backend.lock(wait)
+            try:
+                backend.begin()
+                warehouse.ensure_schema(connection)
+                _drop_stale_stages(connection)
+                done = manifest.loaded_batch_ids(connection)
+                categories, levels = manifest.dimension_keys(connection)
+                connection.commit()
+                pending = [b for b in lakes.committed_batches(lake) if b not in done]
+                snapshots = _snapshots(lake) if pending else {}
+                rules = Rules(
+                    categories | {r["category_id"] for r in snapshots.get("categories", [])},  # type: ignore[misc]
+                    levels | {r["level_id"] for r in snapshots.get("levels", [])},  # type: ignore[misc]
+                )
+                counts: dict[str, tuple[int, int, int]] = {}
+                reasons: dict[str, int] = {}
+                if pending:
+                    with engine.begin() as ddl:
+                        stage.create(ddl)
+                for seq, batch_id in enumerate(pending):
+                    counts[batch_id] = _stage_batch(
+                        spark,
+                        lake,
+                        batch_id,
+                        seq,
+                        since,
+                        rules,
+                        stage.name,
+                        jdbc,
+                        properties,
+                        rejected,
+                        reasons,
+                    )
+                fire("after_staging")
+                backend.begin()
+                result = _merge(
+                    connection,
+                    backend,
+                    load_id,
+                    started_at,
+                    since,
+                    pending,
+                    counts,
+                    reasons,
+                    snapshots,
+                    stage,
+                    rejected,
+                    fire,
+                )
+            finally:
+                if connection.in_transaction():
+                    connection.rollback()
+                with engine.begin() as cleanup:
+                    stage.drop(cleanup, checkfirst=True)
+                backend.unlock()
+    except Exception as exc:
+        rejected.discard()
+        record_failure(engine, load_id, started_at, since, exc)
+        raise
+    finally:
+        engine.dispose()
+    skipped = sum(lakes.batch_row_count(lake, b) - counts[b][0] for b in pending)
+    return LoadResult(
+        **{**result.__dict__, "rows_skipped": skipped, "seconds": time.perf_counter() - began}
+    )
+
+
+def _snapshots(lake: lakes.Lake) -> dict[str, list[dict[str, object]]]:
+    """The lake's dimension rows, checked like the local loader checks them."""
+    return {
+        name: dimension_rows(
+            lakes.read_dimension(lake, name, schema), schema, lake.dimension_path(name)
+        )
+        for name, schema in (
+            ("categories", model.CATEGORIES_SCHEMA),
+            ("levels", model.LEVELS_SCHEMA),
+        )
+    }
+
+
+def _stage_batch(
+    spark: SparkSession,
+    lake: lakes.Lake,
+    batch_id: str,
+    seq: int,
+    since: datetime | None,
+    rules: Rules,
+    stage: str,
+    jdbc: str,
+    properties: dict[str, str],
+    rejected: RejectedRows,
+    reasons: dict[str, int],
+) -> tuple[int, int, int]:
+    """Validate one batch on the executors and append its good rows to the staging table."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    read = loaded = refused = 0
+    paths = lakes.batch_files(lake, batch_id)
+    problems = {path: schema_problems(lakes.file_schema(lake, path)) for path in paths}
+    for path in paths:  # files whose columns cannot be courses: refused whole, as locally
+        if problems[path]:
+            table = pa.Table.from_batches(list(lakes.read_file_batches(lake, path)))
+            checked = reject_all(table, "schema: " + "; ".join(problems[path]))
+            rejected.add(checked.rejected, batch_id, path)
+            _count_reasons(checked.rejected, reasons)
+            read += checked.read
+            refused += checked.rejected.num_rows
+    readable = [hadoop_path(lake, p) for p in paths if not problems[p]]
+    if readable:
+        frame = spark.read.parquet(*readable).select(
+            *COURSE_COLUMNS, F.col("_metadata.file_path").alias("source_file")
+        )
+        if since is not None:
+            frame = frame.filter(F.col("start_date") >= F.lit(since))
+        duplicates = [
+            row["course_id"]
+            for row in frame.groupBy("course_id")
+            .count()
+            .filter("count > 1 AND course_id IS NOT NULL")
+            .collect()
+        ]
+        checked = frame.mapInArrow(_validator(rules, duplicates), CHECKED_SCHEMA)
+        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS)
+            good.withColumn("batch_seq", F.lit(seq)).write.jdbc(
+                jdbc, stage, mode="append", properties=properties
+            )
+            bad = checked.filter(F.col("reason").isNotNull()).toArrow()
+            total = checked.count()
+        finally:
+            checked.unpersist()
+        if bad.num_rows:
+            for source in sorted(set(bad["source_file"].to_pylist())):
+                import pyarrow.compute as pc
+
+                rows = bad.filter(pc.equal(bad["source_file"], source)).drop_columns(
+                    ["source_file"]
+                )
+                rejected.add(rows, batch_id, _local_path(source))
+            _count_reasons(bad, reasons)
+        read += total
+        loaded += total - bad.num_rows
+        refused += bad.num_rows
+    rejected.flush()
+    return read, loaded, refused
+
+
+def _count_reasons(rows: pa.Table, reasons: dict[str, int]) -> None:
+    import pyarrow.compute as pc
+
+    for item in pc.value_counts(reason_kinds(rows["reason"])).to_pylist():
+        reasons[item["values"]] = reasons.get(item["values"], 0) + item["counts"]
+
+
+def _merge(
+    connection: sa.engine.Connection,
+    backend: Backend,
+    load_id: str,
+    started_at: datetime,
+    since: datetime | None,
+    pending: list[str],
+    counts: dict[str, tuple[int, int, int]],
+    reasons: dict[str, int],
+    snapshots: dict[str, list[dict[str, object]]],
+    stage: sa.Table,
+    rejected: RejectedRows,
+    fire: Callable[[str], None],
+) -> LoadResult:
+    """The one warehouse transaction: dimensions, staged courses by batch, manifest, record."""
+    for name, table in (("categories", warehouse.categories), ("levels", warehouse.levels)):
+        if snapshots.get(name):
+            backend.upsert_dimension(table, snapshots[name])
+    if pending:
+        backend.before_bulk_write()
+    for seq, batch_id in enumerate(pending):
+        backend.merge_table(stage.name, f"batch_seq = {seq}")
+        read, loaded, refused = counts[batch_id]
+        manifest.record_batch(
+            connection,
+            batch_id=batch_id,
+            load_id=load_id,
+            rows_read=read,
+            rows_loaded=loaded,
+            rows_rejected=refused,
+            since=since,
+        )
+        if seq == 0:
+            fire("during_merge")
+    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
+    status = "loaded" if pending else "nothing to do"
+    manifest.record_load(
+        connection,
+        manifest.LoadRecord(
+            load_id=load_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            status=status,
+            batches=len(pending),
+            rows_read=totals[0],
+            rows_loaded=totals[1],
+            rows_rejected=totals[2],
+            since=since,
+            message=reasons_text(reasons) or None,
+        ),
+    )
+    fire("before_commit")
+    connection.commit()
+    return LoadResult(
+        load_id=load_id,
+        status=status,
+        batches=tuple(pending),
+        rows_read=totals[0],
+        rows_loaded=totals[1],
+        rows_rejected=totals[2],
+        rows_skipped=0,
+        reasons=reasons,
+        rejected_path=rejected.folder if rejected.rows else None,
+    )
+
+
+__all__ = ["CoursemartError", "LockBusyError", "generate", "load", "session"]
