@@ -1,0 +1,237 @@
+"""The Spark engine in local mode against PostgreSQL: same lake, same warehouse, same guarantees."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from coursemart import lake as lakes
+from coursemart import vocabulary
+from coursemart.generate import generate as local_generate
+from coursemart.load import load as local_load
+from tests.conftest import WINDOW, new_warehouse, snapshot, unavailable
+from tests.test_load import bad_rows, expected_courses, stored_courses, write_raw_batch
+
+JARS = ["/usr/share/java/postgresql.jar", "/usr/share/java/mariadb-java-client.jar"]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One local Spark session for the module (starting the JVM takes seconds)."""
+    if shutil.which("java") is None:
+        unavailable("Java is not installed: the Spark engine needs Java 17+")
+    if not os.path.exists(JARS[0]):
+        unavailable(f"{JARS[0]} is missing: apt-get install libpostgresql-jdbc-java")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        unavailable("pyspark is not installed: pip install 'coursemart[spark]'")
+    from coursemart.engines import spark as engine
+
+    session = engine.session("local[2]", {"spark.sql.shuffle.partitions": "4"}, jars=JARS)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def other_postgres(tmp_path: Path) -> Iterator[str]:
+    yield from new_warehouse("postgresql", tmp_path)
+
+
+def warehouse_tables(url: str) -> dict[str, Any]:
+    """What must be identical between engines: the data tables and which batches are loaded."""
+    tables = snapshot(url)
+    batches = [(row[0], row[2], row[3], row[4]) for row in tables["coursemart_batches"]]
+    return {
+        "courses": tables["courses"],
+        "categories": tables["categories"],
+        "levels": tables["levels"],
+        "batches": batches,
+    }
+
+
+def test_a_spark_written_batch_has_the_lake_layout(spark: Any, lake_dir: Path) -> None:
+    from coursemart.engines import spark as engine
+
+    first = engine.generate(spark, str(lake_dir), courses=5_000, seed=1, window=WINDOW)
+    second = engine.generate(
+        spark, str(lake_dir), courses=100, seed=1, window=WINDOW, reschedule=0.1
+    )
+
+    lake = lakes.open_lake(str(lake_dir))
+    assert lakes.committed_batches(lake) == [first.batch_id, second.batch_id]
+    assert (second.first_id, second.rescheduled, second.rows) == (5_001, 500, 600)
+    assert (lake_dir / "categories.csv").exists() and (lake_dir / "levels.csv").exists()
+    rows = expected_courses(lake_dir)
+    assert sorted(rows) == list(range(1, 5_101))
+    for part in lakes.batch_files(lake, first.batch_id):
+        metadata = pq.ParquetFile(part).metadata
+        assert metadata.row_group(0).column(0).compression == "ZSTD"
+        table = pq.read_table(part)
+        dates = table["start_date"].to_pylist()
+        assert dates == sorted(dates)
+    for _, (name, category_id, level_id, _start) in rows.items():
+        subjects = vocabulary.SUBJECTS[int(str(category_id))]
+        assert any(subject in str(name) for subject in subjects)
+        assert level_id in (101, 102, 103)
+
+
+def test_a_local_lake_loads_identically_with_either_engine(
+    spark: Any, lake_dir: Path, postgres_url: str, other_postgres: str
+) -> None:
+    from coursemart.engines import spark as engine
+
+    local_generate(str(lake_dir), courses=4_000, seed=1, window=WINDOW)
+    local_generate(str(lake_dir), courses=500, seed=2, window=WINDOW, reschedule=0.2)
+
+    local_load(str(lake_dir), postgres_url)
+    result = engine.load(spark, str(lake_dir), other_postgres)
+
+    assert (result.status, result.rows_read, result.rows_loaded) == ("loaded", 5_300, 5_300)
+    assert warehouse_tables(postgres_url) == warehouse_tables(other_postgres)
+    assert stored_courses(other_postgres) == expected_courses(lake_dir)
+
+
+def test_a_spark_lake_loads_identically_with_either_engine_and_reruns_do_nothing(
+    spark: Any, lake_dir: Path, postgres_url: str, other_postgres: str
+) -> None:
+    from coursemart.engines import spark as engine
+
+    engine.generate(spark, str(lake_dir), courses=3_000, seed=4, window=WINDOW)
+
+    engine.load(spark, str(lake_dir), postgres_url)
+    local_load(str(lake_dir), other_postgres)
+    again = engine.load(spark, str(lake_dir), postgres_url)
+
+    assert again.status == "nothing to do"
+    assert warehouse_tables(postgres_url) == warehouse_tables(other_postgres)
+    assert [row[3] for row in snapshot(postgres_url)["coursemart_loads"]] == [
+        "loaded",
+        "nothing to do",
+    ]
+
+
+def test_bad_rows_are_rejected_alike_by_both_engines(
+    spark: Any, lake_dir: Path, postgres_url: str, other_postgres: str
+) -> None:
+    import pyarrow as pa
+
+    from coursemart.engines import spark as engine
+
+    local_generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    write_raw_batch(lake_dir, bad_rows().drop_columns(["expected"]), pa.table({"course_id": ["x"]}))
+
+    by_local = local_load(str(lake_dir), postgres_url)
+    by_spark = engine.load(spark, str(lake_dir), other_postgres)
+
+    lake = lakes.open_lake(str(lake_dir))
+
+    def refused(load_id: str) -> list[tuple[object, ...]]:
+        rows = lakes.read_rejected(lake, load_id)
+        return sorted(
+            (str(r.get("course_id")), r["reason"], r["batch_id"], r["source_file"]) for r in rows
+        )
+
+    assert refused(by_spark.load_id) == refused(by_local.load_id)
+    assert len(refused(by_local.load_id)) == 14
+    assert (by_spark.rows_read, by_spark.rows_loaded, by_spark.rows_rejected) == (
+        by_local.rows_read,
+        by_local.rows_loaded,
+        by_local.rows_rejected,
+    )
+    assert by_spark.reasons == by_local.reasons
+    assert warehouse_tables(postgres_url)["courses"] == warehouse_tables(other_postgres)["courses"]
+
+
+def test_a_spark_load_killed_after_staging_changes_nothing_and_the_next_run_completes(
+    spark: Any, lake_dir: Path, postgres_url: str
+) -> None:
+    from coursemart.engines import spark as engine
+
+    local_generate(str(lake_dir), courses=1_000, seed=1, window=WINDOW)
+    local_load(str(lake_dir), postgres_url)
+    local_generate(str(lake_dir), courses=2_000, seed=2, window=WINDOW, reschedule=0.3)
+    before = snapshot(postgres_url)
+    command = [sys.executable, "-m", "coursemart", "load", "--engine", "spark"]
+    command += ["--spark-master", "local[1]", "--lake", str(lake_dir), "--warehouse", postgres_url]
+
+    killed = subprocess.run(
+        command,
+        env={**os.environ, "COURSEMART_FAILPOINT": "after_staging"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert snapshot(postgres_url) == before
+    finished = engine.load(spark, str(lake_dir), postgres_url)
+    assert finished.rows_loaded == 2_300
+    assert stored_courses(postgres_url) == expected_courses(lake_dir)
+    from tests.test_load import query
+
+    leftovers = query(
+        postgres_url,
+        "SELECT COUNT(*) FROM information_schema.tables "
+        "WHERE starts_with(table_name, 'coursemart_stage_')",
+    )
+    assert leftovers == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("url", "jdbc", "properties"),
+    [
+        (
+            "postgresql://app:pw@db:5433/cm",
+            "jdbc:postgresql://db:5433/cm",
+            {"user": "app", "password": "pw", "driver": "org.postgresql.Driver"},
+        ),
+        (
+            "postgresql+psycopg://postgres@127.0.0.1/test?options=-csearch_path%3Dcm_1",
+            "jdbc:postgresql://127.0.0.1:5432/test",
+            {"currentSchema": "cm_1"},
+        ),
+        (
+            "mariadb://root@127.0.0.1/test",
+            "jdbc:mariadb://127.0.0.1:3306/test",
+            {"driver": "org.mariadb.jdbc.Driver", "sessionVariables": "time_zone='+00:00'"},
+        ),
+        (
+            "mssql://app:pw@srv.database.windows.net/cm",
+            "jdbc:sqlserver://srv.database.windows.net:1433;databaseName=cm;encrypt=true",
+            {"driver": "com.microsoft.sqlserver.jdbc.SQLServerDriver"},
+        ),
+    ],
+)
+def test_jdbc_targets(url: str, jdbc: str, properties: dict[str, str]) -> None:
+    from coursemart.engines.spark import jdbc_target
+
+    found, props = jdbc_target(url)
+
+    assert found == jdbc
+    assert properties.items() <= props.items()
+
+
+def test_sqlite_is_refused_by_the_spark_engine() -> None:
+    from coursemart.engines.spark import jdbc_target
+    from coursemart.errors import InputError
+
+    with pytest.raises(InputError, match="use --engine local"):
+        jdbc_target("sqlite:///data/warehouse.db")
+
+
+def test_a_missing_pyspark_gets_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coursemart.engines import spark as engine
+
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+
+    with pytest.raises(engine.SparkUnavailableError, match=r"pip install 'coursemart\[spark\]'"):
+        engine.session("local[1]")
