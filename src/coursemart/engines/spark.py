@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from coursemart import generate as local
@@ -328,27 +329,60 @@ CHECKED_SCHEMA: Final = (
 
 
 def _validator(
-    rules: Rules, duplicates: list[int]
+    rules: Rules, duplicates: list[int], copy_to: tuple[str, str, int] | None = None
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The local engine's validation, run on the executors over Arrow batches."""
+    """The local engine's validation, run on the executors over Arrow batches.
+
+    With ``copy_to`` (PostgreSQL conninfo, staging table, batch position) each task COPYs its
+    good rows into the staging table itself, in one transaction per task, and returns only the
+    refused rows; otherwise it returns every row with its reason (null for good ones).
+    """
 
     def validate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from coursemart.load.backends import copy_rows
         from coursemart.load.validate import check, conform
 
         known = pa.array(duplicates, pa.int64())
-        for record_batch in batches:
-            table = pa.Table.from_batches([record_batch])
-            conformed = conform(table).append_column("source_file", table["source_file"])
-            checked = check(conformed, rules, known)
-            nothing = pa.nulls(checked.good.num_rows, pa.string())
-            good = checked.good.append_column("reason", nothing).append_column(
-                "source_file", nothing
-            )
-            rejected = checked.rejected.select(CHECKED_ARROW.names)
-            for part in (good, rejected):
-                yield from part.cast(CHECKED_ARROW).to_batches()
+        connection = None
+        try:
+            for record_batch in batches:
+                table = pa.Table.from_batches([record_batch])
+                conformed = conform(table).append_column("source_file", table["source_file"])
+                checked = check(conformed, rules, known)
+                rejected = checked.rejected.select(CHECKED_ARROW.names).cast(CHECKED_ARROW)
+                if copy_to is not None:
+                    if checked.good.num_rows:
+                        if connection is None:
+                            import psycopg
+
+                            connection = psycopg.connect(copy_to[0])
+                            connection.execute("SET TIME ZONE 'UTC'")
+                        seq = pa.array([copy_to[2]] * checked.good.num_rows, pa.int32())
+                        copy_rows(
+                            connection, copy_to[1], checked.good.append_column("batch_seq", seq)
+                        )
+                    yield from rejected.to_batches()
+                    continue
+                nothing = pa.nulls(checked.good.num_rows, pa.string())
+                good = checked.good.append_column("reason", nothing)
+                good = good.append_column("source_file", nothing).cast(CHECKED_ARROW)
+                yield from good.to_batches()
+                yield from rejected.to_batches()
+            if connection is not None:
+                connection.commit()
+        finally:
+            if connection is not None:
+                connection.close()
 
     return validate
+
+
+def copy_conninfo(warehouse_url: str) -> str | None:
+    """A libpq URI for executors to COPY with, when the warehouse is PostgreSQL."""
+    url = warehouse.normalize_url(warehouse_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _local_path(uri: str) -> str:
@@ -417,12 +451,14 @@ def load(
                 for seq, batch_id in enumerate(pending):
                     counts[batch_id] = _stage_batch(
                         spark,
+                        engine,
+                        warehouse_url,
                         lake,
                         batch_id,
                         seq,
                         since,
                         rules,
-                        stage.name,
+                        stage,
                         jdbc,
                         properties,
                         rejected,
@@ -477,12 +513,14 @@ def _snapshots(lake: lakes.Lake) -> dict[str, list[dict[str, object]]]:
 
 def _stage_batch(
     spark: SparkSession,
+    engine: sa.engine.Engine,
+    warehouse_url: str,
     lake: lakes.Lake,
     batch_id: str,
     seq: int,
     since: datetime | None,
     rules: Rules,
-    stage: str,
+    stage: sa.Table,
     jdbc: str,
     properties: dict[str, str],
     rejected: RejectedRows,
@@ -510,42 +548,44 @@ def _stage_batch(
         )
         if since is not None:
             frame = frame.filter(F.col("start_date") >= F.lit(since))
-        duplicates = [
-            row["course_id"]
-            for row in frame.groupBy("course_id")
-            .count()
-            .filter("count > 1 AND course_id IS NOT NULL")
-            .collect()
-        ]
-        checked = frame.mapInArrow(_validator(rules, duplicates), CHECKED_SCHEMA)
-        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS)
-            good.withColumn("batch_seq", F.lit(seq)).write.jdbc(
-                jdbc, stage, mode="append", properties=properties
-            )
-            bad = checked.filter(F.col("reason").isNotNull()).toArrow()
-            total = checked.count()
-        finally:
-            checked.unpersist()
+        repeated = frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
+        duplicates = [row["course_id"] for row in repeated.collect()]
+        conninfo = copy_conninfo(warehouse_url)
+        if conninfo is not None:  # executors COPY their good rows; only refused rows come back
+            copy_to = (conninfo, stage.name, seq)
+            bad = frame.mapInArrow(_validator(rules, duplicates, copy_to), CHECKED_SCHEMA).toArrow()
+            good_rows = _staged_ids(engine, stage, seq)
+        else:  # JDBC from the executors
+            checked = frame.mapInArrow(_validator(rules, duplicates), CHECKED_SCHEMA)
+            checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS)
+                good = good.withColumn("batch_seq", F.lit(seq))
+                good.write.jdbc(jdbc, stage.name, mode="append", properties=properties)
+                bad = checked.filter(F.col("reason").isNotNull()).toArrow()
+            finally:
+                checked.unpersist()
+            good_rows = _staged_ids(engine, stage, seq)
         if bad.num_rows:
             for source in sorted(set(bad["source_file"].to_pylist())):
-                import pyarrow.compute as pc
-
-                rows = bad.filter(pc.equal(bad["source_file"], source)).drop_columns(
-                    ["source_file"]
-                )
-                rejected.add(rows, batch_id, _local_path(source))
+                rows = bad.filter(pc.equal(bad["source_file"], source))
+                rejected.add(rows.drop_columns(["source_file"]), batch_id, _local_path(source))
             _count_reasons(bad, reasons)
-        read += total
-        loaded += total - bad.num_rows
+        read += good_rows + bad.num_rows
+        loaded += good_rows
         refused += bad.num_rows
     rejected.flush()
     return read, loaded, refused
 
 
+def _staged_ids(engine: sa.engine.Engine, stage: sa.Table, seq: int) -> int:
+    """Distinct course ids staged for batch ``seq`` (a retried task may have staged twice)."""
+    query = sa.select(sa.func.count(sa.distinct(stage.c.course_id))).where(stage.c.batch_seq == seq)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
 def _count_reasons(rows: pa.Table, reasons: dict[str, int]) -> None:
-    import pyarrow.compute as pc
 
     for item in pc.value_counts(reason_kinds(rows["reason"])).to_pylist():
         reasons[item["values"]] = reasons.get(item["values"], 0) + item["counts"]

@@ -179,6 +179,22 @@ class SQLiteBackend(Backend):
                 raw.executemany(statement, row_tuples(chunk))
 
 
+def copy_rows(raw: Any, table_name: str, rows: pa.Table) -> None:
+    """COPY ``rows`` (their columns, in order) into ``table_name`` over a psycopg connection
+    whose session time zone is UTC, as CSV written by Arrow."""
+    if rows.num_rows == 0:
+        return
+    buffer = io.BytesIO()
+    rows = rows.set_column(4, "start_date", naive_utc(rows["start_date"]))
+    pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
+    columns = ", ".join(rows.column_names)
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN (FORMAT csv)") as copy,
+    ):
+        copy.write(buffer.getbuffer())
+
+
 class PostgresBackend(Backend):
     dialects = ("postgresql",)
     STAGE: Final = "coursemart_stage"
@@ -251,19 +267,7 @@ class PostgresBackend(Backend):
         self.connection.execute(statement, rows)
 
     def _copy(self, table_name: str, rows: pa.Table) -> None:
-        if rows.num_rows == 0:
-            return
-        buffer = io.BytesIO()
-        rows = rows.set_column(4, "start_date", naive_utc(rows["start_date"]))  # session is UTC
-        pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
-        raw = self.connection.connection.driver_connection
-        assert raw is not None
-        columns = ", ".join(COURSE_COLUMNS)
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN (FORMAT csv)") as copy,
-        ):
-            copy.write(buffer.getbuffer())
+        copy_rows(self.connection.connection.driver_connection, table_name, rows)
 
     def write_courses(self, rows: pa.Table) -> None:
         # Ids above the largest in the warehouse cannot conflict (duplicates inside a batch are
@@ -287,18 +291,37 @@ class PostgresBackend(Backend):
         super().merge_courses()
 
     def merge_table(self, stage: str, where: str) -> None:
-        self.connection.exec_driver_sql(postgres_merge_sql(stage, where))
+        # A Spark task that is retried may have staged its rows twice: identical rows, since
+        # ids repeated inside a batch are refused beforehand, so one of each is kept.
+        self.before_bulk_write()
+        largest = self.connection.execute(
+            sa.select(sa.func.coalesce(sa.func.max(warehouse.courses.c.course_id), 0))
+        ).scalar_one()
+        columns = ", ".join(COURSE_COLUMNS)
+        self.connection.exec_driver_sql(
+            f"INSERT INTO courses ({columns}) SELECT DISTINCT ON (course_id) {columns} "
+            f"FROM {stage} WHERE {where} AND course_id > {int(largest)} ORDER BY course_id"
+        )
+        self.connection.exec_driver_sql(
+            postgres_merge_sql(stage, f"{where} AND course_id <= {int(largest)}", distinct=True)
+        )
 
 
-def postgres_merge_sql(stage: str, where: str = "") -> str:
-    """Staged rows into ``courses``: insert new ids, update only rows that really changed."""
+def postgres_merge_sql(stage: str, where: str = "", *, distinct: bool = False) -> str:
+    """Staged rows into ``courses``: insert new ids, update only rows that really changed.
+
+    With ``distinct``, one row per ``course_id`` is taken from the stage.
+    """
     columns = ", ".join(COURSE_COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS)
     current = ", ".join(f"c.{c}" for c in UPDATED_COLUMNS)
     incoming = ", ".join(f"EXCLUDED.{c}" for c in UPDATED_COLUMNS)
     condition = f" WHERE {where}" if where else ""
+    pick = "DISTINCT ON (course_id) " if distinct else ""
+    order = " ORDER BY course_id" if distinct else ""
+    source = f"SELECT {pick}{columns} FROM {stage}{condition}{order}"
     return (
-        f"INSERT INTO courses AS c ({columns}) SELECT {columns} FROM {stage}{condition} "
+        f"INSERT INTO courses AS c ({columns}) {source} "
         f"ON CONFLICT (course_id) DO UPDATE SET {updates} "
         f"WHERE ({current}) IS DISTINCT FROM ({incoming})"
     )

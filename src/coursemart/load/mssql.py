@@ -119,7 +119,7 @@ class MSSQLBackend(Backend):
 
     def merge_table(self, stage: str, where: str) -> None:
         columns = ", ".join(COURSE_COLUMNS)
-        source = f"(SELECT {columns} FROM {stage} WHERE {where}) AS s"
+        source = f"(SELECT DISTINCT {columns} FROM {stage} WHERE {where}) AS s"
         self.connection.exec_driver_sql(merge_sql(warehouse.courses, source))
 
 
