@@ -235,3 +235,12 @@ def test_a_missing_pyspark_gets_a_clear_message(monkeypatch: pytest.MonkeyPatch)
 
     with pytest.raises(engine.SparkUnavailableError, match=r"pip install 'coursemart\[spark\]'"):
         engine.session("local[1]")
+
+
+def test_both_engines_generate_the_same_rows_for_the_same_seed(spark: Any, tmp_path: Path) -> None:
+    from coursemart.engines import spark as engine
+
+    engine.generate(spark, str(tmp_path / "spark"), courses=30_000, seed=9, window=WINDOW)
+    local_generate(str(tmp_path / "local"), courses=30_000, seed=9, window=WINDOW)
+
+    assert expected_courses(tmp_path / "spark") == expected_courses(tmp_path / "local")

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from coursemart import generate as local
 from coursemart import lake as lakes
-from coursemart import model, vocabulary, warehouse
+from coursemart import model, warehouse
 from coursemart.config import mask_url
 from coursemart.errors import CoursemartError, InputError, LakeError
 from coursemart.load import manifest
@@ -109,86 +109,40 @@ def hadoop_path(lake: lakes.Lake, path: str) -> str:
 # Generate
 
 
-def _literal_array(values: Sequence[object]) -> Any:
-    from pyspark.sql import functions as F
-
-    return F.array(*[F.lit(v) for v in values])
+COURSES_DDL: Final = (
+    "course_id long, course_name string, category_id int, level_id int, start_date timestamp"
+)
 
 
 def course_frame(
-    spark: SparkSession, seed: int, first_id: int, count: int, window: local.Window
+    spark: SparkSession,
+    seed: int,
+    first_id: int,
+    count: int,
+    window: local.Window,
+    chunk_rows: int = local.CHUNK_ROWS,
 ) -> DataFrame:
-    """``count`` new courses from ``first_id`` on, built on the executors (no driver-side rows)."""
-    from pyspark.sql import functions as F
+    """``count`` new courses from ``first_id`` on, built on the executors, a chunk per task.
 
-    categories = [cid for cid, _ in model.CATEGORIES]
-    subjects = [s for cid in categories for s in vocabulary.SUBJECTS[cid]]
-    offsets, counts, position = [], [], 0
-    for cid in categories:
-        offsets.append(position)
-        counts.append(len(vocabulary.SUBJECTS[cid]))
-        position += len(vocabulary.SUBJECTS[cid])
-    closings = list(vocabulary.CLOSINGS)
-    tools = (len(closings), len(closings) + len(vocabulary.TOOL_CLOSINGS))
-    closings += vocabulary.TOOL_CLOSINGS
-    level_ranges: dict[int, tuple[int, int]] = {}
-    for level_id, words in vocabulary.LEVEL_CLOSINGS.items():
-        level_ranges[level_id] = (len(closings), len(closings) + len(words))
-        closings += words
+    Each task runs the local engine's vectorised :func:`coursemart.generate.course_chunk` for its
+    chunks, so both engines write the same rows for the same seed, ids and window, and nothing is
+    built on the driver.
+    """
+    chunks = math.ceil(count / chunk_rows)
 
-    def pick(low: Any, size: Any, salt: int) -> Any:
-        return (low + F.floor(F.rand(seed * 1_000 + salt) * size)).cast("int")
+    def build(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from coursemart.generate import course_chunk
 
-    partitions = max(spark.sparkContext.defaultParallelism, math.ceil(count / ROWS_PER_PARTITION))
-    frame = spark.range(first_id, first_id + count, numPartitions=partitions).withColumnRenamed(
-        "id", "course_id"
+        for record_batch in batches:
+            for index in record_batch.column(0).to_pylist():
+                offset = index * chunk_rows
+                size = min(chunk_rows, count - offset)
+                yield from course_chunk(seed, first_id + offset, size, window).to_batches()
+
+    indexes = spark.range(
+        0, chunks, numPartitions=max(1, min(chunks, spark.sparkContext.defaultParallelism * 4))
     )
-    category_index = pick(F.lit(0), len(categories), 1)
-    level_roll = F.rand(seed * 1_000 + 2)
-    level_column = (
-        F.when(level_roll < local.LEVEL_WEIGHTS[0], F.lit(101))
-        .when(level_roll < local.LEVEL_WEIGHTS[0] + local.LEVEL_WEIGHTS[1], F.lit(102))
-        .otherwise(F.lit(103))
-    )
-    frame = frame.withColumn("_c", category_index).withColumn("level_id", level_column.cast("int"))
-    frame = frame.withColumn(
-        "category_id", F.element_at(_literal_array(categories), F.col("_c") + 1)
-    )
-    subject = pick(
-        F.element_at(_literal_array(offsets), F.col("_c") + 1),
-        F.element_at(_literal_array(counts), F.col("_c") + 1),
-        3,
-    )
-    roll = F.rand(seed * 1_000 + 4)
-    level_low = F.element_at(
-        _literal_array([level_ranges[lid][0] for lid in (101, 102, 103)]), F.col("level_id") - 100
-    )
-    level_size = F.element_at(
-        _literal_array([level_ranges[lid][1] - level_ranges[lid][0] for lid in (101, 102, 103)]),
-        F.col("level_id") - 100,
-    )
-    closing = (
-        F.when(roll > 0.80, pick(level_low, level_size, 5))
-        .when(
-            (F.col("category_id") == 1) & (roll < 0.30),
-            pick(F.lit(tools[0]), tools[1] - tools[0], 6),
-        )
-        .otherwise(pick(F.lit(0), len(vocabulary.CLOSINGS), 7))
-    )
-    name = F.concat(
-        F.element_at(
-            _literal_array(vocabulary.OPENINGS), pick(F.lit(0), len(vocabulary.OPENINGS), 8) + 1
-        ),
-        F.element_at(_literal_array(subjects), subject + 1),
-        F.element_at(_literal_array(closings), closing + 1),
-    )
-    return frame.select(
-        "course_id",
-        name.alias("course_name"),
-        F.col("category_id").cast("int"),
-        "level_id",
-        start_dates(seed, window).alias("start_date"),
-    )
+    return indexes.mapInArrow(build, COURSES_DDL)
 
 
 def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
@@ -246,11 +200,9 @@ def generate(
         frame = frame.unionByName(chosen.withColumn("start_date", start_dates(seed + 1, window)))
     batch_id = lakes.new_id()
     target = lake.batch_dir(batch_id)
-    (
-        frame.sortWithinPartitions("start_date", "course_id")
-        .write.option("compression", lakes.PARQUET_COMPRESSION)
-        .parquet(hadoop_path(lake, target))
-    )
+    if moved:
+        frame = frame.sortWithinPartitions("start_date", "course_id")
+    frame.write.option("compression", lakes.PARQUET_COMPRESSION).parquet(hadoop_path(lake, target))
     if not lake.fs.exists(f"{target}/{lakes.SUCCESS}"):  # a committer that writes no marker
         lake.fs.pipe_file(f"{target}/{lakes.SUCCESS}", b"")
     size = sum(lake.fs.size(p) for p in lakes.batch_files(lake, batch_id))
