@@ -29,7 +29,12 @@ run: $(STAMP) ## Generate a catalog into ./data/lake and load it into ./data/war
 	$(BIN)/coursemart run --courses $(COURSES) --lake $(LAKE) --warehouse $(WAREHOUSE)
 	$(BIN)/coursemart status --lake $(LAKE) --warehouse $(WAREHOUSE)
 
-test: $(STAMP) ## Run the whole test suite (real files, real databases)
+SYSTEM_STAMP := $(VENV)/.installed-system
+$(SYSTEM_STAMP): $(STAMP)
+	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java chromium
+	@touch $@
+
+test: $(SYSTEM_STAMP) ## Run the whole test suite (real files, real databases, Spark, a browser)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
@@ -50,6 +55,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/spark.py
 
 clean: ## Remove the environment and the local data
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""Spark benchmark: `coursemart run --engine spark` against the original notebooks, end to end.
+
+Both generate 1,000,000 courses, write them to a lake and load them into a fresh PostgreSQL
+database, on Spark in local mode (`local[2]`), each in its own process, timed from the command's
+start to its end (JVM start included for both).
+
+The original notebooks' logic: courses built as a per-row Python list into a pandas frame, turned
+into a Spark frame; categories and levels written as CSV and courses as Parquet; then the batch
+job reads them back, filters courses on their start date, overwrites the dimension tables and
+appends the courses over JDBC. Then each load step is run a second time: coursemart's changes
+nothing, the original's appends every course again.
+
+    python bench/spark.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import table  # noqa: E402
+
+PG_SERVER = os.environ.get(
+    "COURSEMART_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
+)
+JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
+
+ORIGINAL_GENERATE = """
+import random, sys
+from datetime import datetime, timedelta
+import pandas as pd
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[2]").appName("original-generate")
+         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+         .config("spark.pyspark.python", sys.executable).getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+lake = {lake!r}
+categories = pd.DataFrame({{"category_id": [1, 2, 3, 4, 5],
+    "category_name": ["Technology", "Business", "Art", "Science", "Health"]}})
+levels = pd.DataFrame({{"level_id": [101, 102, 103],
+    "level_name": ["Beginner", "Intermediate", "Advanced"]}})
+topics = ["Machine Learning", "Watercolor", "Accounting", "Genetics", "Nutrition"]
+now = datetime.now()
+rows = []
+for course_id in range(1, {n} + 1):
+    category_id = random.randint(1, 5)
+    rows.append((course_id, f"{{random.choice(topics)}} Course {{course_id}}", category_id,
+                 random.choice([101, 102, 103]), now + timedelta(days=random.randint(-365, 180))))
+courses = pd.DataFrame(rows, columns=["course_id", "course_name", "category_id", "level_id", "start_date"])
+spark.createDataFrame(categories).write.mode("overwrite").option("header", True).csv(lake + "/categories")
+spark.createDataFrame(levels).write.mode("overwrite").option("header", True).csv(lake + "/levels")
+spark.createDataFrame(courses).write.mode("overwrite").parquet(lake + "/courses")
+spark.stop()
+"""
+
+ORIGINAL_LOAD = """
+from pyspark.sql import SparkSession, functions as F
+spark = (SparkSession.builder.master("local[2]").appName("original-load")
+         .config("spark.jars", {jar!r}).config("spark.ui.enabled", "false")
+         .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+lake = {lake!r}
+jdbc = {{"url": {jdbc!r}, "user": "postgres", "driver": "org.postgresql.Driver"}}
+categories = spark.read.option("header", True).option("inferSchema", True).csv(lake + "/categories")
+levels = spark.read.option("header", True).option("inferSchema", True).csv(lake + "/levels")
+courses = spark.read.parquet(lake + "/courses").filter(F.col("start_date") >= F.lit("1970-01-01"))
+for frame, name, mode in ((categories, "categories", "overwrite"), (levels, "levels", "overwrite"),
+                          (courses, "courses", "append")):
+    frame.write.format("jdbc").options(dbtable=name, **jdbc).mode(mode).save()
+spark.stop()
+"""
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    name = f"cm_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def timed(command: list[str]) -> float:
+    began = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - began
+
+
+def courses(url: str) -> tuple[int, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows, ids = connection.exec_driver_sql(
+            "SELECT COUNT(*), COUNT(DISTINCT course_id) FROM courses"
+        ).one()
+    engine.dispose()
+    return int(rows), int(ids)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    n = parser.parse_args().rows
+    if shutil.which("java") is None or not Path(JDBC_JAR).exists():
+        print("Spark benchmark skipped: needs Java and libpostgresql-jdbc-java")
+        return
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        print("Spark benchmark skipped: pyspark is not installed (pip install 'coursemart[spark]')")
+        return
+    python = sys.executable
+    rows = [["pipeline", "seconds", "courses after run", "after re-running the load"]]
+    with tempfile.TemporaryDirectory(prefix="coursemart-bench-") as scratch:
+        with database() as url:
+            lake = str(Path(scratch) / "lake")
+            cli = [python, "-m", "coursemart"]
+            spark = ["--engine", "spark", "--spark-master", "local[2]"]
+            print(f"coursemart run --engine spark, {n:,} courses ...", flush=True)
+            ours = timed([*cli, "run", *spark, "-n", str(n), "--lake", lake, "--warehouse", url])
+            first = courses(url)
+            timed([*cli, "load", *spark, "--lake", lake, "--warehouse", url])
+            rows.append(["coursemart", f"{ours:.1f}", _counts(first), _counts(courses(url))])
+        with database() as url:
+            lake = str(Path(scratch) / "original")
+            jdbc = "jdbc:postgresql://127.0.0.1:5432/" + url.rsplit("/", 1)[1]
+            print(f"original notebooks, {n:,} courses ...", flush=True)
+            load = ORIGINAL_LOAD.format(jar=JDBC_JAR, lake=lake, jdbc=jdbc)
+            generate_seconds = timed([python, "-c", ORIGINAL_GENERATE.format(lake=lake, n=n)])
+            load_seconds = timed([python, "-c", load])
+            theirs = generate_seconds + load_seconds
+            first = courses(url)
+            timed([python, "-c", load])
+            rows.append(["original", f"{theirs:.1f}", _counts(first), _counts(courses(url))])
+    print(table(rows))
+    ratio = theirs / ours
+    print(
+        f"coursemart is {ratio:.2f}x faster end to end (target >=2x: "
+        f"{'met' if ratio >= 2 else 'MISSED'}); only coursemart keeps one row per course on re-run"
+    )
+
+
+def _counts(found: tuple[int, int]) -> str:
+    rows, ids = found
+    return f"{rows:,} rows, {ids:,} ids" + ("" if rows == ids else " (DUPLICATES)")
+
+
+if __name__ == "__main__":
+    main()
