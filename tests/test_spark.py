@@ -201,7 +201,7 @@ def test_a_spark_load_killed_after_staging_changes_nothing_and_the_next_run_comp
         ),
         (
             "mariadb://root@127.0.0.1/test",
-            "jdbc:mariadb://127.0.0.1:3306/test",
+            "jdbc:mysql://127.0.0.1:3306/test?permitMysqlScheme",
             {"driver": "org.mariadb.jdbc.Driver", "sessionVariables": "time_zone='+00:00'"},
         ),
         (
@@ -244,3 +244,25 @@ def test_both_engines_generate_the_same_rows_for_the_same_seed(spark: Any, tmp_p
     local_generate(str(tmp_path / "local"), courses=30_000, seed=9, window=WINDOW)
 
     assert expected_courses(tmp_path / "spark") == expected_courses(tmp_path / "local")
+
+
+def test_spark_loads_mariadb_through_jdbc_like_the_local_engine(
+    spark: Any, lake_dir: Path, tmp_path: Path
+) -> None:
+    from coursemart.engines import spark as engine
+
+    if not os.path.exists(JARS[1]):
+        unavailable(f"{JARS[1]} is missing: apt-get install libmariadb-java")
+    local_generate(str(lake_dir), courses=2_000, seed=1, window=WINDOW)
+    local_generate(str(lake_dir), courses=100, seed=2, window=WINDOW, reschedule=0.1)
+    urls = [new_warehouse("mariadb", tmp_path / name) for name in ("a", "b")]
+    first, second = next(urls[0]), next(urls[1])
+    try:
+        local_load(str(lake_dir), first)
+        result = engine.load(spark, str(lake_dir), second)
+
+        assert result.rows_loaded == 2_300
+        assert warehouse_tables(first) == warehouse_tables(second)
+    finally:
+        for url in urls:
+            next(url, None)

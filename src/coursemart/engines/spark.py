@@ -237,7 +237,8 @@ def jdbc_target(warehouse_url: str) -> tuple[str, dict[str, str]]:
             if option.startswith("-csearch_path="):
                 properties["currentSchema"] = option.split("=", 1)[1]
     elif backend in ("mysql", "mariadb"):
-        jdbc = f"jdbc:mariadb://{host}:{url.port or 3306}/{url.database}"
+        # jdbc:mysql: makes Spark quote with backticks; permitMysqlScheme lets MariaDB's driver take it
+        jdbc = f"jdbc:mysql://{host}:{url.port or 3306}/{url.database}?permitMysqlScheme"
         properties["driver"] = "org.mariadb.jdbc.Driver"
         properties["rewriteBatchedStatements"] = "true"
         properties["sessionVariables"] = "time_zone='+00:00'"
