@@ -237,7 +237,8 @@ def jdbc_target(warehouse_url: str) -> tuple[str, dict[str, str]]:
             if option.startswith("-csearch_path="):
                 properties["currentSchema"] = option.split("=", 1)[1]
     elif backend in ("mysql", "mariadb"):
-        # jdbc:mysql: makes Spark quote with backticks; permitMysqlScheme lets MariaDB's driver take it
+        # jdbc:mysql: gets Spark's MySQL dialect (backticks); permitMysqlScheme lets MariaDB's
+        # driver accept that scheme
         jdbc = f"jdbc:mysql://{host}:{url.port or 3306}/{url.database}?permitMysqlScheme"
         properties["driver"] = "org.mariadb.jdbc.Driver"
         properties["rewriteBatchedStatements"] = "true"
