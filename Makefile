@@ -25,9 +25,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(STAMP) ## Generate a catalog into ./data/lake and load it into ./data/warehouse.db
+run: $(STAMP) ## Generate a catalog, load it into ./data/warehouse.db, serve it at http://127.0.0.1:8000
 	$(BIN)/coursemart run --courses $(COURSES) --lake $(LAKE) --warehouse $(WAREHOUSE)
 	$(BIN)/coursemart status --lake $(LAKE) --warehouse $(WAREHOUSE)
+	@echo "coursemart: open http://$(HOST):$(PORT)/ (API docs at /docs); Ctrl-C stops"
+	$(BIN)/coursemart serve --warehouse $(WAREHOUSE) --host $(HOST) --port $(PORT)
 
 SYSTEM_STAMP := $(VENV)/.installed-system
 $(SYSTEM_STAMP): $(STAMP)
@@ -56,6 +58,7 @@ bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/spark.py
+	$(BIN)/python bench/api.py
 
 clean: ## Remove the environment and the local data
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

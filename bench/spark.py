@@ -58,9 +58,11 @@ for course_id in range(1, {n} + 1):
     category_id = random.randint(1, 5)
     rows.append((course_id, f"{{random.choice(topics)}} Course {{course_id}}", category_id,
                  random.choice([101, 102, 103]), now + timedelta(days=random.randint(-365, 180))))
-courses = pd.DataFrame(rows, columns=["course_id", "course_name", "category_id", "level_id", "start_date"])
-spark.createDataFrame(categories).write.mode("overwrite").option("header", True).csv(lake + "/categories")
-spark.createDataFrame(levels).write.mode("overwrite").option("header", True).csv(lake + "/levels")
+columns = ["course_id", "course_name", "category_id", "level_id", "start_date"]
+courses = pd.DataFrame(rows, columns=columns)
+for frame, name in ((categories, "categories"), (levels, "levels")):
+    writer = spark.createDataFrame(frame).write.mode("overwrite").option("header", True)
+    writer.csv(lake + "/" + name)
 spark.createDataFrame(courses).write.mode("overwrite").parquet(lake + "/courses")
 spark.stop()
 """

@@ -186,3 +186,40 @@ def test_killing_generate_part_way_leaves_no_committed_batch(lake_dir: Path, sig
     lake = lakes.open_lake(str(lake_dir))
     assert lakes.committed_batches(lake) == []
     assert lakes.max_course_id(lake) == 0
+
+
+def test_serve_answers_on_localhost(tmp_path: Path, lake_dir: Path) -> None:
+    import socket
+    import urllib.request
+
+    from coursemart.generate import generate
+    from coursemart.load import load
+    from tests.conftest import WINDOW
+
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    generate(str(lake_dir), courses=20, seed=1, window=WINDOW)
+    load(str(lake_dir), url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", url, "--port", str(port)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "coursemart serve did not answer"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/courses/recent?limit=5") as r:
+            assert r.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert process.stdout is not None
+    assert f"at http://127.0.0.1:{port}" in process.stdout.read()

@@ -31,7 +31,7 @@ try:  # recent Typer vendors click under typer._click
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older Typer uses click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
-from coursemart.config import ENV_PREFIX, Settings
+from coursemart.config import ENV_PREFIX, Settings, mask_url
 from coursemart.errors import CoursemartError, InputError
 
 app = typer.Typer(
@@ -428,6 +428,50 @@ def run(
             quiet=quiet,
         )
         run_load(config, spark, lake=lake, warehouse=warehouse, since=since, wait=wait, quiet=quiet)
+
+
+HostOption = Annotated[
+    str,
+    typer.Option(
+        "--host",
+        help="Address to listen on: 127.0.0.1 is this machine only, 0.0.0.0 every interface.",
+    ),
+]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers", min=1, help="Worker processes; each has its own connection pool and cache."
+    ),
+]
+
+
+@app.command()
+def serve(
+    *,
+    warehouse: WarehouseOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    workers: WorkersOption = 1,
+) -> None:
+    """Serve the read-only API and the web page at http://HOST:PORT (Ctrl-C stops)."""
+    import uvicorn
+
+    if warehouse:  # workers are processes of their own: they read settings from the environment
+        os.environ[f"{ENV_PREFIX}WAREHOUSE"] = warehouse
+    config = settings()  # a bad setting fails here, with the usual one-line message
+    where = f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})"
+    out.print(
+        f"serving {mask_url(config.warehouse_url)} at {where}", highlight=False, soft_wrap=True
+    )
+    uvicorn.run(
+        "coursemart.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+    )
 
 
 @app.command()

@@ -1,0 +1,352 @@
+"""API benchmark: coursemart against Datasette over the same 1,000,000-course SQLite warehouse.
+
+One warehouse is generated and loaded, then served in turn by coursemart (uvicorn, 1 and 2
+workers) and by Datasette; each server is loaded with ``wrk -t2 -c32 -d10s --latency`` for a page
+of 50 courses, most recent first, and stopped. Every server listens on 127.0.0.1 only. The same
+courses are then loaded into a fresh PostgreSQL database and served by coursemart.
+
+Datasette is measured twice: with the URL a user would write
+(``vw_most_recent_courses.json?_sort_desc=start_date&_size=50``), and with its counts, facets and
+suggestions turned off (``&_nocount=1&_nofacet=1&_nosuggest=1``), its fastest form of that page.
+The target (10x Datasette's requests/s, p99 under 50 ms) is checked against the faster of the two.
+
+    python bench/api.py [--courses 1000000] [--duration 10] [--workers 1,2] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).parent))
+from coursemart.generate import generate  # noqa: E402
+from coursemart.load import load  # noqa: E402
+from measure import table  # noqa: E402
+
+COURSEMART_PATH = "/v1/courses/recent?limit=50"
+DATASETTE_PATH = "/warehouse/vw_most_recent_courses.json?_sort_desc=start_date&_size=50"
+DATASETTE_FAST = "&_nocount=1&_nofacet=1&_nosuggest=1"
+POSTGRES_ADMIN = os.environ.get(
+    "COURSEMART_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+POSTGRES_DATABASE = "coursemart_bench"
+#: Uncached reads: every request asks for a different ``until`` (a random minute of 2026).
+RANDOM_UNTIL_LUA = """
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
+function init(args)
+  math.randomseed(os.time() * 31 + id)
+end
+function request()
+  local t = 1767225600 + math.random(0, 365 * 24 * 60) * 60
+  local moment = os.date("!%Y-%m-%dT%H:%M:00Z", t)
+  return wrk.format("GET", "/v1/courses/recent?limit=50&until=" .. moment)
+end
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    bad: int
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _milliseconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS_MS[unit]
+
+
+def parse_wrk(name: str, output: str) -> Result:
+    """Requests/s, p50, p99, request count and bad answers from ``wrk --latency`` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
+    done = re.search(r"(\d+) requests in", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if not (rps and done):
+        raise SystemExit(f"cannot read wrk's output for {name}:\n{output}")
+    bad = int(non_2xx.group(1)) if non_2xx else 0
+    bad += sum(int(n) for n in errors.groups()) if errors else 0
+    return Result(
+        name,
+        float(rps.group(1)),
+        _milliseconds(p50.group(1)) if p50 else float("nan"),
+        _milliseconds(p99.group(1)) if p99 else float("nan"),
+        int(done.group(1)),
+        bad,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    command: list[str], ready_url: str, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Run a server in its own process group until the block ends; wait until it answers."""
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise SystemExit(f"server exited: {' '.join(command)}\n{log.read().decode()}")
+            try:
+                with urllib.request.urlopen(ready_url, timeout=60):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"server did not answer {ready_url}") from None
+                time.sleep(0.2)
+        time.sleep(2)  # every worker started, not just the first one to answer
+        yield
+    finally:
+        _stop(process)
+        log.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_wrk(
+    name: str, url: str, duration: int, script: str | None = None, connections: int = 32
+) -> Result:
+    """``wrk -t2 -c32 -d<duration>s --latency`` against ``url`` (fewer connections if asked)."""
+    urllib.request.urlopen(url, timeout=60).read()  # warm: first answer, caches, pages
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s"]
+    command.append("--latency")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        if script:
+            lua.write(script)
+            lua.flush()
+            command += ["-s", lua.name]
+        done = subprocess.run([*command, url], check=True, capture_output=True, text=True)
+    if done.stderr.strip():  # e.g. a Lua error: wrk goes on without the script
+        raise SystemExit(f"wrk failed for {name}: {done.stderr.strip()}")
+    result = parse_wrk(name, done.stdout)
+    print(
+        f"  {name}: {result.requests_per_second:,.0f} requests/s, p50 {result.p50_ms:.1f} ms, "
+        f"p99 {result.p99_ms:.1f} ms ({result.requests:,} requests, {result.bad} bad)",
+        flush=True,
+    )
+    return result
+
+
+def coursemart(
+    name: str, warehouse_url: str, workers: int, duration: int, uncached: bool = False
+) -> list[Result]:
+    """Serve ``warehouse_url`` with coursemart and measure it."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "coursemart.api:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    env = {"COURSEMART_WAREHOUSE": warehouse_url, "COURSEMART_API_KEYS": ""}
+    base = f"http://127.0.0.1:{port}"
+    with serving(command, f"{base}/ready", env):
+        results = [run_wrk(name, base + COURSEMART_PATH, duration)]
+        if uncached:
+            results.append(
+                run_wrk(f"{name}, uncached", base + COURSEMART_PATH, duration, RANDOM_UNTIL_LUA)
+            )
+    return results
+
+
+def datasette(database: Path, duration: int) -> list[Result]:
+    """Serve the SQLite file with Datasette (a fresh server per URL) and measure it."""
+    results = []
+    for name, query in (("datasette", ""), ("datasette, no counts/facets", DATASETTE_FAST)):
+        port = free_port()
+        command = [
+            sys.executable, "-m", "datasette", "serve", str(database),
+            "-h", "127.0.0.1", "-p", str(port),
+        ]  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        with serving(command, f"{base}/-/versions.json"):
+            result = run_wrk(name, base + DATASETTE_PATH + query, duration)
+        results.append(result)
+        if result.requests == 0:  # nothing finished under 32 connections: measure one at a time
+            port = free_port()
+            command[-1] = str(port)
+            base = f"http://127.0.0.1:{port}"
+            with serving(command, f"{base}/-/versions.json"):
+                url = base + DATASETTE_PATH + query
+                results.append(run_wrk(f"{name}, 1 connection", url, duration, connections=1))
+    return results
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A fresh PostgreSQL database for the benchmark (``None`` if no server), dropped after."""
+    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {POSTGRES_DATABASE} WITH (FORCE)")
+            connection.exec_driver_sql(f"CREATE DATABASE {POSTGRES_DATABASE}")
+    except sa.exc.OperationalError as exc:
+        print(f"PostgreSQL skipped: {POSTGRES_ADMIN.split('@')[-1]} is not reachable ({exc.orig})")
+        admin.dispose()
+        yield None
+        return
+    try:
+        url = make_url(POSTGRES_ADMIN).set(database=POSTGRES_DATABASE)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {POSTGRES_DATABASE} WITH (FORCE)")
+        admin.dispose()
+
+
+def settle(url: str) -> None:
+    """Vacuum, analyze and checkpoint after the bulk load, so that the server's background work
+    after a load (autovacuum, checkpoints) does not compete with the measurement."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("VACUUM (ANALYZE)")
+            connection.exec_driver_sql("CHECKPOINT")
+    finally:
+        engine.dispose()
+
+
+def missing_tools() -> list[str]:
+    """What the benchmark needs and cannot find, with how to get it."""
+    missing = []
+    if not shutil.which("wrk"):
+        missing.append("wrk (apt-get install -y wrk)")
+    if importlib.util.find_spec("datasette") is None:
+        missing.append("datasette (pip install datasette)")
+    return missing
+
+
+def timed_load(lake: str, url: str, label: str) -> None:
+    began = time.perf_counter()
+    result = load(lake, url)
+    print(
+        f"loaded {result.rows_loaded:,} courses into {label} in {time.perf_counter() - began:.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--courses", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite and Datasette only")
+    args = parser.parse_args()
+    missing = missing_tools()
+    if missing:
+        print(f"API benchmark skipped: missing {', '.join(missing)}")
+        return
+    worker_counts = [int(n) for n in args.workers.split(",")]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="coursemart-bench-api-") as scratch:
+        lake, database = str(Path(scratch) / "lake"), Path(scratch) / "warehouse.db"
+        began = time.perf_counter()
+        generate(lake, courses=args.courses, seed=1)
+        print(f"generated {args.courses:,} courses in {time.perf_counter() - began:.1f} s")
+        timed_load(lake, f"sqlite:///{database}", "SQLite")
+        for workers in worker_counts:
+            name = f"coursemart sqlite, {workers} worker{'s' if workers > 1 else ''}"
+            results += coursemart(
+                name, f"sqlite:///{database}", workers, args.duration, workers == worker_counts[-1]
+            )
+        results += datasette(database, args.duration)
+        if not args.no_postgres:
+            with postgres_database() as postgres_url:
+                if postgres_url:
+                    timed_load(lake, postgres_url, "PostgreSQL")
+                    settle(postgres_url)
+                    workers = worker_counts[-1]
+                    name = f"coursemart postgresql, {workers} worker{'s' if workers > 1 else ''}"
+                    results += coursemart(name, postgres_url, workers, args.duration, True)
+    report(results)
+
+
+def report(results: list[Result]) -> None:
+    rows = [["server", "requests/s", "p50 ms", "p99 ms", "requests", "bad"]]
+    rows += [
+        [
+            r.name,
+            f"{r.requests_per_second:,.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            f"{r.requests:,}",
+            str(r.bad),
+        ]
+        for r in results
+    ]
+    print(table(rows))
+    ours = max(
+        (r for r in results if r.name.startswith("coursemart sqlite") and "uncached" not in r.name),
+        key=lambda r: r.requests_per_second,
+    )
+    theirs = [r for r in results if r.name.startswith("datasette") and r.requests]
+    for anchor in theirs:
+        ratio = ours.requests_per_second / anchor.requests_per_second
+        print(f"{ours.name} vs {anchor.name}: {ratio:,.1f}x")
+    fastest = max(theirs, key=lambda r: r.requests_per_second)
+    ratio = ours.requests_per_second / fastest.requests_per_second
+    verdicts = [
+        f">=10x Datasette's requests/s: {ratio:,.1f}x ({'met' if ratio >= 10 else 'MISSED'})",
+        f"p99 < 50 ms: {ours.p99_ms:.1f} ms ({'met' if ours.p99_ms < 50 else 'MISSED'})",
+    ]
+    print("targets: " + "; ".join(verdicts))
+
+
+if __name__ == "__main__":
+    main()

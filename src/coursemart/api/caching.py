@@ -1,0 +1,119 @@
+"""HTTP caching: strong ETags from the data version, ``304 Not Modified``, and a response cache.
+
+An answer depends only on the warehouse's data version and the request's normalized query, so
+both make its ETag, and both key the in-process cache of serialized answers: between two loads a
+repeated query is served from memory, and after a load every key is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Final
+
+from coursemart import __version__
+
+#: Answers kept per process at most, and their total size; the least recently used go first.
+CACHE_ENTRIES: Final = 4096
+CACHE_BYTES: Final = 64 << 20
+#: Exact requests remembered per process (for answering repeats before routing).
+SEEN_REQUESTS: Final = 16384
+
+
+def make_etag(version: str, query: Hashable) -> str:
+    """A strong ETag for the answer to ``query`` at data ``version``."""
+    digest = hashlib.blake2b(repr((__version__, version, query)).encode(), digest_size=16)
+    return f'"{digest.hexdigest()}"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Does an ``If-None-Match`` header match ``etag``? (weak comparison, as RFC 9110 asks)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    candidates = (part.strip().removeprefix("W/") for part in if_none_match.split(","))
+    return etag in candidates
+
+
+def cache_control(max_age: int, *, private: bool) -> str:
+    """``Cache-Control`` for an answer; ``private`` when API keys guard it."""
+    return f"{'private' if private else 'public'}, max-age={max_age}"
+
+
+class ResponseCache:
+    """A thread-safe LRU map from ``(data version, normalized query)`` to a body.
+
+    Bounded in entries and in bytes; a body larger than a quarter of the byte budget is not kept.
+    """
+
+    def __init__(self, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES) -> None:
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> bytes | None:
+        """The body stored under ``key``, marked as recently used; ``None`` if absent."""
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        """Store ``body`` (unless it is too large), dropping the least recently used entries."""
+        if len(body) > self.max_bytes // 4:
+            return
+        with self._lock:
+            previous = self._items.pop(key, None)
+            self.size += len(body) - (len(previous) if previous is not None else 0)
+            self._items[key] = body
+            while len(self._items) > self.entries or self.size > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self.size -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a request was answered with: the data version, its normalized query, the ETag."""
+
+    version: str
+    query: Hashable
+    etag: str
+
+
+class RequestIndex:
+    """A thread-safe LRU map from an exact request (path, raw query string) to what it was
+    answered with; bounded in entries."""
+
+    def __init__(self, entries: int = SEEN_REQUESTS) -> None:
+        self.entries = entries
+        self._items: OrderedDict[tuple[str, bytes], Seen] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, request: tuple[str, bytes]) -> Seen | None:
+        """What ``request`` was last answered with, if remembered."""
+        with self._lock:
+            seen = self._items.get(request)
+            if seen is not None:
+                self._items.move_to_end(request)
+            return seen
+
+    def put(self, request: tuple[str, bytes], seen: Seen) -> None:
+        """Remember how ``request`` was answered, forgetting the least recently used."""
+        with self._lock:
+            self._items[request] = seen
+            self._items.move_to_end(request)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,186 @@
+"""The warehouse as the API reads it: one pool per app, read-only transactions, a cached version.
+
+The data version is the id of the latest load that changed the warehouse. It is read at most
+about once a second, and it keys every cache above this module: a new load changes it, and so
+every ETag and every cached response.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy.engine import Connection, Engine
+
+from coursemart import warehouse
+from coursemart.api import queries
+from coursemart.api.models import CoursePublic
+from coursemart.api.pagination import Cursor
+
+#: Seconds a data version is trusted before it is read again.
+VERSION_TTL: Final = 1.0
+#: Seconds to wait for a database server to accept a connection.
+CONNECT_TIMEOUT: Final = 5
+#: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
+#: than open (and close) extra ones, which costs a server far more than the wait.
+POOL_SIZE: Final = 20
+POOL_OVERFLOW: Final = 0
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    """Categories and levels as ``(id, name)`` pairs, by id."""
+
+    categories: tuple[tuple[int, str], ...]
+    levels: tuple[tuple[int, str], ...]
+
+
+def engine_options(backend: str) -> dict[str, Any]:
+    """Keyword arguments for ``warehouse.create_engine``: a server engine fails fast when the
+    server is away, and keeps a fixed pool of connections."""
+    if backend in ("postgresql", "mysql", "mariadb"):
+        return {
+            "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
+            "pool_size": POOL_SIZE,
+            "max_overflow": POOL_OVERFLOW,
+            "pool_recycle": 1800,
+        }
+    return {}
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A driver's datetime as aware UTC (SQLite and MariaDB give naive UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Catalog:
+    """Reads the view for the API; safe to share between threads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        version_ttl: float = VERSION_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.backend = warehouse.dialect_name(url)
+        self.version_ttl = version_ttl
+        self._clock = clock
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._version_lock = threading.Lock()
+        self._version: tuple[float, str] | None = None
+        self._dimensions: tuple[str, Dimensions] | None = None
+
+    # -- the pool ----------------------------------------------------------------------------
+
+    def open(self) -> Engine:
+        """Create the engine (its pool) if it does not exist yet; no connection is made."""
+        with self._engine_lock:
+            if self._engine is None:
+                engine = warehouse.create_engine(
+                    self.url, read_only=True, **engine_options(self.backend)
+                )
+                if self.backend == "postgresql":
+                    engine = engine.execution_options(postgresql_readonly=True)
+                self._engine = engine
+            return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection inside a read-only transaction, rolled back when it closes.
+
+        SQLite opens the file read-only; PostgreSQL begins ``READ ONLY`` (the engine's
+        ``postgresql_readonly``); MariaDB/MySQL are told ``SET TRANSACTION READ ONLY``.
+        """
+        engine = self._engine or self.open()
+        with engine.connect() as connection:
+            if self.backend in ("mysql", "mariadb"):
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            yield connection
+
+    # -- the data version --------------------------------------------------------------------
+
+    def fresh_version(self) -> str | None:
+        """The cached data version if it is younger than the TTL, else ``None``."""
+        cached = self._version
+        if cached is not None and self._clock() - cached[0] < self.version_ttl:
+            return cached[1]
+        return None
+
+    def version(self) -> str:
+        """The data version (``""`` before the first load), read again after the TTL."""
+        fresh = self.fresh_version()
+        if fresh is not None:
+            return fresh
+        with self._version_lock:  # one thread reads; the others wait for its answer
+            fresh = self.fresh_version()
+            if fresh is not None:
+                return fresh
+            return self.read_version()
+
+    def read_version(self) -> str:
+        """Read the data version from the database now, and cache it."""
+        with self.reading() as connection:
+            value = connection.execute(queries.data_version()).scalar_one_or_none() or ""
+        self._version = (self._clock(), value)
+        return value
+
+    # -- the data ----------------------------------------------------------------------------
+
+    def cached_dimensions(self, version: str) -> Dimensions | None:
+        """Categories and levels as of ``version`` if already read, else ``None``."""
+        cached = self._dimensions
+        return cached[1] if cached is not None and cached[0] == version else None
+
+    def dimensions(self, version: str) -> Dimensions:
+        """Categories and levels as of ``version``, read once per version."""
+        cached = self.cached_dimensions(version)
+        if cached is not None:
+            return cached
+        with self.reading() as connection:
+            dimensions = Dimensions(
+                categories=tuple(
+                    (int(key), str(name)) for key, name in connection.execute(queries.categories())
+                ),
+                levels=tuple(
+                    (int(key), str(name)) for key, name in connection.execute(queries.levels())
+                ),
+            )
+        self._dimensions = (version, dimensions)
+        return dimensions
+
+    def recent(
+        self, course_filter: queries.CourseFilter, *, limit: int, cursor: Cursor | None = None
+    ) -> list[CoursePublic]:
+        """Up to ``limit`` courses, most recent first, after ``cursor``."""
+        statement = queries.recent_courses(
+            course_filter, backend=self.backend, limit=limit, cursor=cursor
+        )
+        with self.reading() as connection:
+            rows = connection.execute(statement).all()
+        return [
+            CoursePublic(
+                course_id=row.course_id,
+                course_name=row.course_name,
+                category_id=row.category_id,
+                category_name=row.category_name,
+                level_id=row.level_id,
+                level_name=row.level_name,
+                start_date=as_utc(row.start_date),
+            )
+            for row in rows
+        ]
