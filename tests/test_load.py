@@ -395,3 +395,32 @@ def test_two_loads_started_together_one_loads_the_other_waits(
     assert summaries[1].startswith("nothing to do"), summaries
     assert course_count(warehouse_url) == 300_000
     assert query(warehouse_url, "SELECT COUNT(*) FROM coursemart_batches")[0][0] == 1
+
+
+def test_a_stage_with_rows_staged_twice_merges_one_of_each(postgres_url: str) -> None:
+    from coursemart.engines.spark import stage_table
+    from coursemart.generate import course_chunk
+    from coursemart.load.backends import PostgresBackend, copy_rows
+
+    engine = warehouse.create_engine(postgres_url)
+    stage = stage_table("20261127T000000.000000Z-abcd")
+    rows = course_chunk(1, 1, 100, WINDOW)
+    staged = rows.append_column("batch_seq", pa.array([0] * 100, pa.int32()))
+    try:
+        with engine.connect() as connection:
+            backend = PostgresBackend(connection, postgres_url)
+            backend.begin()
+            warehouse.ensure_schema(connection)
+            connection.execute(warehouse.categories.insert(), model.categories_table().to_pylist())
+            connection.execute(warehouse.levels.insert(), model.levels_table().to_pylist())
+            stage.create(connection)
+            raw = connection.connection.driver_connection
+            copy_rows(raw, stage.name, staged)
+            copy_rows(raw, stage.name, staged.slice(0, 40))  # a retried task, staged again
+
+            backend.merge_table(stage.name, "batch_seq = 0", distinct=True)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+    assert course_count(postgres_url) == 100

@@ -397,7 +397,7 @@ def load(
                     categories | {r["category_id"] for r in snapshots.get("categories", [])},  # type: ignore[misc]
                     levels | {r["level_id"] for r in snapshots.get("levels", [])},  # type: ignore[misc]
                 )
-                counts: dict[str, tuple[int, int, int]] = {}
+                counts: dict[str, tuple[int, int, int, bool]] = {}
                 reasons: dict[str, int] = {}
                 if pending:
                     with engine.begin() as ddl:
@@ -479,12 +479,13 @@ def _stage_batch(
     properties: dict[str, str],
     rejected: RejectedRows,
     reasons: dict[str, int],
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, bool]:
     """Validate one batch on the executors and append its good rows to the staging table."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     read = loaded = refused = 0
+    restaged = False
     paths = lakes.batch_files(lake, batch_id)
     problems = {path: schema_problems(lakes.file_schema(lake, path)) for path in paths}
     for path in paths:  # files whose columns cannot be courses: refused whole, as locally
@@ -502,13 +503,13 @@ def _stage_batch(
         )
         if since is not None:
             frame = frame.filter(F.col("start_date") >= F.lit(since))
-        repeated = frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
-        duplicates = [row["course_id"] for row in repeated.collect()]
+        twice = frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
+        duplicates = [row["course_id"] for row in twice.collect()]
         conninfo = copy_conninfo(warehouse_url)
         if conninfo is not None:  # executors COPY their good rows; only refused rows come back
             copy_to = (conninfo, stage.name, seq)
             bad = frame.mapInArrow(_validator(rules, duplicates, copy_to), CHECKED_SCHEMA).toArrow()
-            good_rows = _staged_ids(engine, stage, seq)
+            good_rows, restaged = _staged_ids(engine, stage, seq)
         else:  # JDBC from the executors
             checked = frame.mapInArrow(_validator(rules, duplicates), CHECKED_SCHEMA)
             checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
@@ -519,7 +520,7 @@ def _stage_batch(
                 bad = checked.filter(F.col("reason").isNotNull()).toArrow()
             finally:
                 checked.unpersist()
-            good_rows = _staged_ids(engine, stage, seq)
+            good_rows, restaged = _staged_ids(engine, stage, seq)
         if bad.num_rows:
             for source in sorted(set(bad["source_file"].to_pylist())):
                 rows = bad.filter(pc.equal(bad["source_file"], source))
@@ -529,14 +530,18 @@ def _stage_batch(
         loaded += good_rows
         refused += bad.num_rows
     rejected.flush()
-    return read, loaded, refused
+    return read, loaded, refused, restaged
 
 
-def _staged_ids(engine: sa.engine.Engine, stage: sa.Table, seq: int) -> int:
-    """Distinct course ids staged for batch ``seq`` (a retried task may have staged twice)."""
-    query = sa.select(sa.func.count(sa.distinct(stage.c.course_id))).where(stage.c.batch_seq == seq)
+def _staged_ids(engine: sa.engine.Engine, stage: sa.Table, seq: int) -> tuple[int, bool]:
+    """Distinct course ids staged for batch ``seq``, and whether some were staged twice (a task
+    that Spark retried after it had written)."""
+    query = sa.select(sa.func.count(sa.distinct(stage.c.course_id)), sa.func.count()).where(
+        stage.c.batch_seq == seq
+    )
     with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
+        distinct, total = connection.execute(query).one()
+    return int(distinct), int(total) != int(distinct)
 
 
 def _count_reasons(rows: pa.Table, reasons: dict[str, int]) -> None:
@@ -552,7 +557,7 @@ def _merge(
     started_at: datetime,
     since: datetime | None,
     pending: list[str],
-    counts: dict[str, tuple[int, int, int]],
+    counts: dict[str, tuple[int, int, int, bool]],
     reasons: dict[str, int],
     snapshots: dict[str, list[dict[str, object]]],
     stage: sa.Table,
@@ -566,8 +571,8 @@ def _merge(
     if pending:
         backend.before_bulk_write()
     for seq, batch_id in enumerate(pending):
-        backend.merge_table(stage.name, f"batch_seq = {seq}")
-        read, loaded, refused = counts[batch_id]
+        read, loaded, refused, restaged = counts[batch_id]
+        backend.merge_table(stage.name, f"batch_seq = {seq}", distinct=restaged)
         manifest.record_batch(
             connection,
             batch_id=batch_id,

@@ -120,8 +120,11 @@ class Backend:
         """Finish the current batch: move staged rows into ``courses``."""
         self.max_id = None  # the next batch may start above the ids this one added
 
-    def merge_table(self, stage: str, where: str) -> None:
-        """Merge the rows of a staging table written by someone else (Spark) into ``courses``."""
+    def merge_table(self, stage: str, where: str, *, distinct: bool = False) -> None:
+        """Merge the rows of a staging table written by someone else (Spark) into ``courses``.
+
+        ``distinct``: some rows were staged twice (identical copies), keep one of each.
+        """
         raise CoursemartError(
             f"the Spark engine cannot load into {self.connection.dialect.name} warehouses: "
             "use PostgreSQL, MariaDB/MySQL or SQL Server, or --engine local"
@@ -290,7 +293,7 @@ class PostgresBackend(Backend):
             self.connection.exec_driver_sql(f"TRUNCATE {self.STAGE}")
         super().merge_courses()
 
-    def merge_table(self, stage: str, where: str) -> None:
+    def merge_table(self, stage: str, where: str, *, distinct: bool = False) -> None:
         # A Spark task that is retried may have staged its rows twice: identical rows, since
         # ids repeated inside a batch are refused beforehand, so one of each is kept.
         self.before_bulk_write()
@@ -298,12 +301,13 @@ class PostgresBackend(Backend):
             sa.select(sa.func.coalesce(sa.func.max(warehouse.courses.c.course_id), 0))
         ).scalar_one()
         columns = ", ".join(COURSE_COLUMNS)
+        pick, order = ("DISTINCT ON (course_id) ", " ORDER BY course_id") if distinct else ("", "")
         self.connection.exec_driver_sql(
-            f"INSERT INTO courses ({columns}) SELECT DISTINCT ON (course_id) {columns} "
-            f"FROM {stage} WHERE {where} AND course_id > {int(largest)} ORDER BY course_id"
+            f"INSERT INTO courses ({columns}) SELECT {pick}{columns} "
+            f"FROM {stage} WHERE {where} AND course_id > {int(largest)}{order}"
         )
         self.connection.exec_driver_sql(
-            postgres_merge_sql(stage, f"{where} AND course_id <= {int(largest)}", distinct=True)
+            postgres_merge_sql(stage, f"{where} AND course_id <= {int(largest)}", distinct=distinct)
         )
 
 
@@ -371,7 +375,8 @@ class MySQLBackend(Backend):
         )
         self.connection.execute(statement, rows)
 
-    def merge_table(self, stage: str, where: str) -> None:
+    def merge_table(self, stage: str, where: str, *, distinct: bool = False) -> None:
+        # Identical rows staged twice just update a row to itself: nothing to collapse.
         self.connection.exec_driver_sql(mysql_merge_sql(stage, where))
 
     def write_courses(self, rows: pa.Table) -> None:

@@ -117,7 +117,7 @@ class MSSQLBackend(Backend):
             self.connection.exec_driver_sql(f"TRUNCATE TABLE {STAGE}")
         super().merge_courses()
 
-    def merge_table(self, stage: str, where: str) -> None:
+    def merge_table(self, stage: str, where: str, *, distinct: bool = False) -> None:
         columns = ", ".join(COURSE_COLUMNS)
         source = f"(SELECT DISTINCT {columns} FROM {stage} WHERE {where}) AS s"
         self.connection.exec_driver_sql(merge_sql(warehouse.courses, source))
