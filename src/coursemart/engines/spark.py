@@ -109,40 +109,43 @@ def hadoop_path(lake: lakes.Lake, path: str) -> str:
 # Generate
 
 
-COURSES_DDL: Final = (
-    "course_id long, course_name string, category_id int, level_id int, start_date timestamp"
-)
-
-
-def course_frame(
+def write_new_courses(
     spark: SparkSession,
+    lake: lakes.Lake,
+    batch_id: str,
+    *,
     seed: int,
     first_id: int,
     count: int,
     window: local.Window,
     chunk_rows: int = local.CHUNK_ROWS,
-) -> DataFrame:
-    """``count`` new courses from ``first_id`` on, built on the executors, a chunk per task.
+) -> tuple[int, int]:
+    """Write ``count`` new courses into the batch's folder from the executors, a chunk per task.
 
-    Each task runs the local engine's vectorised :func:`coursemart.generate.course_chunk` for its
-    chunks, so both engines write the same rows for the same seed, ids and window, and nothing is
-    built on the driver.
+    Each task runs the local engine's vectorised :func:`coursemart.generate.course_chunk` and
+    writes its chunk as ``part-<chunk>.parquet`` through the lake module, so both engines write the
+    same files for the same seed, ids and window, and nothing is built on the driver. A retried
+    task rewrites the same file. Returns (rows, bytes); the batch is not committed here.
     """
     chunks = math.ceil(count / chunk_rows)
+    where = lake.root if lake.is_local else lake.url  # absolute, as executors see it
 
-    def build(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from coursemart import lake as lakes
+        from coursemart import model
         from coursemart.generate import course_chunk
 
+        writer = lakes.BatchWriter(lakes.open_lake(where), batch_id, model.COURSES_SCHEMA)
         for record_batch in batches:
             for index in record_batch.column(0).to_pylist():
                 offset = index * chunk_rows
                 size = min(chunk_rows, count - offset)
-                yield from course_chunk(seed, first_id + offset, size, window).to_batches()
+                writer.write_part(course_chunk(seed, first_id + offset, size, window), part=index)
+        yield pa.RecordBatch.from_pydict({"rows": [writer.rows], "bytes": [writer.bytes]})
 
-    indexes = spark.range(
-        0, chunks, numPartitions=max(1, min(chunks, spark.sparkContext.defaultParallelism * 4))
-    )
-    return indexes.mapInArrow(build, COURSES_DDL)
+    tasks = spark.range(0, chunks, numPartitions=chunks).mapInArrow(write, "rows long, bytes long")
+    written = tasks.collect()
+    return sum(row["rows"] for row in written), sum(row["bytes"] for row in written)
 
 
 def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
@@ -173,7 +176,7 @@ def generate(
     window: local.Window | None = None,
     reschedule: float = 0.0,
 ) -> local.GenerateResult:
-    """One committed batch, written by Spark in the lake layout (Spark writes ``_SUCCESS`` last)."""
+    """One committed batch in the lake layout, its part files written by Spark's executors."""
     from pyspark.sql import functions as F
 
     if courses < 1:
@@ -187,7 +190,11 @@ def generate(
     lakes.write_dimension(lake, "levels", model.levels_table())
     existing = lakes.committed_batches(lake)
     first_id = lakes.max_course_id(lake) + 1
-    frame = course_frame(spark, seed, first_id, courses, window)
+    batch_id = lakes.new_id()
+    writer = lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA)
+    rows, _ = write_new_courses(
+        spark, lake, batch_id, seed=seed, first_id=first_id, count=courses, window=window
+    )
     moved = 0
     if reschedule > 0 and existing:
         known = (
@@ -197,15 +204,17 @@ def generate(
         )
         moved = round(reschedule * known.count())
         chosen = known.orderBy(F.rand(seed * 1_000 + 11)).limit(moved)
-        frame = frame.unionByName(chosen.withColumn("start_date", start_dates(seed + 1, window)))
-    batch_id = lakes.new_id()
-    target = lake.batch_dir(batch_id)
-    if moved:
-        frame = frame.sortWithinPartitions("start_date", "course_id")
-    frame.write.option("compression", lakes.PARQUET_COMPRESSION).parquet(hadoop_path(lake, target))
-    if not lake.fs.exists(f"{target}/{lakes.SUCCESS}"):  # a committer that writes no marker
-        lake.fs.pipe_file(f"{target}/{lakes.SUCCESS}", b"")
-    size = sum(lake.fs.size(p) for p in lakes.batch_files(lake, batch_id))
+        (
+            chosen.withColumn("start_date", start_dates(seed + 1, window))
+            .sortWithinPartitions("start_date", "course_id")
+            .write.mode("append")
+            .option("compression", lakes.PARQUET_COMPRESSION)
+            .parquet(hadoop_path(lake, lake.batch_dir(batch_id)))
+        )
+    writer.rows = rows + moved
+    writer.parts = lakes.batch_files(lake, batch_id)
+    writer.commit()  # _SUCCESS last, once every part file is in place
+    size = sum(lake.fs.size(p) for p in writer.parts)
     return local.GenerateResult(
         batch_id=batch_id,
         rows=courses + moved,
