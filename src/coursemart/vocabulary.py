@@ -146,7 +146,7 @@ CLOSINGS: Final[tuple[str, ...]] = (
     "",
     "",
     "",
-    " in Practice",
+    " for the Workplace",
     " for Professionals",
     " Bootcamp",
     " Masterclass",
