@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,11 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from coursemart import lake as lakes  # noqa: E402
 from coursemart import model, warehouse  # noqa: E402
 from coursemart.generate import generate  # noqa: E402
-from measure import Measurement, run_case, table  # noqa: E402
+from measure import Measurement, postgres_database, run_case, table  # noqa: E402
 
-PG_SERVER = os.environ.get(
-    "COURSEMART_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
-)
 JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
 
 LOAD = """
@@ -92,18 +88,9 @@ spark.stop()
 @contextmanager
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database with coursemart's schema and dimensions; dropped afterwards."""
-    name = f"cm_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = f"{PG_SERVER}/{name}"
-    try:
+    with postgres_database() as url:
         prepare(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def prepare(url: str) -> None:

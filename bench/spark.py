@@ -22,19 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import table  # noqa: E402
+from measure import postgres_database, table  # noqa: E402
 
-PG_SERVER = os.environ.get(
-    "COURSEMART_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
-)
 JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
 
 ORIGINAL_GENERATE = """
@@ -85,20 +79,6 @@ spark.stop()
 """
 
 
-@contextmanager
-def database() -> Iterator[str]:
-    name = f"cm_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
 def timed(command: list[str]) -> float:
     began = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -130,7 +110,7 @@ def main() -> None:
     python = sys.executable
     rows = [["pipeline", "seconds", "courses after run", "after re-running the load"]]
     with tempfile.TemporaryDirectory(prefix="coursemart-bench-") as scratch:
-        with database() as url:
+        with postgres_database() as url:
             lake = str(Path(scratch) / "lake")
             cli = [python, "-m", "coursemart"]
             spark = ["--engine", "spark", "--spark-master", "local[2]"]
@@ -139,7 +119,7 @@ def main() -> None:
             first = courses(url)
             timed([*cli, "load", *spark, "--lake", lake, "--warehouse", url])
             rows.append(["coursemart", f"{ours:.1f}", _counts(first), _counts(courses(url))])
-        with database() as url:
+        with postgres_database() as url:
             lake = str(Path(scratch) / "original")
             jdbc = "jdbc:postgresql://127.0.0.1:5432/" + url.rsplit("/", 1)[1]
             print(f"original notebooks, {n:,} courses ...", flush=True)
