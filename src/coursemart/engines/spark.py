@@ -82,6 +82,8 @@ def session(
     if master.startswith("local"):  # workers run this interpreter, which has coursemart
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.pyspark.python", sys.executable)
+        # 200 shuffle partitions are for clusters; on one machine they are mostly overhead.
+        builder = builder.config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
     present = [jar for jar in jars if jar and os.path.exists(jar)]
     if present:
         builder = builder.config("spark.jars", ",".join(present))
@@ -271,12 +273,19 @@ def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, tuple | list) else [value]
 
 
-def stage_table(load_id: str) -> sa.Table:
-    """A staging table for one load: the course columns, no keys, and the batch's position."""
+def stage_table(load_id: str, *, unlogged: bool = False) -> sa.Table:
+    """A staging table for one load: the course columns, no keys, and the batch's position.
+
+    ``unlogged`` (PostgreSQL): no write-ahead log for a scratch table that is dropped anyway.
+    """
     name = STAGE_PREFIX + "".join(ch if ch.isalnum() else "_" for ch in load_id.lower())
     columns = [sa.Column(c.name, c.type, nullable=False) for c in warehouse.courses.columns]
     return sa.Table(
-        name, sa.MetaData(), *columns, sa.Column("batch_seq", sa.Integer, nullable=False)
+        name,
+        sa.MetaData(),
+        *columns,
+        sa.Column("batch_seq", sa.Integer, nullable=False),
+        prefixes=["UNLOGGED"] if unlogged else [],
     )
 
 
@@ -388,7 +397,7 @@ def load(
     engine = warehouse.create_engine(warehouse_url, lock_timeout=wait)
     load_id = lakes.new_id()
     rejected = RejectedRows(lake, load_id)
-    stage = stage_table(load_id)
+    stage = stage_table(load_id, unlogged=copy_conninfo(warehouse_url) is not None)
     try:
         with engine.connect() as connection:
             backend = backend_for(connection, mask_url(warehouse_url))
