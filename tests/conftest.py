@@ -147,3 +147,79 @@ def snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
             return result
     finally:
         engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Azure Blob Storage: Azurite, the emulator, started for the session.
+
+#: The emulator's published development key, the same for every Azurite: not a secret.
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _azurite_binary() -> str | None:
+    import shutil
+
+    local = Path(__file__).resolve().parent.parent / ".cache" / "azurite" / "node_modules" / ".bin"
+    candidate = local / "azurite-blob"
+    return str(candidate) if candidate.exists() else shutil.which("azurite-blob")
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running Azurite blob service; yields its connection string."""
+    import socket
+    import subprocess
+    import time
+
+    binary = _azurite_binary()
+    if binary is None:
+        unavailable("Azurite is not installed: `make test` installs it with npm (needs Node.js)")
+    assert binary is not None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("azurite")
+    command = [
+        binary,
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(folder),
+    ]
+    command += ["--silent", "--skipApiVersionCheck", "--loose"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                unavailable(f"Azurite did not start on 127.0.0.1:{port}")
+            time.sleep(0.2)
+    try:
+        yield (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def azure_lake(azurite: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An ``abfs://`` lake URL in a new container of the Azurite service."""
+    import uuid
+
+    from azure.storage.blob import BlobServiceClient
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    container = f"lake-{uuid.uuid4().hex[:12]}"
+    BlobServiceClient.from_connection_string(azurite).create_container(container)
+    return f"abfs://{container}/coursemart"
