@@ -206,3 +206,15 @@ def test_since_must_come_before_until(
     else:
         with pytest.raises(ParameterError, match="until: must be after since"):
             check_range(since, until)
+
+
+@pytest.mark.parametrize(
+    ("loads", "latest", "text"),
+    [(0, None, ""), (1, "20261127T1", "1-20261127T1"), (2, "20261127T1", "2-20261127T1")],
+)
+def test_the_data_version_moves_with_every_load_even_out_of_id_order(
+    loads: int, latest: str | None, text: str
+) -> None:
+    from coursemart.api.queries import version_text
+
+    assert version_text(loads, latest) == text

@@ -223,3 +223,42 @@ def test_serve_answers_on_localhost(tmp_path: Path, lake_dir: Path) -> None:
         process.wait(timeout=10)
     assert process.stdout is not None
     assert f"at http://127.0.0.1:{port}" in process.stdout.read()
+
+
+def test_serve_keeps_api_keys_out_of_the_access_log(tmp_path: Path, lake_dir: Path) -> None:
+    import socket
+    import urllib.request
+
+    from coursemart.generate import generate
+    from coursemart.load import load
+    from tests.conftest import WINDOW
+
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    generate(str(lake_dir), courses=20, seed=1, window=WINDOW)
+    load(str(lake_dir), url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", url, "--port", str(port)]
+    environment = {**os.environ, "COURSEMART_API_KEYS": "k3y-s3cret"}
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        address = f"http://127.0.0.1:{port}/api/GetRecentCourses?code=k3y-s3cret&limit=1"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(address, timeout=2) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "coursemart serve did not answer"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert process.stdout is not None
+    log = process.stdout.read()
+    assert "GET /api/GetRecentCourses?code=***&limit=1" in log
+    assert "k3y-s3cret" not in log

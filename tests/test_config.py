@@ -65,6 +65,16 @@ def test_secrets_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
         ("abfs://container/prefix", "abfs://container/prefix"),
         ("./data/lake", "./data/lake"),
         ("mssql+pyodbc://u:p%40ss@srv/db?driver=x", "mssql+pyodbc://u:***@srv/db?driver=x"),
+        ("postgresql://app:Zx/9+q@db/wh", "postgresql://app:***@db/wh"),
+        ("postgresql://app:a@b@db/wh", "postgresql://app:***@db/wh"),
+        (
+            "postgresql://db/wh?password=s3&sslmode=require",
+            "postgresql://db/wh?password=***&sslmode=require",
+        ),
+        (
+            "mssql+pyodbc://srv/db?odbc_connect=DRIVER%3Dx%3BPWD%3Dk",
+            "mssql+pyodbc://srv/db?odbc_connect=***",
+        ),
     ],
 )
 def test_mask_url(url: str, masked: str) -> None:

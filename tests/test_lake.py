@@ -125,3 +125,15 @@ def test_rejected_rows_round_trip_with_their_reason(lake_dir: Path) -> None:
 
     assert path.endswith("_rejected/load_id=L1/part-00000.parquet")
     assert lakes.read_rejected(lake, "L1") == rows.to_pylist()
+
+
+def test_an_empty_part_file_does_not_stop_the_next_generate(lake_dir: Path) -> None:
+    import pyarrow.parquet as pq
+
+    first = generate(str(lake_dir), courses=50, seed=1, window=WINDOW)
+    folder = lake_dir / "courses" / f"batch_id={first.batch_id}"
+    pq.write_table(model.COURSES_SCHEMA.empty_table(), folder / "part-99999.parquet")
+
+    second = generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+
+    assert second.first_id == 51

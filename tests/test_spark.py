@@ -266,3 +266,16 @@ def test_spark_loads_mariadb_through_jdbc_like_the_local_engine(
     finally:
         for url in urls:
             next(url, None)
+
+
+def test_hadoop_paths_for_each_kind_of_lake(azurite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coursemart.engines.spark import hadoop_path
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    local = lakes.open_lake("/data/lake")
+    azure = lakes.open_lake("abfs://lake/coursemart")
+
+    assert hadoop_path(local, "/data/lake/courses") == "file:///data/lake/courses"
+    assert hadoop_path(azure, azure.path("courses")) == (
+        "abfss://lake@devstoreaccount1.dfs.core.windows.net/coursemart/courses"
+    )

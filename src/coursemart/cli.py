@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -446,6 +449,32 @@ WorkersOption = Annotated[
 ]
 
 
+class HideQuerySecrets(logging.Filter):
+    """Masks ``?code=<API key>`` (and other secret query values) in access-log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                hide_query_secrets(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+def access_log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, its access lines passed through HideQuerySecrets."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["hide_secrets"] = {"()": f"{__name__}.HideQuerySecrets"}
+    config["handlers"]["access"]["filters"] = ["hide_secrets"]
+    return config
+
+
+def hide_query_secrets(path: str) -> str:
+    """``/api/x?code=abc&limit=5`` -> ``/api/x?code=***&limit=5``."""
+    return re.sub(r"(?i)([?&](?:code|api_key|key)=)[^&\s]*", r"\1***", path)
+
+
 @app.command()
 def serve(
     *,
@@ -464,6 +493,8 @@ def serve(
     out.print(
         f"serving {mask_url(config.warehouse_url)} at {where}", highlight=False, soft_wrap=True
     )
+    if not config.api_keys:
+        err.print("coursemart: no API keys configured (COURSEMART_API_KEYS): the API is open")
     uvicorn.run(
         "coursemart.api:create_app",
         factory=True,
@@ -471,6 +502,7 @@ def serve(
         port=port,
         workers=workers,
         server_header=False,
+        log_config=access_log_config(),
     )
 
 

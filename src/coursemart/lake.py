@@ -278,19 +278,26 @@ def max_course_id(lake: Lake) -> int:
 
 
 def _max_from_footer(lake: Lake, path: str, column: str) -> int:
+    if _footer(lake, path).num_rows == 0:
+        return 0
     span = _range_from_footer(lake, path, column)
     if span is None:
         raise LakeError(f"{path}: no statistics for {column}; rewrite the file with statistics")
     return span[1]
 
 
-def _range_from_footer(lake: Lake, path: str, column: str) -> tuple[int, int] | None:
-    """(min, max) of an integer column from the row-group statistics; None if any is missing."""
+def _footer(lake: Lake, path: str) -> Any:
+    """A Parquet file's metadata; :class:`LakeError` names a file that cannot be read."""
     try:
         with lake.arrow_fs.open_input_file(path) as handle:
-            metadata = pq.ParquetFile(handle).metadata
+            return pq.ParquetFile(handle).metadata
     except (OSError, pa.ArrowException) as exc:
         raise LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet") from exc
+
+
+def _range_from_footer(lake: Lake, path: str, column: str) -> tuple[int, int] | None:
+    """(min, max) of an integer column from the row-group statistics; None if any is missing."""
+    metadata = _footer(lake, path)
     if column not in metadata.schema.names or metadata.num_row_groups == 0:
         return None
     index = metadata.schema.names.index(column)
@@ -306,6 +313,7 @@ def _range_from_footer(lake: Lake, path: str, column: str) -> tuple[int, int] | 
 
 def id_range(lake: Lake, paths: Sequence[str]) -> tuple[int, int] | None:
     """(smallest, largest) ``course_id`` in ``paths`` from their footers; None if unknown."""
+    paths = [path for path in paths if _footer(lake, path).num_rows]
     spans = [_range_from_footer(lake, path, "course_id") for path in paths]
     if not spans or any(span is None for span in spans):
         return None
@@ -314,11 +322,7 @@ def id_range(lake: Lake, paths: Sequence[str]) -> tuple[int, int] | None:
 
 def batch_row_count(lake: Lake, batch_id: str) -> int:
     """Rows in a committed batch, from the file footers."""
-    total = 0
-    for path in batch_files(lake, batch_id):
-        with lake.arrow_fs.open_input_file(path) as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
-    return total
+    return sum(int(_footer(lake, path).num_rows) for path in batch_files(lake, batch_id))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -135,7 +135,8 @@ class Catalog:
     def read_version(self) -> str:
         """Read the data version from the database now, and cache it."""
         with self.reading() as connection:
-            value = connection.execute(queries.data_version()).scalar_one_or_none() or ""
+            loads, latest = connection.execute(queries.data_version()).one()
+        value = queries.version_text(int(loads or 0), latest)
         self._version = (self._clock(), value)
         return value
 

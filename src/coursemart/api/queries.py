@@ -105,7 +105,18 @@ def levels() -> sa.Select[int, str]:
     return sa.select(table.c.level_id, table.c.level_name).order_by(table.c.level_id)
 
 
-def data_version() -> sa.Select[str | None]:
-    """The id of the latest load that changed the warehouse (``None`` before the first)."""
+def data_version() -> sa.Select[int, str | None]:
+    """How many loads changed the warehouse, and the latest one's id.
+
+    The count only grows, even when loads commit out of their ids' order (two loaders waiting
+    on the lock, or clocks that differ between loader hosts), so the version always moves.
+    """
     loads = warehouse.loads
-    return sa.select(sa.func.max(loads.c.load_id)).where(loads.c.status == "loaded")
+    return sa.select(sa.func.count(), sa.func.max(loads.c.load_id)).where(
+        loads.c.status == "loaded"
+    )
+
+
+def version_text(loads: int, latest: str | None) -> str:
+    """The data version as text: ``""`` before the first load, else ``<count>-<latest id>``."""
+    return f"{loads}-{latest}" if loads and latest else ""

@@ -100,11 +100,34 @@ def session(
 
 
 def hadoop_path(lake: lakes.Lake, path: str) -> str:
-    """The path as Spark names it: ``file://`` for local lakes, the lake's own scheme otherwise."""
+    """The path as Spark's Hadoop filesystems name it.
+
+    Local lakes become ``file://``; Azure lakes (``abfs://container/prefix``, ``az://``) become
+    ``abfss://container@<account>.dfs.core.windows.net/prefix`` with the account fsspec knows;
+    ``s3://`` becomes ``s3a://``; other schemes are kept.
+    """
     if lake.is_local:
         return f"file://{path}"
-    scheme = lake.url.split("://", 1)[0]
-    return f"{scheme}://{path}"
+    scheme = lake.url.split("://", 1)[0].lower()
+    account = _azure_account(lake.fs)
+    if scheme in ("abfs", "abfss", "az") and account:
+        container, _, rest = path.lstrip("/").partition("/")
+        return f"abfss://{container}@{account}.dfs.core.windows.net/{rest}"
+    if scheme in ("s3", "s3a"):
+        return f"s3a://{path.lstrip('/')}"
+    return f"{scheme}://{path.lstrip('/')}"
+
+
+def _azure_account(fs: Any) -> str | None:
+    """The storage account of an adlfs filesystem, given directly or in its connection string."""
+    account = getattr(fs, "account_name", None)
+    if account:
+        return str(account)
+    for part in str(getattr(fs, "connection_string", "") or "").split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "accountname" and value:
+            return value.strip()
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,6 +228,7 @@ def generate(
             .dropDuplicates(["course_id"])
         )
         moved = round(reschedule * known.count())
+    if moved:  # an empty Spark write would still leave a part file with no rows
         chosen = known.orderBy(F.rand(seed * 1_000 + 11)).limit(moved)
         (
             chosen.withColumn("start_date", start_dates(seed + 1, window))
