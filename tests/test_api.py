@@ -262,6 +262,8 @@ def test_empty_warehouse_answers_no_results_found(backend: str, tmp_path: Path) 
 
 
 BAD_INPUT = [
+    ("/v1/courses/recent?since=0001-01-01T00:00%2B01:00", "since"),
+    ("/v1/courses/recent?until=9999-12-31T23:00-02:00", "until"),
     ("/v1/courses/recent?limit=0", "limit"),
     ("/v1/courses/recent?limit=1001", "limit"),
     ("/v1/courses/recent?limit=ten", "limit"),

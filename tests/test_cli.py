@@ -262,3 +262,26 @@ def test_serve_keeps_api_keys_out_of_the_access_log(tmp_path: Path, lake_dir: Pa
     log = process.stdout.read()
     assert "GET /api/GetRecentCourses?code=***&limit=1" in log
     assert "k3y-s3cret" not in log
+
+
+def test_a_second_generate_on_a_local_lake_waits_for_the_first(lake_dir: Path) -> None:
+    import fcntl
+
+    from coursemart.generate import generate
+
+    generate(str(lake_dir), courses=100, seed=1)
+    with open(lake_dir / ".generate.lock", "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as a running generate holds it
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "coursemart", "generate", "-n", "50", "--lake", str(lake_dir)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        assert waiting.poll() is None, "the second generate did not wait"
+        assert len(lakes.committed_batches(lakes.open_lake(str(lake_dir)))) == 1
+        fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+    out, _ = waiting.communicate(timeout=60)
+
+    assert waiting.returncode == 0
+    assert "ids 101–150" in out

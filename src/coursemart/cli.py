@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -25,6 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from coursemart import generate as generating
 from coursemart import status as statuses
@@ -559,4 +561,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"coursemart: error: {settings_problem(exc)}", file=sys.stderr)
         return InputError.exit_code
+    except SettingsError as exc:
+        print(f"coursemart: error: {exc} (fix the environment or .env)", file=sys.stderr)
+        return InputError.exit_code
+    except SQLAlchemyError as exc:
+        print(f"coursemart: error: {database_problem(exc)}", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
+
+
+def database_problem(exc: SQLAlchemyError) -> str:
+    """The database's own message, first line only, without SQL, parameters or passwords."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+    return f"warehouse: {first}"

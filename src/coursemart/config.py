@@ -19,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from coursemart.errors import InputError
+
 ENV_PREFIX = "COURSEMART_"
 
 
@@ -33,7 +35,7 @@ class FileSecretsSource(PydanticBaseSettingsSource):
         try:
             return Path(path).read_text(encoding="utf-8").strip(), field_name, False
         except OSError as exc:
-            raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from exc
+            raise InputError(f"{variable}: cannot read {path}: {exc.strerror}") from exc
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}

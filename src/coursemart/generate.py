@@ -261,30 +261,31 @@ def generate(
     lake = lakes.open_lake(lake_url, create=True)
     lakes.write_dimension(lake, "categories", model.categories_table())
     lakes.write_dimension(lake, "levels", model.levels_table())
-    first_id = lakes.max_course_id(lake) + 1
-    moved = rescheduled_courses(lake, reschedule, seed, first_id, window)
-    batch_id = lakes.new_id()
-    with lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA) as writer:
-        if moved.num_rows:
-            writer.write_part(moved, part=0)
-        first_part = 1 if moved.num_rows else 0
+    with lakes.generate_lock(lake):
+        first_id = lakes.max_course_id(lake) + 1
+        moved = rescheduled_courses(lake, reschedule, seed, first_id, window)
+        batch_id = lakes.new_id()
+        with lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA) as writer:
+            if moved.num_rows:
+                writer.write_part(moved, part=0)
+            first_part = 1 if moved.num_rows else 0
 
-        def build_and_write(part: int, offset: int) -> int:
-            size = min(chunk_rows, courses - offset)
-            writer.write_part(course_chunk(seed, first_id + offset, size, window), part=part)
-            return size
+            def build_and_write(part: int, offset: int) -> int:
+                size = min(chunk_rows, courses - offset)
+                writer.write_part(course_chunk(seed, first_id + offset, size, window), part=part)
+                return size
 
-        # Chunks are built and written on WORKERS threads (numpy and Parquet release the GIL);
-        # at most WORKERS chunks are in flight, so memory does not grow with the row count.
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="generate") as pool:
-            in_flight: deque[Future[int]] = deque()
-            for part, offset in enumerate(range(0, courses, chunk_rows), start=first_part):
-                in_flight.append(pool.submit(build_and_write, part, offset))
-                if len(in_flight) >= WORKERS:
+            # Chunks are built and written on WORKERS threads (numpy and Parquet release the GIL);
+            # at most WORKERS chunks are in flight, so memory does not grow with the row count.
+            with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="generate") as pool:
+                in_flight: deque[Future[int]] = deque()
+                for part, offset in enumerate(range(0, courses, chunk_rows), start=first_part):
+                    in_flight.append(pool.submit(build_and_write, part, offset))
+                    if len(in_flight) >= WORKERS:
+                        _advance(progress, in_flight.popleft().result())
+                while in_flight:
                     _advance(progress, in_flight.popleft().result())
-            while in_flight:
-                _advance(progress, in_flight.popleft().result())
-        writer.commit()
+            writer.commit()
     return GenerateResult(
         batch_id=batch_id,
         rows=writer.rows,

@@ -13,6 +13,7 @@ Local folders and fsspec URLs (``abfs://``, ``s3://``, ``memory://``) go through
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -20,6 +21,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -106,6 +108,24 @@ def _prepare_local_root(url: str, root: str) -> None:
             f"lake folder {url!r} is not writable ({exc.strerror}): "
             "fix its permissions or choose another folder"
         ) from exc
+
+
+@contextmanager
+def generate_lock(lake: Lake) -> Iterator[None]:
+    """One generate at a time on a local lake, so two runs never take the same course ids.
+
+    A local lake uses an advisory lock on ``<lake>/.generate.lock`` (the second run waits). Object
+    stores have no such lock: run one generate at a time per lake there.
+    """
+    if not lake.is_local:
+        yield
+        return
+    with open(lake.path(".generate.lock"), "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def new_id(now: datetime | None = None) -> str:

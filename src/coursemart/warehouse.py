@@ -21,6 +21,8 @@ VIEW_NAME: Final = "vw_most_recent_courses"
 
 metadata = sa.MetaData()
 
+# Text is Unicode everywhere: NVARCHAR on SQL Server, utf8mb4 tables on MariaDB/MySQL.
+
 #: Course ids are BIGINT, but on SQLite an ``INTEGER PRIMARY KEY`` is the rowid: far faster.
 CourseId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 #: UTC instants: ``timestamptz`` on PostgreSQL, ``DATETIME(6)`` holding UTC on MariaDB/MySQL,
@@ -35,22 +37,25 @@ categories = sa.Table(
     "categories",
     metadata,
     sa.Column("category_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("category_name", sa.String(100), nullable=False, unique=True),
+    sa.Column("category_name", sa.Unicode(100), nullable=False, unique=True),
+    mysql_charset="utf8mb4",
 )
 levels = sa.Table(
     "levels",
     metadata,
     sa.Column("level_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("level_name", sa.String(100), nullable=False, unique=True),
+    sa.Column("level_name", sa.Unicode(100), nullable=False, unique=True),
+    mysql_charset="utf8mb4",
 )
 courses = sa.Table(
     "courses",
     metadata,
     sa.Column("course_id", CourseId, primary_key=True, autoincrement=False),
-    sa.Column("course_name", sa.String(model.MAX_NAME_LENGTH), nullable=False),
+    sa.Column("course_name", sa.Unicode(model.MAX_NAME_LENGTH), nullable=False),
     sa.Column("category_id", sa.Integer, sa.ForeignKey("categories.category_id"), nullable=False),
     sa.Column("level_id", sa.Integer, sa.ForeignKey("levels.level_id"), nullable=False),
     sa.Column("start_date", Timestamp, nullable=False),
+    mysql_charset="utf8mb4",
 )
 sa.Index("ix_courses_start_date_course_id", courses.c.start_date.desc(), courses.c.course_id.desc())
 

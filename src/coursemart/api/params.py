@@ -48,7 +48,10 @@ def parse_instant(value: object) -> datetime:
         raise ValueError(
             "must be an ISO 8601 date or date-time, e.g. 2026-03-01 or 2026-03-01T09:00:00Z"
         )
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{value!r} is out of the range of dates") from exc
 
 
 def _instant_schema(description: str) -> dict[str, Any]:

@@ -213,33 +213,34 @@ def generate(
     lake = lakes.open_lake(lake_url, create=True)
     lakes.write_dimension(lake, "categories", model.categories_table())
     lakes.write_dimension(lake, "levels", model.levels_table())
-    existing = lakes.committed_batches(lake)
-    first_id = lakes.max_course_id(lake) + 1
-    batch_id = lakes.new_id()
-    writer = lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA)
-    rows, _ = write_new_courses(
-        spark, lake, batch_id, seed=seed, first_id=first_id, count=courses, window=window
-    )
-    moved = 0
-    if reschedule > 0 and existing:
-        known = (
-            committed_frame(spark, lake, existing)
-            .select(*COURSE_COLUMNS[:4])
-            .dropDuplicates(["course_id"])
+    with lakes.generate_lock(lake):
+        existing = lakes.committed_batches(lake)
+        first_id = lakes.max_course_id(lake) + 1
+        batch_id = lakes.new_id()
+        writer = lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA)
+        rows, _ = write_new_courses(
+            spark, lake, batch_id, seed=seed, first_id=first_id, count=courses, window=window
         )
-        moved = round(reschedule * known.count())
-    if moved:  # an empty Spark write would still leave a part file with no rows
-        chosen = known.orderBy(F.rand(seed * 1_000 + 11)).limit(moved)
-        (
-            chosen.withColumn("start_date", start_dates(seed + 1, window))
-            .sortWithinPartitions("start_date", "course_id")
-            .write.mode("append")
-            .option("compression", lakes.PARQUET_COMPRESSION)
-            .parquet(hadoop_path(lake, lake.batch_dir(batch_id)))
-        )
-    writer.rows = rows + moved
-    writer.parts = lakes.batch_files(lake, batch_id)
-    writer.commit()  # _SUCCESS last, once every part file is in place
+        moved = 0
+        if reschedule > 0 and existing:
+            known = (
+                committed_frame(spark, lake, existing)
+                .select(*COURSE_COLUMNS[:4])
+                .dropDuplicates(["course_id"])
+            )
+            moved = round(reschedule * known.count())
+        if moved:  # an empty Spark write would still leave a part file with no rows
+            chosen = known.orderBy(F.rand(seed * 1_000 + 11)).limit(moved)
+            (
+                chosen.withColumn("start_date", start_dates(seed + 1, window))
+                .sortWithinPartitions("start_date", "course_id")
+                .write.mode("append")
+                .option("compression", lakes.PARQUET_COMPRESSION)
+                .parquet(hadoop_path(lake, lake.batch_dir(batch_id)))
+            )
+        writer.rows = rows + moved
+        writer.parts = lakes.batch_files(lake, batch_id)
+        writer.commit()  # _SUCCESS last, once every part file is in place
     size = sum(lake.fs.size(p) for p in writer.parts)
     return local.GenerateResult(
         batch_id=batch_id,
@@ -482,9 +483,10 @@ def load(
                 with engine.begin() as cleanup:
                     stage.drop(cleanup, checkfirst=True)
                 backend.unlock()
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C too: the refused rows of a rolled-back load go
         rejected.discard()
-        record_failure(engine, load_id, started_at, since, exc)
+        if isinstance(exc, Exception):
+            record_failure(engine, load_id, started_at, since, exc)
         raise
     finally:
         engine.dispose()

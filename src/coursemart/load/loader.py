@@ -114,9 +114,10 @@ def load(
                     raise
             finally:
                 backend.unlock()
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C too: the refused rows of a rolled-back load go
         rejected.discard()
-        record_failure(engine, load_id, started_at, since, exc)
+        if isinstance(exc, Exception):
+            record_failure(engine, load_id, started_at, since, exc)
         raise
     finally:
         engine.dispose()
