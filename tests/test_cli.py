@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -188,10 +192,19 @@ def test_killing_generate_part_way_leaves_no_committed_batch(lake_dir: Path, sig
     assert lakes.max_course_id(lake) == 0
 
 
-def test_serve_answers_on_localhost(tmp_path: Path, lake_dir: Path) -> None:
-    import socket
-    import urllib.request
+@dataclass
+class Served:
+    port: int
+    log: str = ""
 
+    def get(self, path: str) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
+            return int(answer.status)
+
+
+@contextmanager
+def serving(tmp_path: Path, lake_dir: Path, **env: str) -> Iterator[Served]:
+    """``coursemart serve`` on a free port over a small warehouse; its output is kept in ``log``."""
     from coursemart.generate import generate
     from coursemart.load import load
     from tests.conftest import WINDOW
@@ -201,67 +214,47 @@ def test_serve_answers_on_localhost(tmp_path: Path, lake_dir: Path) -> None:
     load(str(lake_dir), url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", url, "--port", str(port)]
+        served = Served(probe.getsockname()[1])
+    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", url]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [*command, "--port", str(served.port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
-                    assert r.status == 200
-                    break
+                served.get("/health")
+                break
             except OSError:
                 assert time.monotonic() < deadline, "coursemart serve did not answer"
                 time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/courses/recent?limit=5") as r:
-            assert r.status == 200
+        yield served
     finally:
         process.terminate()
         process.wait(timeout=10)
-    assert process.stdout is not None
-    assert f"at http://127.0.0.1:{port}" in process.stdout.read()
+        assert process.stdout is not None
+        served.log = process.stdout.read()
+
+
+def test_serve_answers_on_localhost(tmp_path: Path, lake_dir: Path) -> None:
+    with serving(tmp_path, lake_dir) as served:
+        assert served.get("/ready") == 200
+        assert served.get("/v1/courses/recent?limit=5") == 200
+
+    assert f"at http://127.0.0.1:{served.port}" in served.log
+    assert "no API keys configured" in served.log
 
 
 def test_serve_keeps_api_keys_out_of_the_access_log(tmp_path: Path, lake_dir: Path) -> None:
-    import socket
-    import urllib.request
+    with serving(tmp_path, lake_dir, COURSEMART_API_KEYS="k3y-s3cret") as served:
+        assert served.get("/api/GetRecentCourses?code=k3y-s3cret&limit=1") == 200
 
-    from coursemart.generate import generate
-    from coursemart.load import load
-    from tests.conftest import WINDOW
-
-    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    generate(str(lake_dir), courses=20, seed=1, window=WINDOW)
-    load(str(lake_dir), url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", url, "--port", str(port)]
-    environment = {**os.environ, "COURSEMART_API_KEYS": "k3y-s3cret"}
-    process = subprocess.Popen(
-        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        address = f"http://127.0.0.1:{port}/api/GetRecentCourses?code=k3y-s3cret&limit=1"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(address, timeout=2) as answer:
-                    assert answer.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "coursemart serve did not answer"
-                time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    assert process.stdout is not None
-    log = process.stdout.read()
-    assert "GET /api/GetRecentCourses?code=***&limit=1" in log
-    assert "k3y-s3cret" not in log
+    assert "GET /api/GetRecentCourses?code=***&limit=1" in served.log
+    assert "k3y-s3cret" not in served.log
 
 
 def test_a_second_generate_on_a_local_lake_waits_for_the_first(lake_dir: Path) -> None:

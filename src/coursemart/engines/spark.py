@@ -31,10 +31,10 @@ from coursemart.load.backends import COURSE_COLUMNS, Backend, LockBusyError, bac
 from coursemart.load.loader import (
     LoadResult,
     RejectedRows,
+    abandon,
     as_utc,
     dimension_rows,
     reasons_text,
-    record_failure,
 )
 from coursemart.load.validate import Rules, reason_kinds, reject_all, schema_problems
 
@@ -483,10 +483,8 @@ def load(
                 with engine.begin() as cleanup:
                     stage.drop(cleanup, checkfirst=True)
                 backend.unlock()
-    except BaseException as exc:  # Ctrl-C too: the refused rows of a rolled-back load go
-        rejected.discard()
-        if isinstance(exc, Exception):
-            record_failure(engine, load_id, started_at, since, exc)
+    except BaseException as exc:
+        abandon(rejected, engine, load_id, started_at, since, exc)
         raise
     finally:
         engine.dispose()

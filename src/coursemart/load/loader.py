@@ -114,10 +114,8 @@ def load(
                     raise
             finally:
                 backend.unlock()
-    except BaseException as exc:  # Ctrl-C too: the refused rows of a rolled-back load go
-        rejected.discard()
-        if isinstance(exc, Exception):
-            record_failure(engine, load_id, started_at, since, exc)
+    except BaseException as exc:
+        abandon(rejected, engine, load_id, started_at, since, exc)
         raise
     finally:
         engine.dispose()
@@ -304,6 +302,21 @@ class RejectedRows:
         self.pending = []
         if self.parts and self.lake.fs.exists(self.folder):
             self.lake.fs.rm(self.folder, recursive=True)
+
+
+def abandon(
+    rejected: RejectedRows,
+    engine: Engine,
+    load_id: str,
+    started_at: datetime,
+    since: datetime | None,
+    exc: BaseException,
+) -> None:
+    """After a load's transaction rolled back (error or Ctrl-C): remove its refused rows, and
+    record an error in the history."""
+    rejected.discard()
+    if isinstance(exc, Exception):
+        record_failure(engine, load_id, started_at, since, exc)
 
 
 def record_failure(
