@@ -279,3 +279,22 @@ def test_hadoop_paths_for_each_kind_of_lake(azurite: str, monkeypatch: pytest.Mo
     assert hadoop_path(azure, azure.path("courses")) == (
         "abfss://lake@devstoreaccount1.dfs.core.windows.net/coursemart/courses"
     )
+
+
+def test_repeated_ids_are_the_same_from_the_driver_scan_and_the_spark_shuffle(
+    spark: Any, lake_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    from coursemart.engines import spark as engine
+
+    local_generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    batch_id = write_raw_batch(lake_dir, bad_rows().drop_columns(["expected"]))
+    lake = lakes.open_lake(str(lake_dir))
+    paths = lakes.batch_files(lake, batch_id)
+    frame = spark.read.parquet(*[engine.hadoop_path(lake, p) for p in paths])
+
+    on_the_driver = engine.repeated_ids(lake, paths, frame, None)
+    monkeypatch.setattr(engine, "DRIVER_ID_SCAN_ROWS", 0)
+    by_spark = engine.repeated_ids(lake, paths, frame, None)
+
+    assert on_the_driver == by_spark == [6]

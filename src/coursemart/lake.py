@@ -343,9 +343,14 @@ def id_range(lake: Lake, paths: Sequence[str]) -> tuple[int, int] | None:
     return min(s[0] for s in spans if s), max(s[1] for s in spans if s)
 
 
+def file_rows(lake: Lake, path: str) -> int:
+    """Rows in one part file, from its footer."""
+    return int(_footer(lake, path).num_rows)
+
+
 def batch_row_count(lake: Lake, batch_id: str) -> int:
     """Rows in a committed batch, from the file footers."""
-    return sum(int(_footer(lake, path).num_rows) for path in batch_files(lake, batch_id))
+    return sum(file_rows(lake, path) for path in batch_files(lake, batch_id))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,6 +77,8 @@ def session(
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.parquet.compression.codec", "zstd")
         .config("spark.ui.showConsoleProgress", "false")
+        # Executors validate and COPY whole Arrow batches: fewer, larger ones cost less.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "131072")
         .config("spark.ui.enabled", "false")
     )
     if master.startswith("local"):  # workers run this interpreter, which has coursemart
@@ -545,8 +547,7 @@ def _stage_batch(
         )
         if since is not None:
             frame = frame.filter(F.col("start_date") >= F.lit(since))
-        twice = frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
-        duplicates = [row["course_id"] for row in twice.collect()]
+        duplicates = repeated_ids(lake, [p for p in paths if not problems[p]], frame, since)
         conninfo = copy_conninfo(warehouse_url)
         if conninfo is not None:  # executors COPY their good rows; only refused rows come back
             copy_to = (conninfo, stage.name, seq)
@@ -573,6 +574,32 @@ def _stage_batch(
         refused += bad.num_rows
     rejected.flush()
     return read, loaded, refused, restaged
+
+
+#: Up to this many rows in a batch, its ids are checked for repeats on the driver (one column
+#: read through the lake module, a bitmap over the id range); above it, by a Spark shuffle.
+DRIVER_ID_SCAN_ROWS: Final = 50_000_000
+
+
+def repeated_ids(
+    lake: lakes.Lake, paths: list[str], frame: DataFrame, since: datetime | None
+) -> list[int]:
+    """Ids that occur more than once in the batch (the rows ``frame`` reads from ``paths``)."""
+    from coursemart.load.validate import duplicate_ids
+
+    rows = sum(lakes.file_rows(lake, path) for path in paths)
+    if rows <= DRIVER_ID_SCAN_ROWS:
+        ids = (
+            record_batch.column(0)
+            for path in paths
+            for record_batch in lakes.read_file_batches(
+                lake, path, since=since, columns=["course_id"]
+            )
+        )
+        found: list[int] = duplicate_ids(ids, lakes.id_range(lake, paths)).to_pylist()
+        return found
+    twice = frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
+    return [row["course_id"] for row in twice.collect()]
 
 
 def _staged_ids(engine: sa.engine.Engine, stage: sa.Table, seq: int) -> tuple[int, bool]:
