@@ -284,7 +284,6 @@ def test_hadoop_paths_for_each_kind_of_lake(azurite: str, monkeypatch: pytest.Mo
 def test_repeated_ids_are_the_same_from_the_driver_scan_and_the_spark_shuffle(
     spark: Any, lake_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-
     from coursemart.engines import spark as engine
 
     local_generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
