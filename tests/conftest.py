@@ -7,10 +7,12 @@ where it fails: CI must never pass by skipping.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,7 +172,6 @@ def _azurite_binary() -> str | None:
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running Azurite blob service; yields its connection string."""
     import socket
-    import subprocess
     import time
 
     binary = _azurite_binary()
@@ -208,7 +209,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
         )
     finally:
-        process.terminate()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Ask a server to stop; kill it if it has not within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
         process.wait(timeout=10)
 
 

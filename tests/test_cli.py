@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from coursemart import lake as lakes
-from tests.conftest import CliResult
+from tests.conftest import CliResult, stop
 
 Cli = Callable[..., CliResult]
 
@@ -234,8 +234,7 @@ def serving(tmp_path: Path, lake_dir: Path, **env: str) -> Iterator[Served]:
                 time.sleep(0.2)
         yield served
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
         assert process.stdout is not None
         served.log = process.stdout.read()
 
