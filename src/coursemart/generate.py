@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -200,14 +200,6 @@ def course_chunk(seed: int, first_id: int, n: int, window: Window) -> pa.Table:
         },
         schema=model.COURSES_SCHEMA,
     )
-
-
-def course_chunks(
-    seed: int, first_id: int, count: int, window: Window, chunk_rows: int = CHUNK_ROWS
-) -> Iterator[pa.Table]:
-    """``count`` new courses from ``first_id`` on, in tables of at most ``chunk_rows`` rows."""
-    for offset in range(0, count, chunk_rows):
-        yield course_chunk(seed, first_id + offset, min(chunk_rows, count - offset), window)
 
 
 def rescheduled_courses(

@@ -296,17 +296,14 @@ def max_course_id(lake: Lake) -> int:
     largest = 0
     for batch_id in committed_batches(lake):
         for path in batch_files(lake, batch_id):
-            largest = max(largest, _max_from_footer(lake, path, "course_id"))
+            metadata = _footer(lake, path)
+            if metadata.num_rows == 0:
+                continue
+            span = _column_range(metadata, "course_id")
+            if span is None:
+                raise LakeError(f"{path}: no statistics for course_id; rewrite it with statistics")
+            largest = max(largest, span[1])
     return largest
-
-
-def _max_from_footer(lake: Lake, path: str, column: str) -> int:
-    if _footer(lake, path).num_rows == 0:
-        return 0
-    span = _range_from_footer(lake, path, column)
-    if span is None:
-        raise LakeError(f"{path}: no statistics for {column}; rewrite the file with statistics")
-    return span[1]
 
 
 def _footer(lake: Lake, path: str) -> Any:
@@ -318,9 +315,8 @@ def _footer(lake: Lake, path: str) -> Any:
         raise LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet") from exc
 
 
-def _range_from_footer(lake: Lake, path: str, column: str) -> tuple[int, int] | None:
+def _column_range(metadata: Any, column: str) -> tuple[int, int] | None:
     """(min, max) of an integer column from the row-group statistics; None if any is missing."""
-    metadata = _footer(lake, path)
     if column not in metadata.schema.names or metadata.num_row_groups == 0:
         return None
     index = metadata.schema.names.index(column)
@@ -336,8 +332,8 @@ def _range_from_footer(lake: Lake, path: str, column: str) -> tuple[int, int] | 
 
 def id_range(lake: Lake, paths: Sequence[str]) -> tuple[int, int] | None:
     """(smallest, largest) ``course_id`` in ``paths`` from their footers; None if unknown."""
-    paths = [path for path in paths if _footer(lake, path).num_rows]
-    spans = [_range_from_footer(lake, path, "course_id") for path in paths]
+    footers = [_footer(lake, path) for path in paths]
+    spans = [_column_range(metadata, "course_id") for metadata in footers if metadata.num_rows]
     if not spans or any(span is None for span in spans):
         return None
     return min(s[0] for s in spans if s), max(s[1] for s in spans if s)

@@ -36,7 +36,7 @@ from coursemart.load.loader import (
     dimension_rows,
     reasons_text,
 )
-from coursemart.load.validate import Rules, reason_kinds, reject_all, schema_problems
+from coursemart.load.validate import Rules, count_reasons, reject_all, schema_problems
 
 SparkSession = Any  # pyspark has no type hints mypy can use here
 DataFrame = Any
@@ -537,7 +537,7 @@ def _stage_batch(
             table = pa.Table.from_batches(list(lakes.read_file_batches(lake, path)))
             checked = reject_all(table, "schema: " + "; ".join(problems[path]))
             rejected.add(checked.rejected, batch_id, path)
-            _count_reasons(checked.rejected, reasons)
+            count_reasons(checked.rejected, reasons)
             read += checked.read
             refused += checked.rejected.num_rows
     readable = [hadoop_path(lake, p) for p in paths if not problems[p]]
@@ -568,7 +568,7 @@ def _stage_batch(
             for source in sorted(set(bad["source_file"].to_pylist())):
                 rows = bad.filter(pc.equal(bad["source_file"], source))
                 rejected.add(rows.drop_columns(["source_file"]), batch_id, _local_path(source))
-            _count_reasons(bad, reasons)
+            count_reasons(bad, reasons)
         read += good_rows + bad.num_rows
         loaded += good_rows
         refused += bad.num_rows
@@ -611,12 +611,6 @@ def _staged_ids(engine: sa.engine.Engine, stage: sa.Table, seq: int) -> tuple[in
     with engine.connect() as connection:
         distinct, total = connection.execute(query).one()
     return int(distinct), int(total) != int(distinct)
-
-
-def _count_reasons(rows: pa.Table, reasons: dict[str, int]) -> None:
-
-    for item in pc.value_counts(reason_kinds(rows["reason"])).to_pylist():
-        reasons[item["values"]] = reasons.get(item["values"], 0) + item["counts"]
 
 
 def _merge(

@@ -155,7 +155,7 @@ class _Job:
                 )
                 if position == 0:
                     self.checkpoint("during_merge")
-                _add(totals, counts)
+                totals.merge(counts)
                 skipped += lakes.batch_row_count(self.lake, batch_id) - counts.read
         status = "loaded" if pending else "nothing to do"
         manifest.record_load(
@@ -216,14 +216,6 @@ class _Job:
                 self.progress(checked.read)
         self.rejected.flush()
         return counts
-
-
-def _add(totals: Counts, counts: Counts) -> None:
-    totals.read += counts.read
-    totals.loaded += counts.loaded
-    totals.rejected += counts.rejected
-    for reason, count in counts.reasons.items():
-        totals.reasons[reason] = totals.reasons.get(reason, 0) + count
 
 
 def reasons_text(reasons: dict[str, int]) -> str:

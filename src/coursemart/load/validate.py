@@ -57,10 +57,22 @@ class Counts:
         self.read += checked.read
         self.loaded += checked.good.num_rows
         self.rejected += checked.rejected.num_rows
-        if checked.rejected.num_rows:
-            kinds = pc.value_counts(reason_kinds(checked.rejected["reason"]))
-            for item in kinds.to_pylist():
-                self.reasons[item["values"]] = self.reasons.get(item["values"], 0) + item["counts"]
+        count_reasons(checked.rejected, self.reasons)
+
+    def merge(self, other: Counts) -> None:
+        """Add another batch's counts to these."""
+        self.read += other.read
+        self.loaded += other.loaded
+        self.rejected += other.rejected
+        for reason, count in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
+
+
+def count_reasons(rejected: pa.Table, reasons: dict[str, int]) -> None:
+    """Add the rejected rows' reason kinds to ``reasons``."""
+    if rejected.num_rows:
+        for item in pc.value_counts(reason_kinds(rejected["reason"])).to_pylist():
+            reasons[item["values"]] = reasons.get(item["values"], 0) + item["counts"]
 
 
 def reason_kinds(reasons: pa.ChunkedArray | pa.Array) -> pa.Array:
