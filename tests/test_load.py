@@ -330,19 +330,14 @@ def test_the_view_joins_names_for_every_course(lake_dir: Path, warehouse_url: st
     assert all(categories[r[1]] == r[2] and levels[r[3]] == r[4] for r in rows)
 
 
+def load_command(lake_dir: Path, url: str) -> list[str]:
+    """``coursemart load`` of ``lake_dir`` into ``url``, as a subprocess command."""
+    return [sys.executable, "-m", "coursemart", "load", "--lake", str(lake_dir), "--warehouse", url]
+
+
 def run_load(lake_dir: Path, url: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "coursemart",
-            "load",
-            "--lake",
-            str(lake_dir),
-            "--warehouse",
-            url,
-            "-q",
-        ],
+        [*load_command(lake_dir, url), "-q"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -375,16 +370,7 @@ def test_two_loads_started_together_one_loads_the_other_waits(
     lake_dir: Path, warehouse_url: str
 ) -> None:
     generate(str(lake_dir), courses=300_000, seed=1, window=WINDOW)
-    command = [
-        sys.executable,
-        "-m",
-        "coursemart",
-        "load",
-        "--lake",
-        str(lake_dir),
-        "--warehouse",
-        warehouse_url,
-    ]
+    command = load_command(lake_dir, warehouse_url)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [process.communicate(timeout=300) for process in (first, second)]
