@@ -146,3 +146,15 @@ def test_status_masks_the_warehouse_password(cli: Cli, lake_dir: Path, postgres_
     assert result.exit_code == 0, result.stderr
     assert "postgres:***@127.0.0.1" in result.stdout
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_pending_rows_count_only_batches_not_yet_loaded(lake_dir: Path, sqlite_url: str) -> None:
+    from coursemart.load import load
+    from coursemart.status import pending_rows
+
+    generate(str(lake_dir), courses=300, seed=1, window=WINDOW)
+    assert pending_rows(str(lake_dir), sqlite_url) == 300
+    load(str(lake_dir), sqlite_url)
+    generate(str(lake_dir), courses=7, seed=2, window=WINDOW)
+
+    assert pending_rows(str(lake_dir), sqlite_url) == 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -22,52 +23,59 @@ class StatusReport:
     loads: list[manifest.LoadRecord] = field(default_factory=list)
 
 
-def _loaded(warehouse_url: str) -> tuple[bool, set[str], dict[str, int], list[manifest.LoadRecord]]:
-    engine = warehouse.create_engine(warehouse_url, read_only=_exists(warehouse_url))
+def _loaded(
+    warehouse_url: str, *, details: bool = True
+) -> tuple[bool, set[str], dict[str, int], list[manifest.LoadRecord]]:
+    """Whether the warehouse has coursemart's tables, its loaded batch ids and, with
+    ``details``, its row counts and latest loads."""
+    engine = warehouse.create_engine(warehouse_url, read_only=not _missing_sqlite(warehouse_url))
     try:
         with engine.connect() as connection:
             names = set(sa.inspect(connection).get_table_names())
             if not {t.name for t in warehouse.metadata.sorted_tables} <= names:
                 return False, set(), {}, []
-            return (
-                True,
-                manifest.loaded_batch_ids(connection),
-                manifest.row_counts(connection),
-                manifest.latest_loads(connection),
-            )
+            done = manifest.loaded_batch_ids(connection)
+            if not details:
+                return True, done, {}, []
+            return True, done, manifest.row_counts(connection), manifest.latest_loads(connection)
     finally:
         engine.dispose()
 
 
-def _exists(warehouse_url: str) -> bool:
-    """False for a SQLite file not created yet (opening it read-only would fail)."""
+def _missing_sqlite(warehouse_url: str) -> bool:
+    """True for a SQLite file not created yet (it cannot be opened read-only)."""
     url = warehouse.normalize_url(warehouse_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return url.get_backend_name() != "sqlite"
-    import os
+    file = url.database or ""
+    return (
+        url.get_backend_name() == "sqlite"
+        and file not in ("", ":memory:")
+        and not os.path.exists(file)
+    )
 
-    return os.path.exists(url.database)
+
+def _pending(lake_url: str, done: set[str]) -> list[tuple[str, int]]:
+    lake = lakes.open_lake(lake_url)
+    committed = lakes.committed_batches(lake) if lake.fs.exists(lake.root) else []
+    return [(b, lakes.batch_row_count(lake, b)) for b in committed if b not in done]
 
 
 def status(lake_url: str, warehouse_url: str) -> StatusReport:
     """Row counts, the latest loads, and the committed batches not loaded yet."""
     initialised, done, counts, loads = _loaded(warehouse_url)
-    lake = lakes.open_lake(lake_url)
-    committed = lakes.committed_batches(lake) if lake.fs.exists(lake.root) else []
-    pending = [(b, lakes.batch_row_count(lake, b)) for b in committed if b not in done]
     return StatusReport(
         warehouse_url=mask_url(warehouse_url),
         lake_url=mask_url(lake_url),
         initialised=initialised,
         counts=counts,
-        pending=pending,
+        pending=_pending(lake_url, done),
         loads=loads,
     )
 
 
 def pending_rows(lake_url: str, warehouse_url: str) -> int:
-    """Rows in batches waiting to be loaded (for a progress bar)."""
-    return sum(rows for _, rows in status(lake_url, warehouse_url).pending)
+    """Rows in batches waiting to be loaded (for a progress bar): no counting of tables."""
+    _, done, _, _ = _loaded(warehouse_url, details=False)
+    return sum(rows for _, rows in _pending(lake_url, done))
 
 
 def render(report: StatusReport) -> str:
