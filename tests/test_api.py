@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from coursemart import warehouse
 from coursemart.api import create_app
 from coursemart.api.auth import any_key_is_valid, key_is_valid
-from coursemart.api.catalog import VERSION_TTL
+from coursemart.api.catalog import READ_LOCK_TIMEOUT_MS, VERSION_TTL
 from coursemart.config import Settings
 from coursemart.generate import Window, generate
 from coursemart.load import load
@@ -554,6 +554,28 @@ def test_database_outage_is_503_and_the_api_recovers(tmp_path: Path, postgres_ur
             assert client.get("/ready").status_code == 200
     finally:
         proxy.cut()
+
+
+def test_a_table_locked_by_a_load_is_503_after_the_lock_wait_not_a_hang(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    fill(tmp_path / "lake", postgres_url, courses=50, crowded=0)
+    locker = warehouse.create_engine(postgres_url)
+    try:
+        with TestClient(create_app(settings_for(postgres_url))) as client:
+            with locker.connect() as connection:
+                # what a first load into an empty courses table holds while it builds indexes
+                connection.exec_driver_sql("LOCK TABLE courses IN ACCESS EXCLUSIVE MODE")
+                began = time.monotonic()
+                locked = client.get("/v1/courses/recent")
+                waited = time.monotonic() - began
+                connection.rollback()
+            assert locked.status_code == 503
+            assert locked.headers["retry-after"] == "5"
+            assert READ_LOCK_TIMEOUT_MS / 1000 <= waited < 10
+            assert client.get("/v1/courses/recent").status_code == 200
+    finally:
+        locker.dispose()
 
 
 def test_missing_sqlite_warehouse_is_503_until_it_exists(tmp_path: Path, sqlite_url: str) -> None:

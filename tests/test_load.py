@@ -410,3 +410,89 @@ def test_a_stage_with_rows_staged_twice_merges_one_of_each(postgres_url: str) ->
         engine.dispose()
 
     assert course_count(postgres_url) == 100
+
+
+def create_schema(url: str) -> None:
+    engine = warehouse.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            warehouse.ensure_schema(connection)
+    finally:
+        engine.dispose()
+
+
+def courses_indexes(url: str) -> list[tuple[object, ...]]:
+    """The indexes and key constraints of ``courses`` (PostgreSQL), as their definitions."""
+    return query(
+        url,
+        "SELECT 'index', indexname, indexdef FROM pg_indexes WHERE tablename = 'courses' "
+        "UNION ALL SELECT 'constraint', conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'courses'::regclass ORDER BY 1, 2",
+    )
+
+
+def index_oids(url: str) -> set[object]:
+    rows = query(url, "SELECT indexrelid FROM pg_index WHERE indrelid = 'courses'::regclass")
+    return {row[0] for row in rows}
+
+
+def test_a_first_load_into_an_empty_table_builds_the_same_indexes_after_the_rows(
+    lake_dir: Path, postgres_url: str
+) -> None:
+    create_schema(postgres_url)
+    schema_indexes, schema_oids = courses_indexes(postgres_url), index_oids(postgres_url)
+    generate(str(lake_dir), courses=20_000, seed=1, window=WINDOW)
+    generate(str(lake_dir), courses=1_000, seed=2, window=WINDOW, reschedule=0.1)
+
+    load(str(lake_dir), postgres_url)  # the second batch's rescheduled rows need the key back
+
+    assert courses_indexes(postgres_url) == schema_indexes
+    assert index_oids(postgres_url).isdisjoint(schema_oids)  # built anew, after the rows
+    assert [name for kind, name, _ in schema_indexes if kind == "index"] == [
+        "courses_pkey",
+        "ix_courses_start_date_course_id",
+    ]
+    assert stored_courses(postgres_url) == expected_courses(lake_dir)
+    plan = query(
+        postgres_url,
+        "EXPLAIN SELECT * FROM courses ORDER BY start_date DESC, course_id DESC LIMIT 10",
+    )
+    assert "ix_courses_start_date_course_id" in str(plan)
+
+
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
+def test_a_first_load_killed_at_any_point_leaves_the_indexes_in_place(
+    lake_dir: Path, postgres_url: str, checkpoint: str
+) -> None:
+    create_schema(postgres_url)
+    schema_indexes = courses_indexes(postgres_url)
+    generate(str(lake_dir), courses=5_000, seed=1, window=WINDOW)
+
+    killed = run_load(lake_dir, postgres_url, COURSEMART_FAILPOINT=checkpoint)
+
+    assert killed.returncode == -9, killed.stderr
+    assert courses_indexes(postgres_url) == schema_indexes
+    assert course_count(postgres_url) == 0
+
+
+def test_a_first_load_keeps_the_indexes_when_a_reader_holds_the_table(
+    lake_dir: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coursemart.load import backends
+
+    monkeypatch.setattr(backends, "INDEX_LOCK_WAIT", 1)
+    create_schema(postgres_url)
+    schema_indexes, schema_oids = courses_indexes(postgres_url), index_oids(postgres_url)
+    generate(str(lake_dir), courses=5_000, seed=1, window=WINDOW)
+    reader = warehouse.create_engine(postgres_url)
+    try:
+        with reader.connect() as connection:
+            connection.exec_driver_sql("SELECT COUNT(*) FROM courses")  # holds ACCESS SHARE
+            result = load(str(lake_dir), postgres_url)
+            connection.rollback()
+    finally:
+        reader.dispose()
+
+    assert result.rows_loaded == 5_000
+    assert courses_indexes(postgres_url) == schema_indexes
+    assert index_oids(postgres_url) == schema_oids  # kept and updated row by row

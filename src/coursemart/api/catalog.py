@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from coursemart import warehouse
@@ -26,6 +27,9 @@ from coursemart.api.pagination import Cursor
 VERSION_TTL: Final = 1.0
 #: Seconds to wait for a database server to accept a connection.
 CONNECT_TIMEOUT: Final = 5
+#: Milliseconds a PostgreSQL read waits for a table lock (held while a first load rebuilds the
+#: indexes of an empty ``courses``) before the API answers 503 with Retry-After instead.
+READ_LOCK_TIMEOUT_MS: Final = 2000
 #: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
 #: than open (and close) extra ones, which costs a server far more than the wait.
 POOL_SIZE: Final = 20
@@ -58,6 +62,13 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _limit_lock_wait(dbapi_connection: Any, _: object) -> None:
+    """A new PostgreSQL connection waits at most :data:`READ_LOCK_TIMEOUT_MS` for a lock."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {READ_LOCK_TIMEOUT_MS}")
+    dbapi_connection.commit()
+
+
 class Catalog:
     """Reads the view for the API; safe to share between threads."""
 
@@ -88,6 +99,7 @@ class Catalog:
                     self.url, read_only=True, **engine_options(self.backend)
                 )
                 if self.backend == "postgresql":
+                    sa.event.listen(engine, "connect", _limit_lock_wait)
                     engine = engine.execution_options(postgresql_readonly=True)
                 self._engine = engine
             return self._engine

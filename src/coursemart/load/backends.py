@@ -29,6 +29,8 @@ COURSE_COLUMNS: Final = ("course_id", "course_name", "category_id", "level_id", 
 UPDATED_COLUMNS: Final = COURSE_COLUMNS[1:]
 LOCK_NAME: Final = "coursemart-load"
 ROWS_PER_STATEMENT: Final = 10_000
+#: Seconds a load into an empty ``courses`` waits for readers before keeping its indexes.
+INDEX_LOCK_WAIT: Final = 5
 
 
 class LockBusyError(CoursemartError):
@@ -206,6 +208,7 @@ class PostgresBackend(Backend):
         super().__init__(connection, display_url)
         self.staged = False
         self.triggers_checked = False
+        self.deferred: list[str] = []
         self.key = int.from_bytes(
             hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True
         )
@@ -236,6 +239,59 @@ class PostgresBackend(Backend):
         if not self.triggers_checked:
             self.skip_row_triggers()
             self.triggers_checked = True
+            self.defer_indexes()
+
+    def defer_indexes(self) -> bool:
+        """When ``courses`` is empty, drop its indexes until the first batch is in.
+
+        PostgreSQL's own advice for populating a table: building an index over rows already in
+        place (one sort) costs a fraction of updating it row by row (3-4x for the whole load).
+        Everything happens inside the load's transaction, so a failed load leaves the indexes
+        as they were. The drop needs an exclusive lock on ``courses``: readers of the (empty)
+        table wait until the commit; if a reader holds it for more than
+        :data:`INDEX_LOCK_WAIT`, or something depends on the key, the indexes simply stay.
+        """
+        empty = self.connection.exec_driver_sql(
+            "SELECT NOT EXISTS (SELECT 1 FROM courses)"
+        ).scalar_one()
+        if not empty:
+            return False
+        keys = self.connection.exec_driver_sql(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'courses'::regclass AND contype IN ('p', 'u')"
+        ).all()
+        indexes = self.connection.exec_driver_sql(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = 'courses'::regclass AND indexrelid NOT IN "
+            "(SELECT conindid FROM pg_constraint WHERE conrelid = 'courses'::regclass)"
+        ).all()
+        savepoint = self.connection.begin_nested()
+        try:
+            self.connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{INDEX_LOCK_WAIT}s'")
+            self.connection.exec_driver_sql("LOCK TABLE courses IN ACCESS EXCLUSIVE MODE")
+            for name, _ in indexes:
+                self.connection.exec_driver_sql(f"DROP INDEX {name}")
+            for name, _ in keys:
+                self.connection.exec_driver_sql(f'ALTER TABLE courses DROP CONSTRAINT "{name}"')
+            self.connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
+        except sa.exc.DBAPIError:
+            savepoint.rollback()
+            return False
+        savepoint.commit()
+        self.deferred = [
+            *(
+                f'ALTER TABLE courses ADD CONSTRAINT "{name}" {definition}'
+                for name, definition in keys
+            ),
+            *(definition for _, definition in indexes),
+        ]
+        return True
+
+    def restore_indexes(self) -> None:
+        """Build the indexes :meth:`defer_indexes` dropped, over the rows now in ``courses``."""
+        for statement in self.deferred:
+            self.connection.exec_driver_sql(statement)
+        self.deferred = []
 
     def skip_row_triggers(self) -> bool:
         """Skip per-row foreign-key triggers for this transaction, when the role may.
@@ -288,6 +344,7 @@ class PostgresBackend(Backend):
             self._copy(self.STAGE, known)
 
     def merge_courses(self) -> None:
+        self.restore_indexes()
         if self.staged:
             self.connection.exec_driver_sql(postgres_merge_sql(self.STAGE))
             self.connection.exec_driver_sql(f"TRUNCATE {self.STAGE}")
@@ -306,6 +363,7 @@ class PostgresBackend(Backend):
             f"INSERT INTO courses ({columns}) SELECT {pick}{columns} "
             f"FROM {stage} WHERE {where} AND course_id > {int(largest)}{order}"
         )
+        self.restore_indexes()
         self.connection.exec_driver_sql(
             postgres_merge_sql(stage, f"{where} AND course_id <= {int(largest)}", distinct=distinct)
         )
