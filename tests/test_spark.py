@@ -38,7 +38,7 @@ def spark() -> Iterator[Any]:
 
     session = engine.session("local[2]", {"spark.sql.shuffle.partitions": "4"}, jars=JARS)
     yield session
-    session.stop()
+    engine.stop(session)
 
 
 @pytest.fixture
@@ -290,10 +290,9 @@ def test_repeated_ids_are_the_same_from_the_driver_scan_and_the_spark_shuffle(
     batch_id = write_raw_batch(lake_dir, bad_rows().drop_columns(["expected"]))
     lake = lakes.open_lake(str(lake_dir))
     paths = lakes.batch_files(lake, batch_id)
-    frame = spark.read.parquet(*[engine.hadoop_path(lake, p) for p in paths])
 
-    on_the_driver = engine.repeated_ids(lake, paths, frame, None)
+    on_the_driver = engine.repeated_ids(spark, lake, paths, None)
     monkeypatch.setattr(engine, "DRIVER_ID_SCAN_ROWS", 0)
-    by_spark = engine.repeated_ids(lake, paths, frame, None)
+    by_spark = engine.repeated_ids(spark, lake, paths, None)
 
     assert on_the_driver == by_spark == [6]

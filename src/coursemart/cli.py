@@ -185,11 +185,19 @@ def engine_session(
         master or config.spark_master,
         {**config.spark_conf, **spark_conf_pairs(conf)},
         jars=config.jdbc_jars.split(":"),
+        jvm_cache=config.spark_jvm_cache,
     )
+    archive = spark_engine.recording()
+    if archive is not None:
+        typer.echo(
+            f"coursemart: first Spark run with these jars here: recording the JVM's class archive "
+            f"in {archive.path.parent} (once; later runs start faster)",
+            err=True,
+        )
     try:
         yield session
     finally:
-        session.stop()
+        spark_engine.stop(session)
 
 
 def settings() -> Settings:

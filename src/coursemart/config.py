@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     spark_conf: dict[str, str] = Field(default_factory=dict)
     """Extra Spark configuration as JSON, e.g. ``{"spark.executor.memory": "4g"}``."""
 
+    spark_jvm_cache: str | None = None
+    """Folder of the Spark driver JVM's class archive, which makes later Spark runs start sooner
+    (default ``~/.cache/coursemart/spark-jvm``); empty turns it off."""
+
     jdbc_jars: str = "/usr/share/java/postgresql.jar:/usr/share/java/mariadb-java-client.jar"
     """Colon-separated JDBC driver jars handed to Spark."""
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -25,6 +28,7 @@ from coursemart import generate as local
 from coursemart import lake as lakes
 from coursemart import model, warehouse
 from coursemart.config import mask_url
+from coursemart.engines import class_archive
 from coursemart.errors import CoursemartError, InputError, LakeError
 from coursemart.load import manifest
 from coursemart.load.backends import COURSE_COLUMNS, Backend, LockBusyError, backend_for
@@ -57,22 +61,33 @@ def session(
     conf: dict[str, str] | None = None,
     jars: Sequence[str] = (),
     app_name: str = "coursemart",
+    jvm_cache: str | None = None,
 ) -> SparkSession:
     """A Spark session in UTC, writing Parquet as coursemart's lake expects.
 
     ``jars`` that exist are handed to Spark (the JDBC drivers); ``conf`` passes anything else.
+    ``jvm_cache``: the folder of the driver JVM's class archive (:mod:`class_archive`; None for
+    the default folder, empty for none).
     """
+    global _recording
     try:
         from pyspark.sql import SparkSession as Session
     except ImportError as exc:
         raise SparkUnavailableError(
             "the Spark engine needs PySpark: pip install 'coursemart[spark]' (and Java 17+)"
         ) from exc
+    conf = dict(conf or {})
+    driver_options = " ".join(
+        ["-Duser.timezone=UTC", conf.pop("spark.driver.extraJavaOptions", "")]
+    ).strip()
+    archive = _archive_plan(jvm_cache, driver_options)
+    if archive is not None:
+        driver_options = f"{driver_options} {archive.java_options}"
     builder = (
         Session.builder.master(master)
         .appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", driver_options)
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.parquet.compression.codec", "zstd")
@@ -89,7 +104,7 @@ def session(
     present = [jar for jar in jars if jar and os.path.exists(jar)]
     if present:
         builder = builder.config("spark.jars", ",".join(present))
-    for key, value in (conf or {}).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
@@ -97,8 +112,69 @@ def session(
         raise SparkUnavailableError(
             f"cannot start Spark ({master}): {exc}".splitlines()[0]
         ) from exc
+    if archive is not None and archive.record:
+        _recording = archive
+    elif archive is not None:
+        class_archive.discard_if_unused(archive, _driver_pid(spark))
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def _driver_pid(spark: SparkSession) -> int:
+    """The process id of the driver JVM."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    return int(jvm.java.lang.ProcessHandle.current().pid())
+
+
+#: The class archive the running driver JVM records at its exit, if it does.
+_recording: class_archive.Plan | None = None
+
+
+def recording() -> class_archive.Plan | None:
+    """The class archive this process's driver JVM will record when :func:`stop` ends it."""
+    return _recording
+
+
+def _archive_plan(jvm_cache: str | None, driver_options: str) -> class_archive.Plan | None:
+    """The class archive for a driver JVM this process is about to launch, if it launches one."""
+    if jvm_cache == "":
+        return None
+    from pyspark import SparkContext
+    from pyspark.find_spark_home import _find_spark_home
+
+    if SparkContext._gateway is not None:
+        return None  # the JVM runs already: this process started it before
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        return None  # spark-submit (or Databricks) started the driver JVM
+    folder = Path(jvm_cache) if jvm_cache else class_archive.default_folder()
+    return class_archive.plan(folder, Path(_find_spark_home()), driver_options)
+
+
+def stop(spark: SparkSession, timeout: float = 300.0) -> None:
+    """Stop the session. When its JVM records a class archive, end the JVM, so that it writes
+    the archive, and put the archive in place; otherwise the JVM stays up, as PySpark leaves it."""
+    global _recording
+    spark.stop()
+    archive, _recording = _recording, None
+    if archive is None:
+        return
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    if gateway is None or process is None or process.stdin is None:
+        return
+    gateway.shutdown()
+    process.stdin.close()  # the JVM exits when its stdin closes, writing the archive first
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    class_archive.finish(archive)
 
 
 def hadoop_path(lake: lakes.Lake, path: str) -> str:
@@ -155,7 +231,7 @@ def write_new_courses(
     task rewrites the same file. Returns (rows, bytes); the batch is not committed here.
     """
     chunks = math.ceil(count / chunk_rows)
-    where = lake.root if lake.is_local else lake.url  # absolute, as executors see it
+    where = _executor_lake(lake)
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from coursemart import lake as lakes
@@ -327,53 +403,76 @@ CHECKED_SCHEMA: Final = (
 )
 
 
-def _validator(
-    rules: Rules, duplicates: list[int], copy_to: tuple[str, str, int] | None = None
+def _checker(
+    where: str,
+    paths: list[str],
+    since: datetime | None,
+    rules: Rules,
+    duplicates: list[int],
+    copy_to: tuple[str, str, int] | None = None,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The local engine's validation, run on the executors over Arrow batches.
+    """The local engine's reading and validation, run on the executors, one task per file.
 
-    With ``copy_to`` (PostgreSQL conninfo, staging table, batch position) each task COPYs its
-    good rows into the staging table itself, in one transaction per task, and returns only the
-    refused rows; otherwise it returns every row with its reason (null for good ones).
+    Each task gets file numbers (indexes into ``paths``), reads those files through the lake
+    module (``since`` pushed down, as locally) and checks their rows with the local rules. With
+    ``copy_to`` (PostgreSQL conninfo, staging table, batch position) it COPYs its good rows into
+    the staging table itself, in one transaction per task, and returns only the refused rows;
+    otherwise it returns every row with its reason (null for good ones).
     """
 
-    def validate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def check_files(tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from coursemart import lake as lakes
         from coursemart.load.backends import copy_rows
         from coursemart.load.validate import check, conform
 
+        lake = lakes.open_lake(where)
         known = pa.array(duplicates, pa.int64())
         connection = None
         try:
-            for record_batch in batches:
-                table = pa.Table.from_batches([record_batch])
-                conformed = conform(table).append_column("source_file", table["source_file"])
-                checked = check(conformed, rules, known)
-                rejected = checked.rejected.select(CHECKED_ARROW.names).cast(CHECKED_ARROW)
-                if copy_to is not None:
-                    if checked.good.num_rows:
-                        if connection is None:
-                            import psycopg
-
-                            connection = psycopg.connect(copy_to[0])
-                            connection.execute("SET TIME ZONE 'UTC'")
-                        seq = pa.array([copy_to[2]] * checked.good.num_rows, pa.int32())
-                        copy_rows(
-                            connection, copy_to[1], checked.good.append_column("batch_seq", seq)
+            for task in tasks:
+                for index in task.column(0).to_pylist():
+                    path = paths[index]
+                    for record_batch in lakes.read_file_batches(lake, path, since=since):
+                        checked = check(
+                            conform(pa.Table.from_batches([record_batch])), rules, known
                         )
-                    yield from rejected.to_batches()
-                    continue
-                nothing = pa.nulls(checked.good.num_rows, pa.string())
-                good = checked.good.append_column("reason", nothing)
-                good = good.append_column("source_file", nothing).cast(CHECKED_ARROW)
-                yield from good.to_batches()
-                yield from rejected.to_batches()
+                        source = pa.array([path] * checked.rejected.num_rows, pa.string())
+                        rejected = checked.rejected.append_column("source_file", source)
+                        rejected = rejected.select(CHECKED_ARROW.names).cast(CHECKED_ARROW)
+                        if copy_to is not None:
+                            if checked.good.num_rows:
+                                if connection is None:
+                                    import psycopg
+
+                                    connection = psycopg.connect(copy_to[0])
+                                    connection.execute("SET TIME ZONE 'UTC'")
+                                seq = pa.array([copy_to[2]] * checked.good.num_rows, pa.int32())
+                                good = checked.good.append_column("batch_seq", seq)
+                                copy_rows(connection, copy_to[1], good)
+                            yield from rejected.to_batches()
+                            continue
+                        nothing = pa.nulls(checked.good.num_rows, pa.string())
+                        good = checked.good.append_column("reason", nothing)
+                        good = good.append_column("source_file", nothing).cast(CHECKED_ARROW)
+                        yield from good.to_batches()
+                        yield from rejected.to_batches()
             if connection is not None:
                 connection.commit()
         finally:
             if connection is not None:
                 connection.close()
 
-    return validate
+    return check_files
+
+
+def _file_tasks(spark: SparkSession, files: int) -> DataFrame:
+    """One Spark task per file: a frame of the file numbers ``0 … files-1``, one per partition."""
+    return spark.range(0, files, numPartitions=files)
+
+
+def _executor_lake(lake: lakes.Lake) -> str:
+    """The lake as executors open it: an absolute folder or the URL."""
+    return lake.root if lake.is_local else lake.url
 
 
 def copy_conninfo(warehouse_url: str) -> str | None:
@@ -382,14 +481,6 @@ def copy_conninfo(warehouse_url: str) -> str | None:
     if url.get_backend_name() != "postgresql":
         return None
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _local_path(uri: str) -> str:
-    """Spark's ``file:/…`` URIs as the local engine names files."""
-    for prefix in ("file://", "file:"):
-        if uri.startswith(prefix):
-            return uri[len(prefix) :]
-    return uri
 
 
 def _drop_stale_stages(connection: sa.engine.Connection) -> None:
@@ -540,21 +631,20 @@ def _stage_batch(
             count_reasons(checked.rejected, reasons)
             read += checked.read
             refused += checked.rejected.num_rows
-    readable = [hadoop_path(lake, p) for p in paths if not problems[p]]
+    readable = [path for path in paths if not problems[path]]
     if readable:
-        frame = spark.read.parquet(*readable).select(
-            *COURSE_COLUMNS, F.col("_metadata.file_path").alias("source_file")
-        )
-        if since is not None:
-            frame = frame.filter(F.col("start_date") >= F.lit(since))
-        duplicates = repeated_ids(lake, [p for p in paths if not problems[p]], frame, since)
+        where = _executor_lake(lake)
+        duplicates = repeated_ids(spark, lake, readable, since)
         conninfo = copy_conninfo(warehouse_url)
+        tasks = _file_tasks(spark, len(readable))
         if conninfo is not None:  # executors COPY their good rows; only refused rows come back
             copy_to = (conninfo, stage.name, seq)
-            bad = frame.mapInArrow(_validator(rules, duplicates, copy_to), CHECKED_SCHEMA).toArrow()
+            checker = _checker(where, readable, since, rules, duplicates, copy_to)
+            bad = tasks.mapInArrow(checker, CHECKED_SCHEMA).toArrow()
             good_rows, restaged = _staged_ids(engine, stage, seq)
         else:  # JDBC from the executors
-            checked = frame.mapInArrow(_validator(rules, duplicates), CHECKED_SCHEMA)
+            checker = _checker(where, readable, since, rules, duplicates)
+            checked = tasks.mapInArrow(checker, CHECKED_SCHEMA)
             checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
             try:
                 good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS)
@@ -567,7 +657,7 @@ def _stage_batch(
         if bad.num_rows:
             for source in sorted(set(bad["source_file"].to_pylist())):
                 rows = bad.filter(pc.equal(bad["source_file"], source))
-                rejected.add(rows.drop_columns(["source_file"]), batch_id, _local_path(source))
+                rejected.add(rows.drop_columns(["source_file"]), batch_id, source)
             count_reasons(bad, reasons)
         read += good_rows + bad.num_rows
         loaded += good_rows
@@ -582,9 +672,9 @@ DRIVER_ID_SCAN_ROWS: Final = 50_000_000
 
 
 def repeated_ids(
-    lake: lakes.Lake, paths: list[str], frame: DataFrame, since: datetime | None
+    spark: SparkSession, lake: lakes.Lake, paths: list[str], since: datetime | None
 ) -> list[int]:
-    """Ids that occur more than once in the batch (the rows ``frame`` reads from ``paths``)."""
+    """Ids that occur more than once in the batch's files ``paths`` (rows from ``since`` on)."""
     from coursemart.load.validate import duplicate_ids
 
     rows = sum(lakes.file_rows(lake, path) for path in paths)
@@ -598,7 +688,24 @@ def repeated_ids(
         )
         found: list[int] = duplicate_ids(ids, lakes.id_range(lake, paths)).to_pylist()
         return found
-    twice = frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
+    where = _executor_lake(lake)
+
+    def read_ids(tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from coursemart import lake as lakes
+
+        opened = lakes.open_lake(where)
+        for task in tasks:
+            for index in task.column(0).to_pylist():
+                for batch in lakes.read_file_batches(
+                    opened, paths[index], since=since, columns=["course_id"]
+                ):
+                    ids = pc.drop_null(batch.column(0)).to_numpy(zero_copy_only=False)
+                    yield pa.record_batch(
+                        [pa.array(np.asarray(ids, dtype=np.int64))], ["course_id"]
+                    )
+
+    ids_frame = _file_tasks(spark, len(paths)).mapInArrow(read_ids, "course_id long")
+    twice = ids_frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
     return [row["course_id"] for row in twice.collect()]
 
 
@@ -679,4 +786,4 @@ def _merge(
     )
 
 
-__all__ = ["CoursemartError", "LockBusyError", "generate", "load", "session"]
+__all__ = ["CoursemartError", "LockBusyError", "generate", "load", "session", "stop"]
