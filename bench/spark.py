@@ -2,7 +2,9 @@
 
 Both generate 1,000,000 courses, write them to a lake and load them into a fresh PostgreSQL
 database, on Spark in local mode (`local[2]`), each in its own process, timed from the command's
-start to its end (JVM start included for both).
+start to its end (JVM start included for both). coursemart runs twice, each time on a fresh lake
+and database: first with no JVM class archive (the first Spark run on a machine, which records
+it), then as every later run goes, with the archive mapped; the ratio is the later run's.
 
 The original notebooks' logic: courses built as a per-row Python list into a pandas frame, turned
 into a Spark frame; categories and levels written as CSV and courses as Parquet; then the batch
@@ -79,9 +81,11 @@ spark.stop()
 """
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     began = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     return time.perf_counter() - began
 
 
@@ -110,15 +114,21 @@ def main() -> None:
     python = sys.executable
     rows = [["pipeline", "seconds", "courses after run", "after re-running the load"]]
     with tempfile.TemporaryDirectory(prefix="coursemart-bench-") as scratch:
-        with postgres_database() as url:
-            lake = str(Path(scratch) / "lake")
-            cli = [python, "-m", "coursemart"]
-            spark = ["--engine", "spark", "--spark-master", "local[2]"]
-            print(f"coursemart run --engine spark, {n:,} courses ...", flush=True)
-            ours = timed([*cli, "run", *spark, "-n", str(n), "--lake", lake, "--warehouse", url])
-            first = courses(url)
-            timed([*cli, "load", *spark, "--lake", lake, "--warehouse", url])
-            rows.append(["coursemart", f"{ours:.1f}", _counts(first), _counts(courses(url))])
+        # The first Spark run on a machine records the driver JVM's class archive; every later
+        # run maps it. Both are measured, each on a fresh lake and a fresh database.
+        env = {**os.environ, "COURSEMART_SPARK_JVM_CACHE": str(Path(scratch) / "jvm")}
+        times = {}
+        for label in ("coursemart, first run here", "coursemart"):
+            with postgres_database() as url:
+                lake = str(Path(scratch) / label.replace(" ", "-").replace(",", ""))
+                cli = [python, "-m", "coursemart"]
+                spark = ["--engine", "spark", "--spark-master", "local[2]"]
+                print(f"{label}: run --engine spark, {n:,} courses ...", flush=True)
+                command = [*cli, "run", *spark, "-n", str(n), "--lake", lake, "--warehouse", url]
+                times[label] = timed(command, env)
+                first = courses(url)
+                timed([*cli, "load", *spark, "--lake", lake, "--warehouse", url], env)
+                rows.append([label, f"{times[label]:.1f}", _counts(first), _counts(courses(url))])
         with postgres_database() as url:
             lake = str(Path(scratch) / "original")
             jdbc = "jdbc:postgresql://127.0.0.1:5432/" + url.rsplit("/", 1)[1]
@@ -131,10 +141,12 @@ def main() -> None:
             timed([python, "-c", load])
             rows.append(["original", f"{theirs:.1f}", _counts(first), _counts(courses(url))])
     print(table(rows))
-    ratio = theirs / ours
+    ratio = theirs / times["coursemart"]
     print(
         f"coursemart is {ratio:.2f}x faster end to end (target >=2x: "
-        f"{'met' if ratio >= 2 else 'MISSED'}); only coursemart keeps one row per course on re-run"
+        f"{'met' if ratio >= 2 else 'MISSED'}); its first Spark run on a machine, which also "
+        f"records the JVM class archive, {theirs / times['coursemart, first run here']:.2f}x; "
+        "only coursemart keeps one row per course on re-run"
     )
 
 

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-#: Unfinished archives older than this are from runs that died before they could rename theirs.
-STALE_SECONDS: Final = 3600.0
+#: Unfinished archives older than this are from runs that died before they could rename theirs
+#: (recording one takes well under a minute).
+STALE_SECONDS: Final = 600.0
 
 
 def default_folder() -> Path:
