@@ -70,11 +70,14 @@ def test_an_empty_recording_is_not_kept_and_stale_ones_are_removed(tmp_path: Pat
     assert not stale.exists() and fresh.exists()  # a fresh one may belong to a running JVM
 
 
-def test_no_plan_without_a_jars_folder_or_a_writable_cache(tmp_path: Path) -> None:
+def test_no_plan_without_jars_a_writable_cache_or_a_path_spark_can_pass_on(tmp_path: Path) -> None:
     assert class_archive.plan(tmp_path / "cache", tmp_path / "no-spark", "") is None
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert class_archive.plan(blocker / "cache", spark_home(tmp_path), "") is None
+    home = spark_home(tmp_path)
+    assert class_archive.plan(blocker / "cache", home, "") is None
+    assert class_archive.plan(tmp_path / "my cache", home, "") is None
+    assert class_archive.plan(tmp_path / "cache", home, "") is not None
 
 
 PROBE = """

@@ -79,9 +79,10 @@ def java_binary() -> Path | None:
 
 def plan(folder: Path, spark_home: Path, java_options: str) -> Plan | None:
     """The archive for a driver JVM started with ``java_options``, or None when there can be none
-    (no Java found, no jars folder, or the cache folder cannot be written)."""
+    (no Java found, no jars folder, the cache folder cannot be written, or its path has white
+    space, which Spark's option string would split)."""
     java, jars = java_binary(), spark_home / "jars"
-    if java is None or not jars.is_dir():
+    if java is None or not jars.is_dir() or any(ch.isspace() for ch in str(folder)):
         return None
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -167,14 +167,19 @@ def stop(spark: SparkSession, timeout: float = 300.0) -> None:
         return
     gateway.shutdown()
     process.stdin.close()  # the JVM exits when its stdin closes, writing the archive first
+    finished = True
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        process.kill()  # a half-written archive is never put in place
         process.wait()
+        finished = False
     SparkContext._gateway = None
     SparkContext._jvm = None
-    class_archive.finish(archive)
+    if finished:
+        class_archive.finish(archive)
+    else:
+        archive.unfinished.unlink(missing_ok=True)
 
 
 def hadoop_path(lake: lakes.Lake, path: str) -> str:
