@@ -564,7 +564,7 @@ def test_a_table_locked_by_a_load_is_503_after_the_lock_wait_not_a_hang(
     try:
         with TestClient(create_app(settings_for(postgres_url))) as client:
             with locker.connect() as connection:
-                # what a first load into an empty courses table holds while it builds indexes
+                # what a first load into an empty courses table holds until its commit
                 connection.exec_driver_sql("LOCK TABLE courses IN ACCESS EXCLUSIVE MODE")
                 began = time.monotonic()
                 locked = client.get("/v1/courses/recent")

@@ -425,7 +425,8 @@ def courses_indexes(url: str) -> list[tuple[object, ...]]:
     """The indexes and key constraints of ``courses`` (PostgreSQL), as their definitions."""
     return query(
         url,
-        "SELECT 'index', indexname, indexdef FROM pg_indexes WHERE tablename = 'courses' "
+        "SELECT 'index', indexname, replace(indexdef, current_schema() || '.', '') FROM pg_indexes "
+        "WHERE tablename = 'courses' AND schemaname = current_schema() "
         "UNION ALL SELECT 'constraint', conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = 'courses'::regclass ORDER BY 1, 2",
     )

@@ -18,7 +18,13 @@ from coursemart import vocabulary
 from coursemart.generate import generate as local_generate
 from coursemart.load import load as local_load
 from tests.conftest import WINDOW, new_warehouse, snapshot, unavailable
-from tests.test_load import bad_rows, expected_courses, stored_courses, write_raw_batch
+from tests.test_load import (
+    bad_rows,
+    courses_indexes,
+    expected_courses,
+    stored_courses,
+    write_raw_batch,
+)
 
 JARS = ["/usr/share/java/postgresql.jar", "/usr/share/java/mariadb-java-client.jar"]
 
@@ -98,6 +104,9 @@ def test_a_local_lake_loads_identically_with_either_engine(
     assert (result.status, result.rows_read, result.rows_loaded) == ("loaded", 5_300, 5_300)
     assert warehouse_tables(postgres_url) == warehouse_tables(other_postgres)
     assert stored_courses(other_postgres) == expected_courses(lake_dir)
+    # both first loads built the indexes after the rows; both end with the schema's indexes
+    assert courses_indexes(other_postgres) == courses_indexes(postgres_url)
+    assert len(courses_indexes(other_postgres)) == 5  # 2 indexes; the key and 2 foreign keys
 
 
 def test_a_spark_lake_loads_identically_with_either_engine_and_reruns_do_nothing(
@@ -301,22 +310,3 @@ def test_repeated_ids_are_the_same_from_the_driver_scan_and_the_spark_shuffle(
     by_spark = engine.repeated_ids(spark, lake, paths, None)
 
     assert on_the_driver == by_spark == [6]
-
-
-def test_coursemart_run_on_spark_generates_and_loads_in_one_session(
-    spark: Any, lake_dir: Path, postgres_url: str
-) -> None:
-    from coursemart.engines import class_archive
-
-    command = [sys.executable, "-m", "coursemart", "run", "--engine", "spark", "-n", "2000"]
-    command += ["--spark-master", "local[1]", "--lake", str(lake_dir), "--warehouse", postgres_url]
-
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-
-    assert done.returncode == 0, done.stderr[-2000:]
-    generated, loaded = done.stdout.strip().splitlines()[-2:]
-    assert generated.startswith("generated batch ") and "2,000 rows" in generated
-    assert loaded.startswith("loaded 1 batch ") and "2,000 loaded" in loaded
-    assert stored_courses(postgres_url) == expected_courses(lake_dir)
-    if "recording the JVM's class archive" in done.stderr:  # the first Spark run here
-        assert list(class_archive.default_folder().glob("spark-*.jsa"))

@@ -179,13 +179,14 @@ def engine_session(
     if chosen != "spark":
         yield None
         return
+    from coursemart.engines import class_archive
     from coursemart.engines import spark as spark_engine
 
     session = spark_engine.session(
         master or config.spark_master,
         {**config.spark_conf, **spark_conf_pairs(conf)},
         jars=config.jdbc_jars.split(":"),
-        jvm_cache=config.spark_jvm_cache,
+        jvm_cache=class_archive.folder_from_setting(config.spark_jvm_cache),
     )
     archive = spark_engine.recording()
     if archive is not None:
@@ -196,8 +197,10 @@ def engine_session(
         )
     try:
         yield session
-    finally:
-        spark_engine.stop(session)
+    except BaseException:
+        spark_engine.stop(session, keep_archive=False)  # a failed run records no archive
+        raise
+    spark_engine.stop(session)
 
 
 def settings() -> Settings:

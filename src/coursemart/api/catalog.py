@@ -27,8 +27,8 @@ from coursemart.api.pagination import Cursor
 VERSION_TTL: Final = 1.0
 #: Seconds to wait for a database server to accept a connection.
 CONNECT_TIMEOUT: Final = 5
-#: Milliseconds a PostgreSQL read waits for a table lock (held while a first load rebuilds the
-#: indexes of an empty ``courses``) before the API answers 503 with Retry-After instead.
+#: Milliseconds a PostgreSQL read waits for a table lock (a first load into an empty ``courses``
+#: holds one from its first row to its commit) before the API answers 503 with Retry-After.
 READ_LOCK_TIMEOUT_MS: Final = 2000
 #: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
 #: than open (and close) extra ones, which costs a server far more than the wait.

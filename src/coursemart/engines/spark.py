@@ -61,13 +61,14 @@ def session(
     conf: dict[str, str] | None = None,
     jars: Sequence[str] = (),
     app_name: str = "coursemart",
-    jvm_cache: str | None = None,
+    jvm_cache: Path | None = None,
 ) -> SparkSession:
     """A Spark session in UTC, writing Parquet as coursemart's lake expects.
 
-    ``jars`` that exist are handed to Spark (the JDBC drivers); ``conf`` passes anything else.
-    ``jvm_cache``: the folder of the driver JVM's class archive (:mod:`class_archive`; None for
-    the default folder, empty for none).
+    ``jars`` that exist are handed to Spark (the JDBC drivers); ``conf`` passes anything else
+    (``spark.driver.extraJavaOptions`` is added to coursemart's own driver options). With
+    ``jvm_cache``, the driver JVM records or maps its class archive there
+    (:mod:`coursemart.engines.class_archive`); end such a session with :func:`stop`.
     """
     global _recording
     try:
@@ -80,7 +81,7 @@ def session(
     driver_options = " ".join(
         ["-Duser.timezone=UTC", conf.pop("spark.driver.extraJavaOptions", "")]
     ).strip()
-    archive = _archive_plan(jvm_cache, driver_options)
+    archive = _archive_plan(jvm_cache, driver_options, conf) if jvm_cache else None
     if archive is not None:
         driver_options = f"{driver_options} {archive.java_options}"
     builder = (
@@ -115,20 +116,32 @@ def session(
     if archive is not None and archive.record:
         _recording = archive
     elif archive is not None:
-        class_archive.discard_if_unused(archive, _driver_pid(spark))
+        pid = _driver_pid(spark)
+        if pid is not None:
+            class_archive.discard_if_unused(archive, pid)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
-def _driver_pid(spark: SparkSession) -> int:
-    """The process id of the driver JVM."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    return int(jvm.java.lang.ProcessHandle.current().pid())
+def _driver_pid(spark: SparkSession) -> int | None:
+    """The process id of the driver JVM, when this process talks to it directly."""
+    try:
+        jvm = spark.sparkContext._jvm
+        return int(jvm.java.lang.ProcessHandle.current().pid()) if jvm is not None else None
+    except Exception:  # noqa: BLE001 - Spark Connect sessions have no SparkContext
+        return None
 
 
 #: The class archive the running driver JVM records at its exit, if it does.
 _recording: class_archive.Plan | None = None
+
+#: Driver settings that shape the JVM, so a class archive recorded under one value may not fit
+#: another: they are part of the archive's name.
+ARCHIVE_CONTEXT: Final = (
+    "spark.driver.memory",
+    "spark.driver.extraClassPath",
+    "spark.driver.defaultJavaOptions",
+)
 
 
 def recording() -> class_archive.Plan | None:
@@ -136,29 +149,42 @@ def recording() -> class_archive.Plan | None:
     return _recording
 
 
-def _archive_plan(jvm_cache: str | None, driver_options: str) -> class_archive.Plan | None:
+def _archive_plan(
+    folder: Path, driver_options: str, conf: dict[str, str]
+) -> class_archive.Plan | None:
     """The class archive for a driver JVM this process is about to launch, if it launches one."""
-    if jvm_cache == "":
-        return None
     from pyspark import SparkContext
     from pyspark.find_spark_home import _find_spark_home
 
     if SparkContext._gateway is not None:
         return None  # the JVM runs already: this process started it before
-    if "PYSPARK_GATEWAY_PORT" in os.environ:
-        return None  # spark-submit (or Databricks) started the driver JVM
-    folder = Path(jvm_cache) if jvm_cache else class_archive.default_folder()
-    return class_archive.plan(folder, Path(_find_spark_home()), driver_options)
+    if "spark.remote" in conf or any(
+        variable in os.environ
+        for variable in ("PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS", "SPARK_REMOTE")
+    ):
+        return None  # spark-submit, Databricks or Spark Connect provide the driver, or its flags
+    context = [f"{key}={conf.get(key, '')}" for key in ARCHIVE_CONTEXT]
+    context += [
+        f"{name}={os.environ.get(name, '')}" for name in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS")
+    ]
+    return class_archive.plan(folder, Path(_find_spark_home()), driver_options, *context)
 
 
-def stop(spark: SparkSession, timeout: float = 300.0) -> None:
-    """Stop the session. When its JVM records a class archive, end the JVM, so that it writes
-    the archive, and put the archive in place; otherwise the JVM stays up, as PySpark leaves it."""
+def stop(spark: SparkSession, *, keep_archive: bool = True, timeout: float = 300.0) -> None:
+    """Stop the session. When its JVM records a class archive, end the JVM: with
+    ``keep_archive`` it writes the archive, which is then put in place; without (a failed or
+    interrupted run), it is killed and records nothing. Otherwise the JVM stays up, as PySpark
+    leaves it."""
     global _recording
-    spark.stop()
     archive, _recording = _recording, None
-    if archive is None:
-        return
+    try:
+        spark.stop()
+    finally:
+        if archive is not None:
+            _end_recording_jvm(archive, keep_archive, timeout)
+
+
+def _end_recording_jvm(archive: class_archive.Plan, keep: bool, timeout: float) -> None:
     from pyspark import SparkContext
 
     gateway = SparkContext._gateway
@@ -166,17 +192,18 @@ def stop(spark: SparkSession, timeout: float = 300.0) -> None:
     if gateway is None or process is None or process.stdin is None:
         return
     gateway.shutdown()
-    process.stdin.close()  # the JVM exits when its stdin closes, writing the archive first
-    finished = True
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    if keep:
+        process.stdin.close()  # the JVM exits when its stdin closes, writing the archive first
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            keep = False
+    if not keep:
         process.kill()  # a half-written archive is never put in place
         process.wait()
-        finished = False
     SparkContext._gateway = None
     SparkContext._jvm = None
-    if finished:
+    if keep:
         class_archive.finish(archive)
     else:
         archive.unfinished.unlink(missing_ok=True)

@@ -200,6 +200,10 @@ def copy_rows(raw: Any, table_name: str, rows: pa.Table) -> None:
         copy.write(buffer.getbuffer())
 
 
+class _NotEmpty(Exception):
+    """``courses`` gained rows between the first look and the lock."""
+
+
 class PostgresBackend(Backend):
     dialects = ("postgresql",)
     STAGE: Final = "coursemart_stage"
@@ -245,42 +249,53 @@ class PostgresBackend(Backend):
         """When ``courses`` is empty, drop its indexes until the first batch is in.
 
         PostgreSQL's own advice for populating a table: building an index over rows already in
-        place (one sort) costs a fraction of updating it row by row (3-4x for the whole load).
-        Everything happens inside the load's transaction, so a failed load leaves the indexes
-        as they were. The drop needs an exclusive lock on ``courses``: readers of the (empty)
-        table wait until the commit; if a reader holds it for more than
-        :data:`INDEX_LOCK_WAIT`, or something depends on the key, the indexes simply stay.
+        place (one sort) costs a fraction of updating it row by row. Everything happens inside
+        the load's transaction, so a failed load leaves the indexes as they were. The drop takes
+        an exclusive lock on ``courses`` until the commit: readers of the (empty) table wait for
+        the first load. The indexes stay, and rows update them one by one, when a reader holds
+        the table for more than :data:`INDEX_LOCK_WAIT`, when something depends on the key, or
+        when an index carries what ``pg_get_indexdef`` cannot recreate (a tablespace, the
+        CLUSTER mark, the replica identity, a comment).
         """
-        empty = self.connection.exec_driver_sql(
-            "SELECT NOT EXISTS (SELECT 1 FROM courses)"
-        ).scalar_one()
-        if not empty:
+        run = self.connection.exec_driver_sql
+        if run("SELECT EXISTS (SELECT 1 FROM courses)").scalar_one():
             return False
-        keys = self.connection.exec_driver_sql(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        special = run(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'courses'::regclass AND (i.indisclustered OR i.indisreplident "
+            "OR c.reltablespace <> 0 OR obj_description(c.oid, 'pg_class') IS NOT NULL))"
+        ).scalar_one()
+        if special:
+            return False
+        keys = run(
+            "SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint "
             "WHERE conrelid = 'courses'::regclass AND contype IN ('p', 'u')"
         ).all()
-        indexes = self.connection.exec_driver_sql(
+        indexes = run(
             "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
             "WHERE indrelid = 'courses'::regclass AND indexrelid NOT IN "
             "(SELECT conindid FROM pg_constraint WHERE conrelid = 'courses'::regclass)"
         ).all()
+        waited = run("SELECT current_setting('lock_timeout')").scalar_one()
         savepoint = self.connection.begin_nested()
         try:
-            self.connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{INDEX_LOCK_WAIT}s'")
-            self.connection.exec_driver_sql("LOCK TABLE courses IN ACCESS EXCLUSIVE MODE")
+            run(f"SET LOCAL lock_timeout = '{INDEX_LOCK_WAIT}s'")
+            run("LOCK TABLE courses IN ACCESS EXCLUSIVE MODE")
+            run("SELECT set_config('lock_timeout', %s, true)", (waited,))
+            if run("SELECT EXISTS (SELECT 1 FROM courses)").scalar_one():
+                raise _NotEmpty  # someone wrote rows before the lock
             for name, _ in indexes:
-                self.connection.exec_driver_sql(f"DROP INDEX {name}")
+                run(f"DROP INDEX {name}")
             for name, _ in keys:
-                self.connection.exec_driver_sql(f'ALTER TABLE courses DROP CONSTRAINT "{name}"')
-            self.connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
-        except sa.exc.DBAPIError:
-            savepoint.rollback()
+                run(f"ALTER TABLE courses DROP CONSTRAINT {name}")
+        except (sa.exc.DBAPIError, _NotEmpty):
+            savepoint.rollback()  # the lock and the lock wait go with it
+            run("SELECT set_config('lock_timeout', %s, true)", (waited,))
             return False
         savepoint.commit()
         self.deferred = [
             *(
-                f'ALTER TABLE courses ADD CONSTRAINT "{name}" {definition}'
+                f"ALTER TABLE courses ADD CONSTRAINT {name} {definition}"
                 for name, definition in keys
             ),
             *(definition for _, definition in indexes),
