@@ -131,6 +131,18 @@ def postgres_url(tmp_path: Path) -> Iterator[str]:
     yield from new_warehouse("postgresql", tmp_path)
 
 
+def empty_warehouse(url: str) -> None:
+    """Tables and view, no rows."""
+    from coursemart import warehouse
+
+    engine = warehouse.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            warehouse.ensure_schema(connection)
+    finally:
+        engine.dispose()
+
+
 def snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every coursemart table, in key order: to prove a warehouse did not change."""
     import sqlalchemy as sa

@@ -24,7 +24,7 @@ from coursemart.api.catalog import READ_LOCK_TIMEOUT_MS, VERSION_TTL
 from coursemart.config import Settings
 from coursemart.generate import Window, generate
 from coursemart.load import load
-from tests.conftest import BACKENDS, WINDOW, new_warehouse
+from tests.conftest import BACKENDS, WINDOW, empty_warehouse, new_warehouse
 
 #: A one-day window: 48 quarter-hour slots for hundreds of courses, so many share a start.
 CROWDED_DAY = Window(date(2026, 6, 15), date(2026, 6, 15))
@@ -48,16 +48,6 @@ def fill(lake: Path, url: str, *, courses: int = 1000, crowded: int = 300) -> No
     if crowded:
         generate(str(lake), courses=crowded, seed=2, window=CROWDED_DAY)
     load(str(lake), url)
-
-
-def empty_warehouse(url: str) -> None:
-    """Tables and view, no rows."""
-    engine = warehouse.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            warehouse.ensure_schema(connection)
-    finally:
-        engine.dispose()
 
 
 def view_rows(url: str) -> list[dict[str, Any]]:

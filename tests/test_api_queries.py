@@ -20,7 +20,7 @@ from coursemart.api.params import (
     resolve_dimension,
 )
 from coursemart.api.queries import CourseFilter
-from tests.test_api import empty_warehouse
+from tests.conftest import empty_warehouse
 
 DIALECTS = {
     "sqlite": sqlite.dialect(),

@@ -20,7 +20,7 @@ from coursemart.errors import LakeError
 from coursemart.generate import generate
 from coursemart.load import CHECKPOINTS, load
 from coursemart.load.loader import DimensionError
-from tests.conftest import WINDOW, snapshot
+from tests.conftest import WINDOW, empty_warehouse, snapshot
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -412,15 +412,6 @@ def test_a_stage_with_rows_staged_twice_merges_one_of_each(postgres_url: str) ->
     assert course_count(postgres_url) == 100
 
 
-def create_schema(url: str) -> None:
-    engine = warehouse.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            warehouse.ensure_schema(connection)
-    finally:
-        engine.dispose()
-
-
 def courses_indexes(url: str) -> list[tuple[object, ...]]:
     """The indexes and key constraints of ``courses`` (PostgreSQL), as their definitions."""
     return query(
@@ -440,7 +431,7 @@ def index_oids(url: str) -> set[object]:
 def test_a_first_load_into_an_empty_table_builds_the_same_indexes_after_the_rows(
     lake_dir: Path, postgres_url: str
 ) -> None:
-    create_schema(postgres_url)
+    empty_warehouse(postgres_url)
     schema_indexes, schema_oids = courses_indexes(postgres_url), index_oids(postgres_url)
     generate(str(lake_dir), courses=20_000, seed=1, window=WINDOW)
     generate(str(lake_dir), courses=1_000, seed=2, window=WINDOW, reschedule=0.1)
@@ -465,7 +456,7 @@ def test_a_first_load_into_an_empty_table_builds_the_same_indexes_after_the_rows
 def test_a_first_load_killed_at_any_point_leaves_the_indexes_in_place(
     lake_dir: Path, postgres_url: str, checkpoint: str
 ) -> None:
-    create_schema(postgres_url)
+    empty_warehouse(postgres_url)
     schema_indexes = courses_indexes(postgres_url)
     generate(str(lake_dir), courses=5_000, seed=1, window=WINDOW)
 
@@ -482,7 +473,7 @@ def test_a_first_load_keeps_the_indexes_when_a_reader_holds_the_table(
     from coursemart.load import backends
 
     monkeypatch.setattr(backends, "INDEX_LOCK_WAIT", 1)
-    create_schema(postgres_url)
+    empty_warehouse(postgres_url)
     schema_indexes, schema_oids = courses_indexes(postgres_url), index_oids(postgres_url)
     generate(str(lake_dir), courses=5_000, seed=1, window=WINDOW)
     reader = warehouse.create_engine(postgres_url)
