@@ -38,9 +38,10 @@ from coursemart.load.loader import (
     abandon,
     as_utc,
     dimension_rows,
-    reasons_text,
+    record_load,
+    record_merged_batch,
 )
-from coursemart.load.validate import Rules, count_reasons, reject_all, schema_problems
+from coursemart.load.validate import Counts, Rules, count_reasons, reject_all, schema_problems
 
 SparkSession = Any  # pyspark has no type hints mypy can use here
 DataFrame = Any
@@ -565,13 +566,13 @@ def load(
                     categories | {r["category_id"] for r in snapshots.get("categories", [])},  # type: ignore[misc]
                     levels | {r["level_id"] for r in snapshots.get("levels", [])},  # type: ignore[misc]
                 )
-                counts: dict[str, tuple[int, int, int, bool]] = {}
-                reasons: dict[str, int] = {}
+                counts: dict[str, Counts] = {}
+                restaged: dict[str, bool] = {}
                 if pending:
                     with engine.begin() as ddl:
                         stage.create(ddl)
                 for seq, batch_id in enumerate(pending):
-                    counts[batch_id] = _stage_batch(
+                    counts[batch_id], restaged[batch_id] = _stage_batch(
                         spark,
                         engine,
                         warehouse_url,
@@ -584,9 +585,9 @@ def load(
                         jdbc,
                         properties,
                         rejected,
-                        reasons,
                     )
                 fire("after_staging")
+                skipped = sum(lakes.batch_row_count(lake, b) - counts[b].read for b in pending)
                 backend.begin()
                 result = _merge(
                     connection,
@@ -596,7 +597,8 @@ def load(
                     since,
                     pending,
                     counts,
-                    reasons,
+                    restaged,
+                    skipped,
                     snapshots,
                     stage,
                     rejected,
@@ -613,10 +615,7 @@ def load(
         raise
     finally:
         engine.dispose()
-    skipped = sum(lakes.batch_row_count(lake, b) - counts[b][0] for b in pending)
-    return LoadResult(
-        **{**result.__dict__, "rows_skipped": skipped, "seconds": time.perf_counter() - began}
-    )
+    return LoadResult(**{**result.__dict__, "seconds": time.perf_counter() - began})
 
 
 def _snapshots(lake: lakes.Lake) -> dict[str, list[dict[str, object]]]:
@@ -645,13 +644,15 @@ def _stage_batch(
     jdbc: str,
     properties: dict[str, str],
     rejected: RejectedRows,
-    reasons: dict[str, int],
-) -> tuple[int, int, int, bool]:
-    """Validate one batch on the executors and append its good rows to the staging table."""
+) -> tuple[Counts, bool]:
+    """Validate one batch on the executors and append its good rows to the staging table.
+
+    Returns the batch's counts, and whether some rows were staged twice (a task that Spark
+    retried after it had written)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    read = loaded = refused = 0
+    counts = Counts()
     restaged = False
     paths = lakes.batch_files(lake, batch_id)
     problems = {path: schema_problems(lakes.file_schema(lake, path)) for path in paths}
@@ -660,9 +661,7 @@ def _stage_batch(
             table = pa.Table.from_batches(list(lakes.read_file_batches(lake, path)))
             checked = reject_all(table, "schema: " + "; ".join(problems[path]))
             rejected.add(checked.rejected, batch_id, path)
-            count_reasons(checked.rejected, reasons)
-            read += checked.read
-            refused += checked.rejected.num_rows
+            counts.add(checked)
     readable = [path for path in paths if not problems[path]]
     if readable:
         where = _executor_lake(lake)
@@ -690,12 +689,12 @@ def _stage_batch(
             for source in sorted(set(bad["source_file"].to_pylist())):
                 rows = bad.filter(pc.equal(bad["source_file"], source))
                 rejected.add(rows.drop_columns(["source_file"]), batch_id, source)
-            count_reasons(bad, reasons)
-        read += good_rows + bad.num_rows
-        loaded += good_rows
-        refused += bad.num_rows
+            count_reasons(bad, counts.reasons)
+        counts.read += good_rows + bad.num_rows
+        counts.loaded += good_rows
+        counts.rejected += bad.num_rows
     rejected.flush()
-    return read, loaded, refused, restaged
+    return counts, restaged
 
 
 #: Up to this many rows in a batch, its ids are checked for repeats on the driver (one column
@@ -759,8 +758,9 @@ def _merge(
     started_at: datetime,
     since: datetime | None,
     pending: list[str],
-    counts: dict[str, tuple[int, int, int, bool]],
-    reasons: dict[str, int],
+    counts: dict[str, Counts],
+    restaged: dict[str, bool],
+    skipped: int,
     snapshots: dict[str, list[dict[str, object]]],
     stage: sa.Table,
     rejected: RejectedRows,
@@ -770,52 +770,17 @@ def _merge(
     for name, table in (("categories", warehouse.categories), ("levels", warehouse.levels)):
         if snapshots.get(name):
             backend.upsert_dimension(table, snapshots[name])
-    if pending:
-        backend.before_bulk_write()
+    totals = Counts()
     for seq, batch_id in enumerate(pending):
-        read, loaded, refused, restaged = counts[batch_id]
-        backend.merge_table(stage.name, f"batch_seq = {seq}", distinct=restaged)
-        manifest.record_batch(
-            connection,
-            batch_id=batch_id,
-            load_id=load_id,
-            rows_read=read,
-            rows_loaded=loaded,
-            rows_rejected=refused,
-            since=since,
-        )
+        backend.merge_table(stage.name, f"batch_seq = {seq}", distinct=restaged[batch_id])
+        record_merged_batch(connection, batch_id, load_id, counts[batch_id], since)
         if seq == 0:
             fire("during_merge")
-    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
-    status = "loaded" if pending else "nothing to do"
-    manifest.record_load(
-        connection,
-        manifest.LoadRecord(
-            load_id=load_id,
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            status=status,
-            batches=len(pending),
-            rows_read=totals[0],
-            rows_loaded=totals[1],
-            rows_rejected=totals[2],
-            since=since,
-            message=reasons_text(reasons) or None,
-        ),
-    )
+        totals.merge(counts[batch_id])
+    result = record_load(connection, load_id, started_at, since, pending, totals, skipped, rejected)
     fire("before_commit")
     connection.commit()
-    return LoadResult(
-        load_id=load_id,
-        status=status,
-        batches=tuple(pending),
-        rows_read=totals[0],
-        rows_loaded=totals[1],
-        rows_rejected=totals[2],
-        rows_skipped=0,
-        reasons=reasons,
-        rejected_path=rejected.folder if rejected.rows else None,
-    )
+    return result
 
 
 __all__ = ["CoursemartError", "LockBusyError", "generate", "load", "session", "stop"]

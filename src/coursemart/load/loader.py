@@ -12,7 +12,7 @@ A crash at any point before the commit leaves the warehouse as it was; the next 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -144,48 +144,24 @@ class _Job:
                 if position == 0:
                     self.checkpoint("after_staging")
                 backend.merge_courses()
-                manifest.record_batch(
-                    connection,
-                    batch_id=batch_id,
-                    load_id=self.load_id,
-                    rows_read=counts.read,
-                    rows_loaded=counts.loaded,
-                    rows_rejected=counts.rejected,
-                    since=self.since,
-                )
+                record_merged_batch(connection, batch_id, self.load_id, counts, self.since)
                 if position == 0:
                     self.checkpoint("during_merge")
                 totals.merge(counts)
                 skipped += lakes.batch_row_count(self.lake, batch_id) - counts.read
-        status = "loaded" if pending else "nothing to do"
-        manifest.record_load(
+        result = record_load(
             connection,
-            manifest.LoadRecord(
-                load_id=self.load_id,
-                started_at=started_at,
-                finished_at=datetime.now(UTC),
-                status=status,
-                batches=len(pending),
-                rows_read=totals.read,
-                rows_loaded=totals.loaded,
-                rows_rejected=totals.rejected,
-                since=self.since,
-                message=reasons_text(totals.reasons) or None,
-            ),
+            self.load_id,
+            started_at,
+            self.since,
+            pending,
+            totals,
+            skipped,
+            self.rejected,
         )
         self.checkpoint("before_commit")
         connection.commit()
-        return LoadResult(
-            load_id=self.load_id,
-            status=status,
-            batches=tuple(pending),
-            rows_read=totals.read,
-            rows_loaded=totals.loaded,
-            rows_rejected=totals.rejected,
-            rows_skipped=skipped,
-            reasons=totals.reasons,
-            rejected_path=self.rejected.folder if self.rejected.rows else None,
-        )
+        return result
 
     def load_batch(self, backend: Backend, batch_id: str, rules: Rules) -> Counts:
         """Validate and write one batch's rows; returns its counts."""
@@ -216,6 +192,61 @@ class _Job:
                 self.progress(checked.read)
         self.rejected.flush()
         return counts
+
+
+def record_merged_batch(
+    connection: Connection, batch_id: str, load_id: str, counts: Counts, since: datetime | None
+) -> None:
+    """Add a merged batch to the manifest (inside the load's transaction)."""
+    manifest.record_batch(
+        connection,
+        batch_id=batch_id,
+        load_id=load_id,
+        rows_read=counts.read,
+        rows_loaded=counts.loaded,
+        rows_rejected=counts.rejected,
+        since=since,
+    )
+
+
+def record_load(
+    connection: Connection,
+    load_id: str,
+    started_at: datetime,
+    since: datetime | None,
+    batches: Sequence[str],
+    totals: Counts,
+    skipped: int,
+    rejected: RejectedRows,
+) -> LoadResult:
+    """Record the load in the history (inside its transaction) and return its result."""
+    status = "loaded" if batches else "nothing to do"
+    manifest.record_load(
+        connection,
+        manifest.LoadRecord(
+            load_id=load_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            status=status,
+            batches=len(batches),
+            rows_read=totals.read,
+            rows_loaded=totals.loaded,
+            rows_rejected=totals.rejected,
+            since=since,
+            message=reasons_text(totals.reasons) or None,
+        ),
+    )
+    return LoadResult(
+        load_id=load_id,
+        status=status,
+        batches=tuple(batches),
+        rows_read=totals.read,
+        rows_loaded=totals.loaded,
+        rows_rejected=totals.rejected,
+        rows_skipped=skipped,
+        reasons=totals.reasons,
+        rejected_path=rejected.folder if rejected.rows else None,
+    )
 
 
 def reasons_text(reasons: dict[str, int]) -> str:
