@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAKE ?= data/lake
 WAREHOUSE ?= sqlite:///data/warehouse.db
-COURSES ?= 100000
+COURSES ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP) ## Generate a catalog, load it into ./data/warehouse.db, serve it at http://127.0.0.1:8000
-	$(BIN)/coursemart run --courses $(COURSES) --lake $(LAKE) --warehouse $(WAREHOUSE)
+	$(BIN)/coursemart run $(if $(COURSES),--courses $(COURSES)) --lake $(LAKE) --warehouse $(WAREHOUSE)
 	$(BIN)/coursemart status --lake $(LAKE) --warehouse $(WAREHOUSE)
 	@echo "coursemart: open http://$(HOST):$(PORT)/ (API docs at /docs); Ctrl-C stops"
 	$(BIN)/coursemart serve --warehouse $(WAREHOUSE) --host $(HOST) --port $(PORT)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from coursemart import lake as lakes
 from coursemart.generate import generate
 from tests.conftest import WINDOW, CliResult
 
@@ -53,6 +54,38 @@ def test_run_generates_and_loads(cli: Cli, lake_dir: Path, sqlite_url: str) -> N
         "SELECT COUNT(*) FROM courses"
     )
     assert count.fetchone() == (500,)
+
+
+def test_a_second_run_loads_without_generating_unless_courses_are_asked_for(
+    cli: Cli, lake_dir: Path, sqlite_url: str
+) -> None:
+    lake, database = str(lake_dir), sqlite_url.removeprefix("sqlite:///")
+    assert cli("run", "-n", "300", "--lake", lake, "--warehouse", sqlite_url).exit_code == 0
+
+    again = cli("run", "--lake", lake, "--warehouse", sqlite_url)
+    count_after_rerun = sqlite3.connect(database).execute("SELECT COUNT(*) FROM courses").fetchone()
+    more = cli("run", "--courses", "200", "--lake", lake, "--warehouse", sqlite_url)
+    count_after_more = sqlite3.connect(database).execute("SELECT COUNT(*) FROM courses").fetchone()
+
+    assert again.exit_code == 0, again.stderr
+    assert "already has courses: nothing generated" in again.stdout
+    assert "nothing to do" in again.stdout
+    assert count_after_rerun == (300,)
+    assert more.exit_code == 0, more.stderr
+    assert count_after_more == (500,)
+    assert len(lakes.committed_batches(lakes.open_lake(lake))) == 2
+
+
+def test_run_on_an_empty_lake_generates_the_default_catalog(
+    cli: Cli, lake_dir: Path, sqlite_url: str
+) -> None:
+    result = cli("run", "--lake", str(lake_dir), "--warehouse", sqlite_url, "--quiet")
+
+    assert result.exit_code == 0, result.stderr
+    count = sqlite3.connect(sqlite_url.removeprefix("sqlite:///")).execute(
+        "SELECT COUNT(*) FROM courses"
+    )
+    assert count.fetchone() == (100_000,)
 
 
 def test_load_uses_the_configured_warehouse(

@@ -29,6 +29,7 @@ from rich.progress import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from coursemart import generate as generating
+from coursemart import lake as lakes
 from coursemart import status as statuses
 from coursemart.load import CHECKPOINTS, LoadResult, load
 
@@ -412,10 +413,23 @@ def load_command(
         run_load(config, spark, lake=lake, warehouse=warehouse, since=since, wait=wait, quiet=quiet)
 
 
+RunCoursesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--courses",
+        "-n",
+        min=1,
+        help="Generate this many new courses first. Default: 100,000 into an empty lake, none "
+        "into a lake that already has courses (a second run only loads).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def run(
     *,
-    courses: CoursesOption = generating.DEFAULT_COURSES,
+    courses: RunCoursesOption = None,
     seed: SeedOption = 0,
     lake: LakeOption = None,
     warehouse: WarehouseOption = None,
@@ -429,21 +443,41 @@ def run(
     spark_conf: SparkConfOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Generate a batch, then load it (and any other new batch) into the warehouse."""
+    """Generate a batch (into an empty lake, or when --courses is given), then load every new
+    batch into the warehouse."""
     config = settings()
+    lake_url = lake or config.lake
+    if courses is None and lake_has_courses(lake_url):
+        if not quiet:
+            out.print(
+                f"lake {mask_url(lake_url)} already has courses: nothing generated "
+                "(pass --courses N to add N more)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        generate_now = 0
+    else:
+        generate_now = courses or generating.DEFAULT_COURSES
     with engine_session(config, engine, spark_master, spark_conf) as spark:
-        run_generate(
-            config,
-            spark,
-            courses=courses,
-            seed=seed,
-            lake=lake,
-            start=start,
-            end=end,
-            reschedule=reschedule,
-            quiet=quiet,
-        )
+        if generate_now:
+            run_generate(
+                config,
+                spark,
+                courses=generate_now,
+                seed=seed,
+                lake=lake,
+                start=start,
+                end=end,
+                reschedule=reschedule,
+                quiet=quiet,
+            )
         run_load(config, spark, lake=lake, warehouse=warehouse, since=since, wait=wait, quiet=quiet)
+
+
+def lake_has_courses(lake_url: str) -> bool:
+    """Whether the lake has at least one committed batch."""
+    lake = lakes.open_lake(lake_url)
+    return bool(lake.fs.exists(lake.root) and lakes.committed_batches(lake))
 
 
 HostOption = Annotated[
