@@ -213,11 +213,13 @@ class PostgresBackend(Backend):
         self.staged = False
         self.triggers_checked = False
         self.deferred: list[str] = []
-        self.key = int.from_bytes(
-            hashlib.sha256(LOCK_NAME.encode()).digest()[:8], "big", signed=True
-        )
 
     def lock(self, wait: float) -> None:
+        # Advisory locks are per database: the schema is part of the key, so that warehouses in
+        # two schemas of one database do not wait for each other.
+        where = self.connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+        name = f"{LOCK_NAME}:{where}"
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         began = time.monotonic()
         while True:
             got = self.connection.execute(
