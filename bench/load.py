@@ -30,9 +30,9 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from coursemart import lake as lakes  # noqa: E402
 from coursemart import model, warehouse  # noqa: E402
 from coursemart.generate import generate  # noqa: E402
+from coursemart.lake import open_lake  # noqa: E402
 from measure import Measurement, postgres_database, run_case, table  # noqa: E402
 
 JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
@@ -115,8 +115,8 @@ def count(url: str) -> int:
 
 def batch_parquet(lake_dir: str, batch_id: str, out: Path) -> Path:
     """The batch's rows as one Parquet file, and beside it as a CSV for psql."""
-    lake = lakes.open_lake(lake_dir)
-    rows = pa.Table.from_batches([rb for _, rb in lakes.read_batches(lake, [batch_id])])
+    lake = open_lake(lake_dir)
+    rows = pa.Table.from_batches([rb for _, rb in lake.read_batches([batch_id])])
     import pyarrow.parquet as pq
 
     pq.write_table(rows, out)

@@ -135,7 +135,7 @@ def test_no_archive_for_a_driver_this_process_does_not_launch(
     pytest.importorskip("pyspark")
     from pyspark import SparkContext
 
-    from coursemart.engines import spark as engine
+    from coursemart.engines.spark import driver as engine
 
     monkeypatch.setattr(SparkContext, "_gateway", None)
     for variable in ("PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS", "SPARK_REMOTE"):
@@ -150,7 +150,7 @@ def test_no_archive_for_a_driver_this_process_does_not_launch(
 PROBE = """
 import json, sys
 from pathlib import Path
-from coursemart.engines import spark as engine
+from coursemart.engines.spark import driver as engine
 
 conf = {"spark.driver.extraJavaOptions": "-Dcoursemart.probe=yes"}
 session = engine.session("local[1]", conf, jvm_cache=Path(sys.argv[1]))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from coursemart import lake as lakes
+from coursemart.lake import open_lake
 from tests.conftest import CliResult, stop
 
 Cli = Callable[..., CliResult]
@@ -26,7 +26,7 @@ def test_generate_prints_a_one_line_summary(cli: Cli, lake_dir: Path) -> None:
     result = cli("generate", "--courses", "2500", "--seed", "3", "--lake", str(lake_dir))
 
     assert result.exit_code == 0, result.stderr
-    (batch_id,) = lakes.committed_batches(lakes.open_lake(str(lake_dir)))
+    (batch_id,) = open_lake(str(lake_dir)).committed_batches()
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"generated batch {batch_id}: 2,500 rows")
@@ -37,7 +37,7 @@ def test_quiet_prints_nothing(cli: Cli, lake_dir: Path) -> None:
     result = cli("generate", "--courses", "10", "--lake", str(lake_dir), "--quiet")
 
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
-    assert len(lakes.committed_batches(lakes.open_lake(str(lake_dir)))) == 1
+    assert len(open_lake(str(lake_dir)).committed_batches()) == 1
 
 
 def test_lake_defaults_to_the_configuration(
@@ -46,7 +46,7 @@ def test_lake_defaults_to_the_configuration(
     monkeypatch.setenv("COURSEMART_LAKE", str(lake_dir))
 
     assert cli("generate", "--courses", "10", "-q").exit_code == 0
-    assert len(lakes.committed_batches(lakes.open_lake(str(lake_dir)))) == 1
+    assert len(open_lake(str(lake_dir)).committed_batches()) == 1
 
 
 def test_window_and_reschedule_options(cli: Cli, lake_dir: Path) -> None:
@@ -187,9 +187,9 @@ def test_killing_generate_part_way_leaves_no_committed_batch(lake_dir: Path, sig
     process.wait(timeout=60)
 
     assert process.returncode != 0
-    lake = lakes.open_lake(str(lake_dir))
-    assert lakes.committed_batches(lake) == []
-    assert lakes.max_course_id(lake) == 0
+    lake = open_lake(str(lake_dir))
+    assert lake.committed_batches() == []
+    assert lake.max_course_id() == 0
 
 
 @dataclass
@@ -271,7 +271,7 @@ def test_a_second_generate_on_a_local_lake_waits_for_the_first(lake_dir: Path) -
         )
         time.sleep(1.5)
         assert waiting.poll() is None, "the second generate did not wait"
-        assert len(lakes.committed_batches(lakes.open_lake(str(lake_dir)))) == 1
+        assert len(open_lake(str(lake_dir)).committed_batches()) == 1
         fcntl.flock(held.fileno(), fcntl.LOCK_UN)
     out, _ = waiting.communicate(timeout=60)
 

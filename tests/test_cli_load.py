@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coursemart import lake as lakes
 from coursemart.generate import generate
+from coursemart.lake import open_lake
 from tests.conftest import WINDOW, CliResult
 
 Cli = Callable[..., CliResult]
@@ -73,7 +73,7 @@ def test_a_second_run_loads_without_generating_unless_courses_are_asked_for(
     assert count_after_rerun == (300,)
     assert more.exit_code == 0, more.stderr
     assert count_after_more == (500,)
-    assert len(lakes.committed_batches(lakes.open_lake(lake))) == 2
+    assert len(open_lake(lake).committed_batches()) == 2
 
 
 def test_run_on_an_empty_lake_generates_the_default_catalog(

@@ -11,25 +11,25 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from coursemart import lake as lakes
 from coursemart import model, vocabulary
 from coursemart.errors import InputError
 from coursemart.generate import Window, course_chunk, default_window, generate
+from coursemart.lake import open_lake
 from tests.conftest import WINDOW
 
 
 def read_courses(lake_url: str | Path, batch_ids: list[str] | None = None) -> pa.Table:
-    lake = lakes.open_lake(str(lake_url))
-    ids = batch_ids if batch_ids is not None else lakes.committed_batches(lake)
-    tables = [pa.Table.from_batches([rb]) for _, rb in lakes.read_batches(lake, ids)]
+    lake = open_lake(str(lake_url))
+    ids = batch_ids if batch_ids is not None else lake.committed_batches()
+    tables = [pa.Table.from_batches([rb]) for _, rb in lake.read_batches(ids)]
     return pa.concat_tables(tables).sort_by("course_id")
 
 
 def test_one_million_courses_make_one_committed_batch_with_unique_ids(lake_dir: Path) -> None:
     result = generate(str(lake_dir), courses=1_000_000, seed=7, window=WINDOW)
 
-    lake = lakes.open_lake(str(lake_dir))
-    assert lakes.committed_batches(lake) == [result.batch_id]
+    lake = open_lake(str(lake_dir))
+    assert lake.committed_batches() == [result.batch_id]
     courses = read_courses(lake_dir)
     assert courses.num_rows == result.rows == 1_000_000
     ids = courses["course_id"].to_numpy()
@@ -53,7 +53,7 @@ def test_second_run_continues_the_ids(lake_dir: Path) -> None:
     assert (second.first_id, second.last_id) == (1_001, 1_500)
     new_rows = read_courses(lake_dir, [second.batch_id])
     assert new_rows["course_id"].to_pylist() == list(range(1_001, 1_501))
-    assert lakes.committed_batches(lakes.open_lake(str(lake_dir))) == [
+    assert open_lake(str(lake_dir)).committed_batches() == [
         first.batch_id,
         second.batch_id,
     ]
@@ -102,8 +102,8 @@ def test_default_window_spans_past_and_future() -> None:
 def test_part_files_are_zstd_parquet_sorted_by_start_date(lake_dir: Path) -> None:
     result = generate(str(lake_dir), courses=25_000, seed=1, window=WINDOW, chunk_rows=10_000)
 
-    lake = lakes.open_lake(str(lake_dir))
-    parts = lakes.batch_files(lake, result.batch_id)
+    lake = open_lake(str(lake_dir))
+    parts = lake.batch_files(result.batch_id)
     assert len(parts) == 3, "25,000 rows in chunks of 10,000"
     for part in parts:
         metadata = pq.ParquetFile(part).metadata
@@ -143,9 +143,9 @@ def test_reschedule_on_an_empty_lake_moves_nothing(lake_dir: Path) -> None:
 def test_dimension_snapshots_hold_the_seed_rows(lake_dir: Path) -> None:
     generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
 
-    lake = lakes.open_lake(str(lake_dir))
-    categories = lakes.read_dimension(lake, "categories", model.CATEGORIES_SCHEMA)
-    levels = lakes.read_dimension(lake, "levels", model.LEVELS_SCHEMA)
+    lake = open_lake(str(lake_dir))
+    categories = lake.read_dimension("categories", model.CATEGORIES_SCHEMA)
+    levels = lake.read_dimension("levels", model.LEVELS_SCHEMA)
     assert [tuple(r.values()) for r in categories.to_pylist()] == list(model.CATEGORIES)
     assert [tuple(r.values()) for r in levels.to_pylist()] == list(model.LEVELS)
     assert (lake_dir / "categories.csv").read_text().splitlines()[

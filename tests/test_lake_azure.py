@@ -7,9 +7,9 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from coursemart import lake as lakes
 from coursemart import model
 from coursemart.generate import Window, generate
+from coursemart.lake import new_id, open_lake
 from coursemart.load import load
 from tests.conftest import WINDOW, snapshot
 
@@ -21,9 +21,9 @@ def test_generate_and_load_through_an_abfs_lake(azure_lake: str, sqlite_url: str
 
     result = load(azure_lake, sqlite_url)
 
-    lake = lakes.open_lake(azure_lake)
+    lake = open_lake(azure_lake)
     assert not lake.is_local
-    assert lakes.committed_batches(lake) == [first.batch_id, second.batch_id]
+    assert lake.committed_batches() == [first.batch_id, second.batch_id]
     assert second.first_id == 20_001 and second.rescheduled == 2_000
     assert (result.rows_read, result.rows_loaded) == (23_000, 23_000)
     assert len(snapshot(sqlite_url)["courses"]) == 21_000
@@ -33,28 +33,28 @@ def test_generate_and_load_through_an_abfs_lake(azure_lake: str, sqlite_url: str
 def test_an_uncommitted_abfs_batch_is_invisible_and_dimensions_replace_whole(
     azure_lake: str,
 ) -> None:
-    lake = lakes.open_lake(azure_lake, create=True)
-    writer = lakes.BatchWriter(lake, lakes.new_id(), model.COURSES_SCHEMA)
+    lake = open_lake(azure_lake, create=True)
+    writer = lake.batch_writer(new_id(), model.COURSES_SCHEMA)
     writer.write_part(
         pa.table({name: [] for name in model.COURSES_SCHEMA.names}, model.COURSES_SCHEMA)
     )
-    lakes.write_dimension(lake, "levels", model.levels_table())
+    lake.write_dimension("levels", model.levels_table())
 
-    assert lakes.committed_batches(lake) == []
-    assert lakes.uncommitted_batches(lake) == [writer.batch_id]
-    levels = lakes.read_dimension(lake, "levels", model.LEVELS_SCHEMA)
+    assert lake.committed_batches() == []
+    assert lake.uncommitted_batches() == [writer.batch_id]
+    levels = lake.read_dimension("levels", model.LEVELS_SCHEMA)
     assert levels.to_pylist() == model.levels_table().to_pylist()
 
 
 def test_rejected_rows_are_written_to_the_abfs_lake(azure_lake: str, sqlite_url: str) -> None:
     generate(azure_lake, courses=100, seed=1, window=WINDOW)
-    lake = lakes.open_lake(azure_lake)
+    lake = open_lake(azure_lake)
     only_art = pa.table({"category_id": [3], "category_name": ["Art"]}, model.CATEGORIES_SCHEMA)
-    lakes.write_dimension(lake, "categories", only_art)
+    lake.write_dimension("categories", only_art)
 
     result = load(azure_lake, sqlite_url)
 
-    rejected = lakes.read_rejected(lake, result.load_id)
+    rejected = lake.read_rejected(result.load_id)
     assert len(rejected) == result.rows_rejected > 0
     assert {row["reason"].split(":")[0] for row in rejected} == {"unknown category_id"}
     assert result.rejected_path == lake.path("_rejected", f"load_id={result.load_id}")
@@ -66,7 +66,7 @@ def test_azure_urls_open_with_adlfs(
 ) -> None:
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
 
-    lake = lakes.open_lake(url)
+    lake = open_lake(url)
 
     assert type(lake.fs).__name__ == "AzureBlobFileSystem"
     assert lake.root == "lake/coursemart"

@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from coursemart import lake as lakes
 from coursemart import model, warehouse
 from coursemart.errors import LakeError
 from coursemart.generate import generate
+from coursemart.lake import new_id, open_lake
 from coursemart.load import CHECKPOINTS, load
-from coursemart.load.loader import DimensionError
+from coursemart.load.validate import DimensionError
 from tests.conftest import WINDOW, empty_warehouse, snapshot
 
 
@@ -38,7 +38,7 @@ def course_count(url: str) -> int:
 
 def write_raw_batch(lake_dir: Path, *tables: pa.Table) -> str:
     """Commit a batch of hand-made part files (any schema, nulls allowed) to the lake."""
-    batch_id = lakes.new_id()
+    batch_id = new_id()
     folder = lake_dir / "courses" / f"batch_id={batch_id}"
     folder.mkdir(parents=True)
     for number, table in enumerate(tables):
@@ -49,9 +49,9 @@ def write_raw_batch(lake_dir: Path, *tables: pa.Table) -> str:
 
 def expected_courses(lake_dir: Path) -> dict[int, tuple[object, ...]]:
     """What the warehouse must hold after loading the whole lake: later batches win."""
-    lake = lakes.open_lake(str(lake_dir))
+    lake = open_lake(str(lake_dir))
     latest: dict[int, tuple[object, ...]] = {}
-    for _, record_batch in lakes.read_batches(lake, lakes.committed_batches(lake)):
+    for _, record_batch in lake.read_batches(lake.committed_batches()):
         for row in record_batch.to_pylist():
             values = tuple(row.values())
             latest[row["course_id"]] = (*values[1:4], values[4].strftime("%Y-%m-%d %H:%M:%S"))
@@ -102,7 +102,7 @@ def test_a_new_batch_adds_new_courses_and_a_rescheduled_course_keeps_one_row(
     assert course_count(warehouse_url) == 2_500
     assert query(warehouse_url, "SELECT COUNT(DISTINCT course_id) FROM courses")[0][0] == 2_500
     moved = pa.Table.from_batches(
-        [rb for _, rb in lakes.read_batches(lakes.open_lake(str(lake_dir)), [later.batch_id])]
+        [rb for _, rb in open_lake(str(lake_dir)).read_batches([later.batch_id])]
     ).filter(pa.compute.less_equal(pa.compute.field("course_id"), 2_000))
     assert moved.num_rows == 200
     in_warehouse = dict(
@@ -125,10 +125,10 @@ def test_several_pending_batches_load_in_order_later_wins(
 
     assert len(result.batches) == 3
     assert course_count(warehouse_url) == 1_020
-    lake = lakes.open_lake(str(lake_dir))
+    lake = open_lake(str(lake_dir))
     final = {
         r["course_id"]: r["start_date"]
-        for _, rb in lakes.read_batches(lake, [last.batch_id])
+        for _, rb in lake.read_batches([last.batch_id])
         for r in rb.to_pylist()
     }
     stored = dict(query(warehouse_url, "SELECT course_id, start_date FROM courses"))
@@ -146,10 +146,10 @@ def test_since_loads_only_courses_starting_on_or_after_the_date(
 
     result = load(str(lake_dir), warehouse_url, since=since)
 
-    lake = lakes.open_lake(str(lake_dir))
+    lake = open_lake(str(lake_dir))
     expected = sum(
         1
-        for _, rb in lakes.read_batches(lake, lakes.committed_batches(lake))
+        for _, rb in lake.read_batches(lake.committed_batches())
         for r in rb.to_pylist()
         if r["start_date"] >= since
     )
@@ -210,7 +210,7 @@ def test_each_kind_of_bad_row_is_rejected_with_its_reason(
     assert result.rows_read == result.rows_loaded + result.rows_rejected
     assert result.rows_loaded == 10 + 2
     assert result.rows_rejected == 13 + 2
-    rejected = lakes.read_rejected(lakes.open_lake(str(lake_dir)), result.load_id)
+    rejected = open_lake(str(lake_dir)).read_rejected(result.load_id)
     assert result.rejected_path and result.rejected_path.endswith(
         f"_rejected/load_id={result.load_id}"
     )
@@ -236,7 +236,7 @@ def test_a_truncated_parquet_file_fails_the_load_and_writes_nothing(
     load(str(lake_dir), warehouse_url)
     before = snapshot(warehouse_url)
     broken = generate(str(lake_dir), courses=200_000, seed=2, window=WINDOW, chunk_rows=100_000)
-    path = lakes.batch_files(lakes.open_lake(str(lake_dir)), broken.batch_id)[1]
+    path = open_lake(str(lake_dir)).batch_files(broken.batch_id)[1]
     data = Path(path).read_bytes()
     Path(path).write_bytes(data[: len(data) // 3])
 
@@ -256,13 +256,13 @@ def test_a_renamed_category_is_merged_and_missing_ones_are_kept(
 ) -> None:
     generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
     load(str(lake_dir), warehouse_url)
-    lake = lakes.open_lake(str(lake_dir))
+    lake = open_lake(str(lake_dir))
     renamed = pa.table(
         {"category_id": [1, 3], "category_name": ["Computing", "Arts"]}, model.CATEGORIES_SCHEMA
     )
-    lakes.write_dimension(lake, "categories", renamed)
+    lake.write_dimension("categories", renamed)
     generate(str(lake_dir), courses=10, seed=2, window=WINDOW)
-    lakes.write_dimension(lake, "categories", renamed)  # generate rewrote the seed rows
+    lake.write_dimension("categories", renamed)  # generate rewrote the seed rows
 
     load(str(lake_dir), warehouse_url)
 
@@ -404,7 +404,7 @@ def test_a_stage_with_rows_staged_twice_merges_one_of_each(postgres_url: str) ->
             copy_rows(raw, stage.name, staged)
             copy_rows(raw, stage.name, staged.slice(0, 40))  # a retried task, staged again
 
-            backend.merge_table(stage.name, "batch_seq = 0", distinct=True)
+            backend.merge_stage(stage.name, "batch_seq = 0", distinct=True)
             connection.commit()
     finally:
         engine.dispose()
@@ -470,9 +470,9 @@ def test_a_first_load_killed_at_any_point_leaves_the_indexes_in_place(
 def test_a_first_load_keeps_the_indexes_when_a_reader_holds_the_table(
     lake_dir: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coursemart.load import backends
+    from coursemart.load.backends import postgres
 
-    monkeypatch.setattr(backends, "INDEX_LOCK_WAIT", 1)
+    monkeypatch.setattr(postgres, "INDEX_LOCK_WAIT", 1)
     empty_warehouse(postgres_url)
     schema_indexes, schema_oids = courses_indexes(postgres_url), index_oids(postgres_url)
     generate(str(lake_dir), courses=5_000, seed=1, window=WINDOW)

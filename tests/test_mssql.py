@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql as mssql_dialect
 
 from coursemart import warehouse
-from coursemart.load import mssql
+from coursemart.load.backends import mssql
 
 
 def test_tables_compile_for_sql_server() -> None:

@@ -13,9 +13,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from coursemart import lake as lakes
 from coursemart import vocabulary
 from coursemart.generate import generate as local_generate
+from coursemart.lake import open_lake
 from coursemart.load import load as local_load
 from tests.conftest import WINDOW, new_warehouse, snapshot, unavailable
 from tests.test_load import (
@@ -72,13 +72,13 @@ def test_a_spark_written_batch_has_the_lake_layout(spark: Any, lake_dir: Path) -
         spark, str(lake_dir), courses=100, seed=1, window=WINDOW, reschedule=0.1
     )
 
-    lake = lakes.open_lake(str(lake_dir))
-    assert lakes.committed_batches(lake) == [first.batch_id, second.batch_id]
+    lake = open_lake(str(lake_dir))
+    assert lake.committed_batches() == [first.batch_id, second.batch_id]
     assert (second.first_id, second.rescheduled, second.rows) == (5_001, 500, 600)
     assert (lake_dir / "categories.csv").exists() and (lake_dir / "levels.csv").exists()
     rows = expected_courses(lake_dir)
     assert sorted(rows) == list(range(1, 5_101))
-    for part in lakes.batch_files(lake, first.batch_id):
+    for part in lake.batch_files(first.batch_id):
         metadata = pq.ParquetFile(part).metadata
         assert metadata.row_group(0).column(0).compression == "ZSTD"
         table = pq.read_table(part)
@@ -141,10 +141,10 @@ def test_bad_rows_are_rejected_alike_by_both_engines(
     by_local = local_load(str(lake_dir), postgres_url)
     by_spark = engine.load(spark, str(lake_dir), other_postgres)
 
-    lake = lakes.open_lake(str(lake_dir))
+    lake = open_lake(str(lake_dir))
 
     def refused(load_id: str) -> list[tuple[object, ...]]:
-        rows = lakes.read_rejected(lake, load_id)
+        rows = lake.read_rejected(load_id)
         return sorted(
             (str(r.get("course_id")), r["reason"], r["batch_id"], r["source_file"]) for r in rows
         )
@@ -286,8 +286,8 @@ def test_hadoop_paths_for_each_kind_of_lake(azurite: str, monkeypatch: pytest.Mo
     from coursemart.engines.spark import hadoop_path
 
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
-    local = lakes.open_lake("/data/lake")
-    azure = lakes.open_lake("abfs://lake/coursemart")
+    local = open_lake("/data/lake")
+    azure = open_lake("abfs://lake/coursemart")
 
     assert hadoop_path(local, "/data/lake/courses") == "file:///data/lake/courses"
     assert hadoop_path(azure, azure.path("courses")) == (
@@ -298,12 +298,12 @@ def test_hadoop_paths_for_each_kind_of_lake(azurite: str, monkeypatch: pytest.Mo
 def test_repeated_ids_are_the_same_from_the_driver_scan_and_the_spark_shuffle(
     spark: Any, lake_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coursemart.engines import spark as engine
+    from coursemart.engines.spark import staging as engine
 
     local_generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
     batch_id = write_raw_batch(lake_dir, bad_rows().drop_columns(["expected"]))
-    lake = lakes.open_lake(str(lake_dir))
-    paths = lakes.batch_files(lake, batch_id)
+    lake = open_lake(str(lake_dir))
+    paths = lake.batch_files(batch_id)
 
     on_the_driver = engine.repeated_ids(spark, lake, paths, None)
     monkeypatch.setattr(engine, "DRIVER_ID_SCAN_ROWS", 0)

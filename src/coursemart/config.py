@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from coursemart.errors import InputError
+from coursemart.masking import mask_url
 
 ENV_PREFIX = "COURSEMART_"
 
@@ -129,31 +130,3 @@ class Settings(BaseSettings):
             "spark_master": self.spark_master,
             "cors_origins": ",".join(self.cors_origins) or "off",
         }
-
-
-SECRET_QUERY_KEYS = frozenset({"password", "pwd", "odbc_connect", "sas_token", "account_key"})
-
-
-def mask_url(url: str) -> str:
-    """A URL safe to print: the password (and secret query values) replaced by ``***``.
-
-    ``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; a password may itself hold
-    ``/`` or ``@``, so the URL is parsed from the right. Text that is not a URL is returned as is.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority_end = rest.rfind("@")
-    if authority_end != -1:
-        userinfo, rest = rest[:authority_end], rest[authority_end:]
-        user, colon, _password = userinfo.partition(":")
-        rest = (f"{user}:***" if colon else user) + rest
-    path, question, query = rest.partition("?")
-    if question:
-        pairs = []
-        for pair in query.split("&"):
-            key, equals, _value = pair.partition("=")
-            secret = key.lower() in SECRET_QUERY_KEYS
-            pairs.append(f"{key}=***" if equals and secret else pair)
-        rest = f"{path}?{'&'.join(pairs)}"
-    return f"{scheme}://{rest}"

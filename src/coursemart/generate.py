@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from coursemart import lake as lakes
 from coursemart import model, vocabulary
 from coursemart.errors import InputError
+from coursemart.lake import BatchWriter, Lake, new_id, open_lake
 
 DEFAULT_COURSES: Final = 100_000
 CHUNK_ROWS: Final = 250_000
@@ -56,6 +56,24 @@ def default_window(today: date | None = None) -> Window:
     """A year before today to half a year after it."""
     today = today or datetime.now(UTC).date()
     return Window(today - timedelta(days=PAST_DAYS), today + timedelta(days=FUTURE_DAYS))
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What a generate run is asked for, checked once for both engines."""
+
+    courses: int = DEFAULT_COURSES
+    seed: int = 0
+    window: Window = field(default_factory=default_window)
+    reschedule: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.courses < 1:
+            raise InputError(f"--courses must be at least 1, got {self.courses}")
+        if not 0.0 <= self.reschedule <= 1.0:
+            raise InputError(
+                f"--reschedule must be a fraction between 0 and 1, got {self.reschedule}"
+            )
 
 
 @dataclass(frozen=True)
@@ -203,14 +221,14 @@ def course_chunk(seed: int, first_id: int, n: int, window: Window) -> pa.Table:
 
 
 def rescheduled_courses(
-    lake: lakes.Lake, fraction: float, seed: int, next_id: int, window: Window
+    lake: Lake, fraction: float, seed: int, next_id: int, window: Window
 ) -> pa.Table:
     """A sample of ``fraction`` of the lake's courses, same ids and names, with new start dates."""
     empty = model.COURSES_SCHEMA.empty_table()
-    batches = lakes.committed_batches(lake)
+    batches = lake.committed_batches()
     if fraction <= 0 or not batches:
         return empty
-    id_arrays = [rb.column(0) for _, rb in lakes.read_batches(lake, batches, columns=["course_id"])]
+    id_arrays = [rb.column(0) for _, rb in lake.read_batches(batches, columns=["course_id"])]
     ids = np.unique(pa.chunked_array(id_arrays, pa.int64()).to_numpy())
     rng = np.random.default_rng([seed, next_id, 1])
     chosen = np.sort(rng.choice(ids, size=round(fraction * len(ids)), replace=False))
@@ -219,7 +237,7 @@ def rescheduled_courses(
     wanted = pa.array(chosen)
     pieces = []
     columns = ["course_id", "course_name", "category_id", "level_id"]
-    for _, record_batch in lakes.read_batches(lake, batches, columns=columns):
+    for _, record_batch in lake.read_batches(batches, columns=columns):
         table = pa.Table.from_batches([record_batch])
         pieces.append(table.filter(pc.is_in(table["course_id"], value_set=wanted)))
     found = pa.concat_tables(pieces).combine_chunks()
@@ -230,14 +248,42 @@ def rescheduled_courses(
 
 
 # ---------------------------------------------------------------------------------------------
-# The stage
+# The stage: one frame for both engines
 
 WORKERS: Final = 2
 
+#: An engine's part of a generate run: writes the new courses (and the rescheduled ones) into
+#: the batch, given the lake, the writer and the first new id; returns how many were rescheduled.
+WriteRows = Callable[[Lake, BatchWriter, int], int]
 
-def _advance(progress: Progress | None, rows: int) -> None:
-    if progress is not None:
-        progress(rows)
+
+def generate_batch(
+    lake_url: str, request: GenerateRequest, write_rows: WriteRows
+) -> GenerateResult:
+    """One committed batch: the dimension snapshots, the next id range, the rows, ``_SUCCESS``.
+
+    Course ids continue after the largest id already in the lake. The dimension CSVs are replaced
+    first, so a reader that sees the batch also sees its categories and levels.
+    """
+    began = time.perf_counter()
+    lake = open_lake(lake_url, create=True)
+    lake.write_dimension("categories", model.categories_table())
+    lake.write_dimension("levels", model.levels_table())
+    with lake.generate_lock():
+        first_id = lake.max_course_id() + 1
+        with lake.batch_writer(new_id(), model.COURSES_SCHEMA) as writer:
+            moved = write_rows(lake, writer, first_id)
+            writer.commit()
+    return GenerateResult(
+        batch_id=writer.batch_id,
+        rows=writer.rows,
+        new_courses=request.courses,
+        rescheduled=moved,
+        first_id=first_id,
+        last_id=first_id + request.courses - 1,
+        bytes=writer.bytes,
+        seconds=time.perf_counter() - began,
+    )
 
 
 def generate(
@@ -250,52 +296,46 @@ def generate(
     chunk_rows: int = CHUNK_ROWS,
     progress: Progress | None = None,
 ) -> GenerateResult:
-    """Write one committed batch of ``courses`` new courses (and rescheduled ones) to the lake.
+    """Write one committed batch of ``courses`` new courses (and rescheduled ones) to the lake."""
+    request = GenerateRequest(courses, seed, window or default_window(), reschedule)
+    advance = progress or (lambda rows: None)
 
-    Course ids continue after the largest id already in the lake. The dimension CSVs are replaced
-    first, so a reader that sees the batch also sees its categories and levels.
+    def write_rows(lake: Lake, writer: BatchWriter, first_id: int) -> int:
+        moved = rescheduled_courses(lake, reschedule, seed, first_id, request.window)
+        if moved.num_rows:
+            writer.write_part(moved, part=0)
+        write_chunks(writer, request, first_id, chunk_rows, 1 if moved.num_rows else 0, advance)
+        return int(moved.num_rows)
+
+    return generate_batch(lake_url, request, write_rows)
+
+
+def write_chunks(
+    writer: BatchWriter,
+    request: GenerateRequest,
+    first_id: int,
+    chunk_rows: int,
+    first_part: int,
+    progress: Progress,
+) -> None:
+    """Build and write the new courses, a chunk per part file.
+
+    Chunks are built and written on WORKERS threads (numpy and Parquet release the GIL); at most
+    WORKERS chunks are in flight, so memory does not grow with the row count.
     """
-    if courses < 1:
-        raise InputError(f"--courses must be at least 1, got {courses}")
-    if not 0.0 <= reschedule <= 1.0:
-        raise InputError(f"--reschedule must be a fraction between 0 and 1, got {reschedule}")
-    window = window or default_window()
-    began = time.perf_counter()
-    lake = lakes.open_lake(lake_url, create=True)
-    lakes.write_dimension(lake, "categories", model.categories_table())
-    lakes.write_dimension(lake, "levels", model.levels_table())
-    with lakes.generate_lock(lake):
-        first_id = lakes.max_course_id(lake) + 1
-        moved = rescheduled_courses(lake, reschedule, seed, first_id, window)
-        batch_id = lakes.new_id()
-        with lakes.BatchWriter(lake, batch_id, model.COURSES_SCHEMA) as writer:
-            if moved.num_rows:
-                writer.write_part(moved, part=0)
-            first_part = 1 if moved.num_rows else 0
 
-            def build_and_write(part: int, offset: int) -> int:
-                size = min(chunk_rows, courses - offset)
-                writer.write_part(course_chunk(seed, first_id + offset, size, window), part=part)
-                return size
+    def build_and_write(part: int, offset: int) -> int:
+        size = min(chunk_rows, request.courses - offset)
+        chunk = course_chunk(request.seed, first_id + offset, size, request.window)
+        writer.write_part(chunk, part=part)
+        return size
 
-            # Chunks are built and written on WORKERS threads (numpy and Parquet release the GIL);
-            # at most WORKERS chunks are in flight, so memory does not grow with the row count.
-            with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="generate") as pool:
-                in_flight: deque[Future[int]] = deque()
-                for part, offset in enumerate(range(0, courses, chunk_rows), start=first_part):
-                    in_flight.append(pool.submit(build_and_write, part, offset))
-                    if len(in_flight) >= WORKERS:
-                        _advance(progress, in_flight.popleft().result())
-                while in_flight:
-                    _advance(progress, in_flight.popleft().result())
-            writer.commit()
-    return GenerateResult(
-        batch_id=batch_id,
-        rows=writer.rows,
-        new_courses=courses,
-        rescheduled=moved.num_rows,
-        first_id=first_id,
-        last_id=first_id + courses - 1,
-        bytes=writer.bytes,
-        seconds=time.perf_counter() - began,
-    )
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="generate") as pool:
+        in_flight: deque[Future[int]] = deque()
+        offsets = range(0, request.courses, chunk_rows)
+        for part, offset in enumerate(offsets, start=first_part):
+            in_flight.append(pool.submit(build_and_write, part, offset))
+            if len(in_flight) >= WORKERS:
+                progress(in_flight.popleft().result())
+        while in_flight:
+            progress(in_flight.popleft().result())

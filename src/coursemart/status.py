@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from coursemart import lake as lakes
 from coursemart import warehouse
-from coursemart.config import mask_url
+from coursemart.lake import open_lake
 from coursemart.load import manifest
+from coursemart.masking import mask_url
+from coursemart.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,12 @@ class StatusReport:
 
 
 def _loaded(
-    warehouse_url: str, *, details: bool = True
+    target: Warehouse, *, details: bool = True
 ) -> tuple[bool, set[str], dict[str, int], list[manifest.LoadRecord]]:
     """Whether the warehouse has coursemart's tables, its loaded batch ids and, with
     ``details``, its row counts and latest loads."""
-    engine = warehouse.create_engine(warehouse_url, read_only=not _missing_sqlite(warehouse_url))
+    missing = target.sqlite_file is not None and not target.sqlite_file.exists()
+    engine = target.engine(read_only=not missing)  # a missing file cannot be opened read-only
     try:
         with engine.connect() as connection:
             names = set(sa.inspect(connection).get_table_names())
@@ -42,28 +43,18 @@ def _loaded(
         engine.dispose()
 
 
-def _missing_sqlite(warehouse_url: str) -> bool:
-    """True for a SQLite file not created yet (it cannot be opened read-only)."""
-    url = warehouse.normalize_url(warehouse_url)
-    file = url.database or ""
-    return (
-        url.get_backend_name() == "sqlite"
-        and file not in ("", ":memory:")
-        and not os.path.exists(file)
-    )
-
-
 def _pending(lake_url: str, done: set[str]) -> list[tuple[str, int]]:
-    lake = lakes.open_lake(lake_url)
-    committed = lakes.committed_batches(lake) if lake.fs.exists(lake.root) else []
-    return [(b, lakes.batch_row_count(lake, b)) for b in committed if b not in done]
+    lake = open_lake(lake_url)
+    pending = lake.pending_batches(done) if lake.exists() else []
+    return [(batch_id, lake.batch_row_count(batch_id)) for batch_id in pending]
 
 
 def status(lake_url: str, warehouse_url: str) -> StatusReport:
     """Row counts, the latest loads, and the committed batches not loaded yet."""
-    initialised, done, counts, loads = _loaded(warehouse_url)
+    target = Warehouse.from_url(warehouse_url)
+    initialised, done, counts, loads = _loaded(target)
     return StatusReport(
-        warehouse_url=mask_url(warehouse_url),
+        warehouse_url=target.display,
         lake_url=mask_url(lake_url),
         initialised=initialised,
         counts=counts,
@@ -74,7 +65,7 @@ def status(lake_url: str, warehouse_url: str) -> StatusReport:
 
 def pending_rows(lake_url: str, warehouse_url: str) -> int:
     """Rows in batches waiting to be loaded (for a progress bar): no counting of tables."""
-    _, done, _, _ = _loaded(warehouse_url, details=False)
+    _, done, _, _ = _loaded(Warehouse.from_url(warehouse_url), details=False)
     return sum(rows for _, rows in _pending(lake_url, done))
 
 

@@ -1,5 +1,10 @@
-"""Loading the lake into the warehouse: exactly once, validated, through per-backend fast paths."""
+"""Loading the lake into the warehouse: exactly once, validated, through per-backend fast paths.
 
-from coursemart.load.loader import CHECKPOINTS, LoadResult, load
+:mod:`coursemart.load.stage` is the one frame both engines plug into; :mod:`coursemart.load.local`
+is the in-process engine's part of it.
+"""
 
-__all__ = ["CHECKPOINTS", "LoadResult", "load"]
+from coursemart.load.local import load
+from coursemart.load.stage import CHECKPOINTS, LoadJob, LoadResult
+
+__all__ = ["CHECKPOINTS", "LoadJob", "LoadResult", "load"]

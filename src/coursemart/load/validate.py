@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from coursemart import model
+from coursemart.errors import LakeError
 
 EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
@@ -279,3 +280,33 @@ def _empty_rejected(table: pa.Table) -> pa.Table:
 
 def _join(*parts: Mask | str) -> Mask:
     return pc.binary_join_element_wise(*parts, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dimension snapshots
+
+
+class DimensionError(LakeError):
+    """A dimension snapshot has a row that cannot be loaded."""
+
+
+def dimension_rows(snapshot: pa.Table, schema: pa.Schema, path: str) -> list[dict[str, object]]:
+    """The snapshot's rows, checked: both columns present, no nulls, no duplicate id or name."""
+    missing = [name for name in schema.names if name not in snapshot.column_names]
+    if missing:
+        raise DimensionError(
+            f"{path}: missing column {', '.join(missing)}; expected {schema.names}"
+        )
+    rows: list[dict[str, object]] = snapshot.select(schema.names).to_pylist()
+    key, label = schema.names
+    seen_keys: set[object] = set()
+    seen_labels: set[object] = set()
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        where = f"{path} line {line}"
+        if row[key] is None or row[label] is None or not str(row[label]).strip():
+            raise DimensionError(f"{where}: {key} and {label} must both be given; fix the file")
+        if row[key] in seen_keys or row[label] in seen_labels:
+            raise DimensionError(f"{where}: {key} {row[key]} or {label} {row[label]!r} repeats")
+        seen_keys.add(row[key])
+        seen_labels.add(row[label])
+    return rows

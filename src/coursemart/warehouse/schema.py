@@ -1,21 +1,18 @@
-"""The warehouse: engine creation, tables, the view, and idempotent DDL.
+"""The warehouse's schema: tables, index and view, the same metadata for every database, and
+idempotent DDL.
 
 The same SQLAlchemy metadata serves SQLite (the default), PostgreSQL, MariaDB/MySQL and SQL Server.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Final
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import Connection
 
 from coursemart import model
-from coursemart.config import mask_url
-from coursemart.errors import InputError
 
 VIEW_NAME: Final = "vw_most_recent_courses"
 
@@ -103,89 +100,6 @@ view_query = (
     .join(categories, courses.c.category_id == categories.c.category_id)
     .join(levels, courses.c.level_id == levels.c.level_id)
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# Engines
-
-#: Drivers coursemart installs, used when a URL names only the database.
-DEFAULT_DRIVERS: Final = {
-    "postgresql": "postgresql+psycopg",
-    "postgres": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mariadb+pymysql",
-    "mssql": "mssql+pyodbc",
-}
-
-
-def normalize_url(url: str) -> URL:
-    """Parse a warehouse URL, choosing coursemart's driver when none is named."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise InputError(
-            f"warehouse URL {mask_url(url)!r} is not a SQLAlchemy URL "
-            "(e.g. sqlite:///data/warehouse.db, postgresql://user@host/db)"
-        ) from exc
-    if "+" not in parsed.drivername and parsed.drivername in DEFAULT_DRIVERS:
-        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
-    return parsed
-
-
-def dialect_name(url: str) -> str:
-    """``sqlite``, ``postgresql``, ``mysql``/``mariadb`` or ``mssql``."""
-    return normalize_url(url).get_backend_name()
-
-
-def create_engine(
-    url: str, *, read_only: bool = False, lock_timeout: float = 30.0, **kwargs: Any
-) -> Engine:
-    """An engine for the warehouse at ``url``.
-
-    SQLite gets WAL (readers never block the loader), foreign keys on, and explicit
-    ``BEGIN IMMEDIATE`` transactions so that a writer holds the write lock from its first statement.
-    With ``read_only``, SQLite opens with ``mode=ro``.
-    """
-    parsed = normalize_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return _sqlite_engine(parsed, read_only=read_only, lock_timeout=lock_timeout, **kwargs)
-    if backend in ("mysql", "mariadb"):
-        connect_args = kwargs.pop("connect_args", {})
-        connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
-        kwargs["connect_args"] = connect_args
-    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
-
-
-def _sqlite_engine(url: URL, *, read_only: bool, lock_timeout: float, **kwargs: Any) -> Engine:
-    database = url.database or ""
-    if database and database != ":memory:":
-        folder = os.path.dirname(os.path.abspath(database))
-        if not read_only:
-            os.makedirs(folder, exist_ok=True)
-    connect_args = kwargs.pop("connect_args", {})
-    connect_args.setdefault("timeout", lock_timeout)
-    connect_args.setdefault("check_same_thread", False)
-    if read_only and database and database != ":memory:":
-        url = url.set(database=f"file:{os.path.abspath(database)}?mode=ro", query={"uri": "true"})
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # coursemart issues BEGIN itself
-        cursor = dbapi_connection.cursor()
-        if not read_only:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk upserts stay in memory
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-    return engine
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,15 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
 from coursemart import warehouse
-from coursemart.load.backends import (
+from coursemart.load.backends.base import (
     COURSE_COLUMNS,
     LOCK_NAME,
     ROWS_PER_STATEMENT,
-    UPDATED_COLUMNS,
     Backend,
-    _busy,
+    busy,
     row_tuples,
 )
+from coursemart.load.backends.staging import MergesStages
 
 STAGE: Final = "#coursemart_stage"
 
@@ -66,7 +66,7 @@ def applock_sql(wait: float) -> str:
     )
 
 
-class MSSQLBackend(Backend):
+class MSSQLBackend(Backend, MergesStages):
     dialects = ("mssql",)
     INSERT_STAGE: Final = (
         f"INSERT INTO {STAGE} ({', '.join(COURSE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
@@ -81,7 +81,7 @@ class MSSQLBackend(Backend):
         result = self.connection.exec_driver_sql(applock_sql(wait)).scalar()
         self.connection.commit()
         if result is None or int(result) < 0:
-            raise _busy(self.display_url, time.monotonic() - began)
+            raise busy(self.display_url, time.monotonic() - began)
 
     def unlock(self) -> None:
         self.connection.exec_driver_sql(
@@ -117,10 +117,7 @@ class MSSQLBackend(Backend):
             self.connection.exec_driver_sql(f"TRUNCATE TABLE {STAGE}")
         super().merge_courses()
 
-    def merge_table(self, stage: str, where: str, *, distinct: bool = False) -> None:
+    def merge_stage(self, stage: str, where: str, *, distinct: bool = False) -> None:
         columns = ", ".join(COURSE_COLUMNS)
         source = f"(SELECT DISTINCT {columns} FROM {stage} WHERE {where}) AS s"
         self.connection.exec_driver_sql(merge_sql(warehouse.courses, source))
-
-
-__all__ = ["MSSQLBackend", "UPDATED_COLUMNS", "applock_sql", "merge_sql", "staging_ddl"]

@@ -1,0 +1,22 @@
+"""The Typer application every command registers on, and the consoles it writes to."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="coursemart",
+    help="Course-catalog datamart: generate a catalog into the lake, load it into the warehouse, "
+    "serve it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+
+def say(text: str) -> None:
+    """One line on standard output, exactly as given (no markup, no wrapping)."""
+    out.print(text, highlight=False, soft_wrap=True, markup=False)

@@ -1,0 +1,82 @@
+"""The entry point: run a command; every error is one line on stderr with its exit code."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from coursemart.cli.app import app
+from coursemart.errors import CoursemartError, InputError
+
+try:  # recent Typer vendors click under typer._click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; errors are one line on stderr: exit 2 for bad input, 1 otherwise."""
+    command = typer.main.get_command(app)
+    try:
+        result: Any = command.main(args=argv, prog_name="coursemart", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("coursemart: interrupted", file=sys.stderr)
+        return 130
+    except click_errors.NoArgsIsHelpError:
+        return 2  # the help text is already printed
+    except click_errors.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        print(f"coursemart: error: {exc.format_message()}{where}", file=sys.stderr)
+        return 2
+    except click_errors.ClickException as exc:
+        print(f"coursemart: error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
+        message, code = describe(exc)
+        if message is None:
+            raise
+        print(f"coursemart: error: {message}", file=sys.stderr)
+        return code
+    return result if isinstance(result, int) else 0
+
+
+def describe(exc: Exception) -> tuple[str | None, int]:
+    """The one-line message and exit code for an error a user can act on; (None, 1) for a bug.
+
+    The libraries whose errors are recognised are only looked up if already imported: a
+    command that never touched SQLAlchemy cannot have raised its error.
+    """
+    if isinstance(exc, CoursemartError):
+        return str(exc), exc.exit_code
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        return settings_problem(exc), InputError.exit_code
+    settings_module = sys.modules.get("pydantic_settings")
+    if settings_module is not None and isinstance(exc, settings_module.SettingsError):
+        return f"{exc} (fix the environment or .env)", InputError.exit_code
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.SQLAlchemyError):
+        return database_problem(exc), 1
+    return None, 1
+
+
+def settings_problem(exc: Any) -> str:
+    """One line naming each bad setting by its environment variable."""
+    from coursemart.config import ENV_PREFIX
+
+    problems = [
+        f"{ENV_PREFIX}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors()
+    ]
+    return "; ".join(problems) + " (fix the environment or .env)"
+
+
+def database_problem(exc: Exception) -> str:
+    """The database's own message, first line only, without SQL, parameters or passwords."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+    return f"warehouse: {first}"

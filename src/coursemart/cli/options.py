@@ -1,0 +1,139 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from coursemart.errors import InputError
+
+#: Courses a generate run adds when not told (also coursemart.generate.DEFAULT_COURSES).
+DEFAULT_COURSES = 100_000
+
+LakeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lake",
+        help="Lake folder or fsspec URL (abfs://…, s3://…). Default: COURSEMART_LAKE, ./data/lake.",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line.")
+]
+CoursesOption = Annotated[
+    int,
+    typer.Option("--courses", "-n", min=1, help="Number of new courses to generate."),
+]
+RunCoursesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--courses",
+        "-n",
+        min=1,
+        help="Generate this many new courses first. Default: 100,000 into an empty lake, none "
+        "into a lake that already has courses (a second run only loads).",
+        show_default=False,
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same rows.")]
+StartOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--start",
+        formats=["%Y-%m-%d"],
+        help="First day of the start-date window (YYYY-MM-DD). Default: a year before today.",
+        show_default=False,
+    ),
+]
+EndOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--end",
+        formats=["%Y-%m-%d"],
+        help="Last day of the start-date window (YYYY-MM-DD). Default: half a year after today.",
+        show_default=False,
+    ),
+]
+RescheduleOption = Annotated[
+    float,
+    typer.Option(
+        "--reschedule",
+        min=0.0,
+        max=1.0,
+        help="Fraction of the courses already in the lake to move to a new start date (same id).",
+    ),
+]
+WarehouseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse",
+        help="SQLAlchemy URL of the warehouse. Default: COURSEMART_WAREHOUSE, "
+        "sqlite:///data/warehouse.db.",
+        show_default=False,
+    ),
+]
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--since",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        help="Load only courses starting at or after this date (UTC), e.g. 2026-01-01.",
+        show_default=False,
+    ),
+]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="Seconds to wait for another load on the same warehouse. Default: "
+        "COURSEMART_LOAD_WAIT, 30.",
+        show_default=False,
+    ),
+]
+
+
+class Engine(StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine | None,
+    typer.Option(
+        "--engine",
+        help="local (pyarrow, in-process) or spark. Default: COURSEMART_ENGINE, local.",
+        show_default=False,
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --engine spark. Default: COURSEMART_SPARK_MASTER, local[*].",
+        show_default=False,
+    ),
+]
+SparkConfOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--spark-conf",
+        help="Spark configuration KEY=VALUE for --engine spark; repeat for several.",
+        show_default=False,
+    ),
+]
+
+
+def spark_conf_pairs(pairs: list[str] | None) -> dict[str, str]:
+    """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}``; a pair without ``=`` is a usage error."""
+    conf: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--spark-conf {pair!r} is not KEY=VALUE")
+        conf[key.strip()] = value
+    return conf

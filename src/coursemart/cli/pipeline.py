@@ -1,0 +1,262 @@
+"""``coursemart generate``, ``load`` and ``run``: resolve the settings, then hand off.
+
+Heavy libraries (pyarrow, SQLAlchemy, PySpark) are imported inside the commands, so that
+``--help`` and the light commands start instantly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from coursemart.cli.app import app, err, say
+from coursemart.cli.options import (
+    DEFAULT_COURSES,
+    CoursesOption,
+    EndOption,
+    Engine,
+    EngineOption,
+    LakeOption,
+    QuietOption,
+    RescheduleOption,
+    RunCoursesOption,
+    SeedOption,
+    SinceOption,
+    SparkConfOption,
+    SparkMasterOption,
+    StartOption,
+    WaitOption,
+    WarehouseOption,
+    spark_conf_pairs,
+)
+from coursemart.cli.output import generate_summary, load_summary, progress_bar
+from coursemart.errors import InputError
+from coursemart.masking import mask_url
+
+if TYPE_CHECKING:
+    from coursemart.config import Settings
+
+
+def settings() -> Settings:
+    """The configuration from the environment and ``.env``."""
+    from coursemart.config import Settings
+
+    return Settings()
+
+
+@contextmanager
+def engine_session(
+    config: Settings, engine: Engine | None, master: str | None, conf: list[str] | None
+) -> Iterator[Any]:
+    """A Spark session for ``--engine spark`` (stopped afterwards), else None."""
+    chosen = engine.value if engine is not None else config.engine
+    if chosen != "spark":
+        yield None
+        return
+    from coursemart.engines import class_archive
+    from coursemart.engines import spark as spark_engine
+
+    session = spark_engine.session(
+        master or config.spark_master,
+        {**config.spark_conf, **spark_conf_pairs(conf)},
+        jars=config.jdbc_jars.split(":"),
+        jvm_cache=class_archive.folder_from_setting(config.spark_jvm_cache),
+    )
+    archive = spark_engine.recording()
+    if archive is not None:
+        typer.echo(
+            f"coursemart: first Spark run with these jars here: recording the JVM's class archive "
+            f"in {archive.path.parent} (once; later runs start faster)",
+            err=True,
+        )
+    try:
+        yield session
+    except BaseException:
+        spark_engine.stop(session, keep_archive=False)  # a failed run records no archive
+        raise
+    spark_engine.stop(session)
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """What ``generate`` (and the first half of ``run``) was asked for."""
+
+    courses: int
+    seed: int
+    start: datetime | None
+    end: datetime | None
+    reschedule: float
+
+    def window(self) -> Any:
+        """The start-date window from ``--start``/``--end``, defaults around today."""
+        from coursemart.generate import Window, default_window
+
+        default = default_window()
+        first: date = self.start.date() if self.start else default.start
+        last: date = self.end.date() if self.end else default.end
+        return Window(first, last)
+
+
+def write_batch(
+    config: Settings, spark: Any, lake_url: str, options: GenerateOptions, quiet: bool
+) -> None:
+    """``coursemart generate`` with resolved settings, on the local engine or on ``spark``."""
+    window = options.window()
+    asked = {"courses": options.courses, "seed": options.seed, "window": window}
+    if spark is not None:
+        from coursemart.engines import spark as spark_engine
+
+        result = spark_engine.generate(spark, lake_url, **asked, reschedule=options.reschedule)
+    else:
+        from coursemart.generate import generate
+
+        with progress_bar("generating", options.courses, quiet) as advance:
+            result = generate(lake_url, **asked, reschedule=options.reschedule, progress=advance)
+    if not quiet:
+        say(generate_summary(result))
+
+
+@app.command()
+def generate(
+    *,
+    courses: CoursesOption = DEFAULT_COURSES,
+    seed: SeedOption = 0,
+    lake: LakeOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    reschedule: RescheduleOption = 0.0,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate a synthetic catalog and commit it to the lake as one new batch."""
+    config = settings()
+    options = GenerateOptions(courses, seed, start, end, reschedule)
+    with engine_session(config, engine, spark_master, spark_conf) as spark:
+        write_batch(config, spark, lake or config.lake, options, quiet)
+
+
+def kill_at(failpoint: str | None) -> Callable[[str], None] | None:
+    """The loader checkpoint hook for ``COURSEMART_FAILPOINT``: SIGKILL self at that point."""
+    if not failpoint:
+        return None
+    from coursemart.load import CHECKPOINTS
+
+    if failpoint not in CHECKPOINTS:
+        raise InputError(f"COURSEMART_FAILPOINT must be one of {', '.join(CHECKPOINTS)}")
+
+    def checkpoint(name: str) -> None:
+        if name == failpoint:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What ``load`` (and the second half of ``run``) was asked for."""
+
+    warehouse: str | None
+    since: datetime | None
+    wait: float | None
+
+
+def load_lake(
+    config: Settings, spark: Any, lake_url: str, options: LoadOptions, quiet: bool
+) -> None:
+    """``coursemart load`` with resolved settings, on the local engine or on ``spark``."""
+    warehouse_url = options.warehouse or config.warehouse_url
+    wait = config.load_wait if options.wait is None else options.wait
+    from coursemart.load.stage import LoadJob, run_load
+
+    job = LoadJob.create(
+        lake_url,
+        warehouse_url,
+        since=options.since,
+        wait=wait,
+        checkpoint=kill_at(config.failpoint),
+    )
+    if spark is not None:
+        from coursemart.engines.spark import SparkLoad
+
+        result = run_load(job, SparkLoad(spark, job.warehouse))
+    else:
+        from coursemart.load.local import LocalLoad
+        from coursemart.status import pending_rows
+
+        interactive = not quiet and err.is_terminal
+        total = pending_rows(lake_url, warehouse_url) if interactive else None
+        with progress_bar("loading", total, quiet) as advance:
+            result = run_load(replace(job, progress=advance), LocalLoad())
+    if not quiet:
+        say(load_summary(result))
+
+
+@app.command("load")
+def load_command(
+    *,
+    lake: LakeOption = None,
+    warehouse: WarehouseOption = None,
+    since: SinceOption = None,
+    wait: WaitOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Load new committed lake batches into the warehouse, exactly once."""
+    config = settings()
+    with engine_session(config, engine, spark_master, spark_conf) as spark:
+        load_lake(config, spark, lake or config.lake, LoadOptions(warehouse, since, wait), quiet)
+
+
+@app.command()
+def run(
+    *,
+    courses: RunCoursesOption = None,
+    seed: SeedOption = 0,
+    lake: LakeOption = None,
+    warehouse: WarehouseOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    reschedule: RescheduleOption = 0.0,
+    since: SinceOption = None,
+    wait: WaitOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate a batch (into an empty lake, or when --courses is given), then load every new
+    batch into the warehouse."""
+    config = settings()
+    lake_url = lake or config.lake
+    if courses is None and lake_has_courses(lake_url):
+        if not quiet:
+            say(
+                f"lake {mask_url(lake_url)} already has courses: nothing generated "
+                "(pass --courses N to add N more)"
+            )
+        options = None
+    else:
+        options = GenerateOptions(courses or DEFAULT_COURSES, seed, start, end, reschedule)
+    with engine_session(config, engine, spark_master, spark_conf) as spark:
+        if options is not None:
+            write_batch(config, spark, lake_url, options, quiet)
+        load_lake(config, spark, lake_url, LoadOptions(warehouse, since, wait), quiet)
+
+
+def lake_has_courses(lake_url: str) -> bool:
+    """Whether the lake has at least one committed batch."""
+    from coursemart.lake import open_lake
+
+    lake = open_lake(lake_url)
+    return lake.exists() and bool(lake.committed_batches())

@@ -1,0 +1,24 @@
+"""``coursemart status`` and ``coursemart config``: what is loaded, what waits, what is set."""
+
+from __future__ import annotations
+
+from coursemart.cli.app import app, say
+from coursemart.cli.options import LakeOption, WarehouseOption
+from coursemart.cli.pipeline import settings
+
+
+@app.command()
+def status(*, lake: LakeOption = None, warehouse: WarehouseOption = None) -> None:
+    """Show the latest loads, the batches waiting to be loaded and the rows per table."""
+    from coursemart import status as statuses
+
+    config = settings()
+    report = statuses.status(lake or config.lake, warehouse or config.warehouse_url)
+    say(statuses.render(report))
+
+
+@app.command()
+def config() -> None:
+    """Show the configuration in force, with passwords and keys masked."""
+    for name, value in settings().display().items():
+        say(f"{name} = {value}")

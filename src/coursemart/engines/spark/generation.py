@@ -1,0 +1,128 @@
+"""Generate on Spark: the executors build and write the part files, the driver commits.
+
+The frame (dimensions, the id range, the batch writer, ``_SUCCESS``) is the local engine's
+:func:`coursemart.generate.generate_batch`; only the writing of rows is distributed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from coursemart import generate as local
+from coursemart.engines.spark.driver import SparkSession
+from coursemart.engines.spark.paths import executor_lake, hadoop_path
+from coursemart.lake import PARQUET_COMPRESSION, BatchWriter, Lake
+from coursemart.load.backends import COURSE_COLUMNS
+
+DataFrame = Any
+
+
+def write_new_courses(
+    spark: SparkSession,
+    lake: Lake,
+    batch_id: str,
+    request: local.GenerateRequest,
+    first_id: int,
+    chunk_rows: int = local.CHUNK_ROWS,
+) -> None:
+    """Write the request's new courses into the batch's folder from the executors, a chunk per
+    task.
+
+    Each task runs the local engine's vectorised :func:`coursemart.generate.course_chunk` and
+    writes its chunk as ``part-<chunk>.parquet`` through the lake module, so both engines write the
+    same files for the same seed, ids and window, and nothing is built on the driver. A retried
+    task rewrites the same file. The batch is not committed here.
+    """
+    count, seed, window = request.courses, request.seed, request.window
+    chunks = math.ceil(count / chunk_rows)
+    where = executor_lake(lake)
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from coursemart import model
+        from coursemart.generate import course_chunk
+        from coursemart.lake import open_lake
+
+        writer = open_lake(where).batch_writer(batch_id, model.COURSES_SCHEMA)
+        for record_batch in batches:
+            for index in record_batch.column(0).to_pylist():
+                offset = index * chunk_rows
+                size = min(chunk_rows, count - offset)
+                writer.write_part(course_chunk(seed, first_id + offset, size, window), part=index)
+        yield pa.RecordBatch.from_pydict({"rows": [writer.rows]})
+
+    spark.range(0, chunks, numPartitions=chunks).mapInArrow(write, "rows long").collect()
+
+
+def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
+    """Quarter hours of office time, uniform over the window's days, as in the local engine."""
+    from pyspark.sql import functions as F
+
+    origin = int(
+        datetime(window.start.year, window.start.month, window.start.day, tzinfo=UTC).timestamp()
+    )
+    days = F.floor(F.rand(seed * 1_000 + salt) * window.days)
+    slots = local.FIRST_SLOT + F.floor(
+        F.rand(seed * 1_000 + salt + 1) * (local.LAST_SLOT - local.FIRST_SLOT)
+    )
+    return F.timestamp_seconds((origin + days * 86_400 + slots * local.SLOT_SECONDS).cast("long"))
+
+
+def committed_frame(spark: SparkSession, lake: Lake, batch_ids: list[str]) -> DataFrame:
+    """The rows of the given committed batches, read by Spark."""
+    paths = [hadoop_path(lake, p) for b in batch_ids for p in lake.batch_files(b)]
+    return spark.read.parquet(*paths)
+
+
+def write_rescheduled(
+    spark: SparkSession, lake: Lake, batch_id: str, request: local.GenerateRequest
+) -> int:
+    """Write a sample of the request's fraction of the lake's courses, with new start dates, into
+    the batch; returns how many."""
+    from pyspark.sql import functions as F
+
+    existing = lake.committed_batches()
+    if request.reschedule <= 0 or not existing:
+        return 0
+    known = (
+        committed_frame(spark, lake, existing)
+        .select(*COURSE_COLUMNS[:4])
+        .dropDuplicates(["course_id"])
+    )
+    moved = int(round(request.reschedule * known.count()))
+    if not moved:  # an empty Spark write would still leave a part file with no rows
+        return 0
+    chosen = known.orderBy(F.rand(request.seed * 1_000 + 11)).limit(moved)
+    (
+        chosen.withColumn("start_date", start_dates(request.seed + 1, request.window))
+        .sortWithinPartitions("start_date", "course_id")
+        .write.mode("append")
+        .option("compression", PARQUET_COMPRESSION)
+        .parquet(hadoop_path(lake, lake.batch_dir(batch_id)))
+    )
+    return moved
+
+
+def generate(
+    spark: SparkSession,
+    lake_url: str,
+    *,
+    courses: int = local.DEFAULT_COURSES,
+    seed: int = 0,
+    window: local.Window | None = None,
+    reschedule: float = 0.0,
+) -> local.GenerateResult:
+    """One committed batch in the lake layout, its part files written by Spark's executors."""
+    request = local.GenerateRequest(courses, seed, window or local.default_window(), reschedule)
+
+    def write_rows(lake: Lake, writer: BatchWriter, first_id: int) -> int:
+        write_new_courses(spark, lake, writer.batch_id, request, first_id)
+        moved = write_rescheduled(spark, lake, writer.batch_id, request)
+        writer.adopt_parts()
+        return moved
+
+    return local.generate_batch(lake_url, request, write_rows)

@@ -1,0 +1,55 @@
+"""The lake: one layout for every engine and every storage.
+
+```
+<lake>/categories.csv                        dimension snapshot, replaced atomically
+<lake>/levels.csv
+<lake>/courses/batch_id=<id>/part-*.parquet  one folder per generate run, never modified
+<lake>/courses/batch_id=<id>/_SUCCESS        written last: a batch without it does not exist
+<lake>/_rejected/load_id=<id>/part-*.parquet rows the loader refused, with a ``reason`` column
+```
+
+Local folders and fsspec URLs (``abfs://``, ``s3://``, ``memory://``) go through the same code:
+a :class:`Lake` is opened once from its URL, and its methods are the verbs.
+"""
+
+from __future__ import annotations
+
+from coursemart.lake.batches import Batches, BatchWriter, is_sorted_by_start
+from coursemart.lake.dimensions import DimensionFiles
+from coursemart.lake.parquet import PARQUET_COMPRESSION, ROW_GROUP_ROWS
+from coursemart.lake.rejected import RejectedFiles
+from coursemart.lake.store import (
+    BATCH_PREFIX,
+    COURSES_DIR,
+    DIMENSIONS,
+    REJECTED_DIR,
+    SUCCESS,
+    connect,
+    new_id,
+)
+
+
+class Lake(Batches, DimensionFiles, RejectedFiles):
+    """A lake root on some filesystem: batches, dimension snapshots and rejected rows."""
+
+
+def open_lake(url: str, *, create: bool = False) -> Lake:
+    """Open the lake at ``url`` (folder or fsspec URL); ``create`` makes sure it is writable."""
+    fs, root, arrow_fs = connect(url, create=create)
+    return Lake(url=url, fs=fs, root=root, arrow_fs=arrow_fs)
+
+
+__all__ = [
+    "BATCH_PREFIX",
+    "COURSES_DIR",
+    "DIMENSIONS",
+    "PARQUET_COMPRESSION",
+    "REJECTED_DIR",
+    "ROW_GROUP_ROWS",
+    "SUCCESS",
+    "BatchWriter",
+    "Lake",
+    "is_sorted_by_start",
+    "new_id",
+    "open_lake",
+]

@@ -1,0 +1,243 @@
+"""Course batches: one folder per generate run, written part by part, committed by ``_SUCCESS``.
+
+Folders and files are listed, never globbed, so every name is taken literally.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from coursemart.errors import LakeError
+from coursemart.lake.parquet import (
+    PARQUET_COMPRESSION,
+    ROW_GROUP_ROWS,
+    ParquetFiles,
+    column_range,
+)
+from coursemart.lake.store import BATCH_PREFIX, COURSES_DIR, SUCCESS
+
+
+def below(folder: str, path: str) -> str:
+    """``path`` relative to ``folder`` (filesystems differ on a leading ``/``)."""
+    base, full = folder.strip("/"), path.strip("/")
+    return full[len(base) + 1 :] if full.startswith(base + "/") else ""
+
+
+def is_part_file(name: str) -> bool:
+    """``part-00000.parquet`` and the like: the files a batch's rows are in."""
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+class Batches(ParquetFiles):
+    """Listing, reading and writing course batches."""
+
+    def _entries(self, folder: str) -> list[dict[str, object]]:
+        """What ``folder`` holds (name, type, size), listed literally; empty when missing."""
+        self.fs.invalidate_cache(folder)  # object stores cache listings: a batch may be new
+        try:
+            entries: list[dict[str, object]] = self.fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        return entries
+
+    def batch_folders(self) -> dict[str, bool]:
+        """Every ``batch_id=`` folder's id, and whether it is committed (has ``_SUCCESS``).
+
+        One listing of ``courses/`` two levels deep, whatever the number of batches.
+        """
+        courses = self.path(COURSES_DIR)
+        self.fs.invalidate_cache(courses)
+        try:
+            found = self.fs.find(courses, maxdepth=2, withdirs=True, detail=True)
+        except FileNotFoundError:
+            return {}
+        folders: dict[str, bool] = {}
+        for path, info in found.items():
+            folder, _, name = below(courses, str(path)).partition("/")
+            if not folder.startswith(BATCH_PREFIX):
+                continue
+            batch_id = folder[len(BATCH_PREFIX) :]
+            if not name and info.get("type") == "directory":
+                folders.setdefault(batch_id, False)
+            elif name == SUCCESS and info.get("type") == "file":
+                folders[batch_id] = True
+        return folders
+
+    def committed_batches(self) -> list[str]:
+        """Ids of the batches that have ``_SUCCESS``, oldest first."""
+        return sorted(batch_id for batch_id, done in self.batch_folders().items() if done)
+
+    def uncommitted_batches(self) -> list[str]:
+        """Ids of batch folders without ``_SUCCESS``: interrupted writes, invisible to readers."""
+        return sorted(batch_id for batch_id, done in self.batch_folders().items() if not done)
+
+    def pending_batches(self, loaded: set[str]) -> list[str]:
+        """Committed batches not in ``loaded``, in the order they must be merged.
+
+        Batch ids sort by time, and for each course the row from the greatest batch id wins:
+        merging oldest first lets a later batch overwrite an earlier one within a load.
+        """
+        return [batch_id for batch_id in self.committed_batches() if batch_id not in loaded]
+
+    def batch_files(self, batch_id: str) -> list[str]:
+        """The part files of a batch, in order."""
+        entries = self._entries(self.batch_dir(batch_id))
+        names = [str(e["name"]).rstrip("/") for e in entries if e.get("type") == "file"]
+        return sorted(name for name in names if is_part_file(name.rsplit("/", 1)[-1]))
+
+    def batch_row_count(self, batch_id: str) -> int:
+        """Rows in a committed batch, from the file footers."""
+        return sum(self.file_rows(path) for path in self.batch_files(batch_id))
+
+    def read_batches(
+        self,
+        batch_ids: Sequence[str],
+        *,
+        since: datetime | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """Stream the rows of ``batch_ids`` as ``(batch_id, record batch)``, in batch order."""
+        for batch_id in batch_ids:
+            for path in self.batch_files(batch_id):
+                for record_batch in self.read_file_batches(path, since=since, columns=columns):
+                    yield batch_id, record_batch
+
+    def max_course_id(self) -> int:
+        """The largest ``course_id`` in committed batches (0 when there is none), from footers."""
+        largest = 0
+        for batch_id in self.committed_batches():
+            for path in self.batch_files(batch_id):
+                metadata = self.footer(path)
+                if metadata.num_rows == 0:
+                    continue
+                span = column_range(metadata, "course_id")
+                if span is None:
+                    raise LakeError(f"{path}: no statistics for course_id; rewrite it with them")
+                largest = max(largest, span[1])
+        return largest
+
+    def batch_writer(self, batch_id: str, schema: pa.Schema) -> BatchWriter:
+        """A writer for a new batch; only its :meth:`BatchWriter.commit` makes it visible."""
+        return BatchWriter(self, batch_id, schema)
+
+    @contextmanager
+    def generate_lock(self) -> Iterator[None]:
+        """One generate at a time on a local lake, so two runs never take the same course ids.
+
+        A local lake uses an advisory lock on ``<lake>/.generate.lock`` (the second run waits).
+        Object stores have no such lock: run one generate at a time per lake there.
+        """
+        if not self.is_local:
+            yield
+            return
+        with open(self.path(".generate.lock"), "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class BatchWriter:
+    """Writes one batch of part files; only :meth:`commit` makes it visible to readers.
+
+    Leaving the ``with`` block without committing (an error, a signal) leaves no ``_SUCCESS``,
+    so readers never see the partial batch.
+    """
+
+    def __init__(self, lake: Batches, batch_id: str, schema: pa.Schema) -> None:
+        self.lake = lake
+        self.batch_id = batch_id
+        self.schema = schema
+        self.rows = 0
+        self.bytes = 0
+        self.parts: list[str] = []
+        self.committed = False
+        self._next_part = 0
+        self._lock = threading.Lock()
+        lake.fs.makedirs(lake.batch_dir(batch_id), exist_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and not self.committed:
+            self.abort()
+
+    def write_part(self, table: pa.Table, part: int | None = None) -> str:
+        """Write ``table`` as part file number ``part`` (default: the next), sorted by
+        ``start_date`` then ``course_id``. Safe to call from several threads with distinct parts.
+        """
+        table = table.select(self.schema.names).cast(self.schema)
+        if not is_sorted_by_start(table):
+            table = table.sort_by([("start_date", "ascending"), ("course_id", "ascending")])
+        with self._lock:
+            if part is None:
+                part = self._next_part
+            self._next_part = max(self._next_part, part + 1)
+        path = f"{self.lake.batch_dir(self.batch_id)}/part-{part:05d}.parquet"
+        pq.write_table(
+            table,
+            path,
+            filesystem=self.lake.arrow_fs,
+            compression=PARQUET_COMPRESSION,
+            row_group_size=ROW_GROUP_ROWS,
+            write_statistics=True,
+            # Names, categories and levels repeat; ids and dates hardly do: dictionaries only
+            # where they pay (smaller files, and a third faster to write).
+            use_dictionary=["course_name", "category_id", "level_id"],
+        )
+        self.add_part(path, table.num_rows, self.lake.fs.size(path))
+        return path
+
+    def add_part(self, path: str, rows: int, size: int) -> None:
+        """Count a part file written into the batch's folder (by this writer or elsewhere)."""
+        with self._lock:
+            self.parts.append(path)
+            self.rows += rows
+            self.bytes += size
+
+    def adopt_parts(self) -> None:
+        """Count the part files that other writers (Spark's executors) put in the batch."""
+        for path in self.lake.batch_files(self.batch_id):
+            if path not in self.parts:
+                self.add_part(path, self.lake.file_rows(path), self.lake.fs.size(path))
+
+    def commit(self) -> None:
+        """Write ``_SUCCESS`` last: from now on readers see the batch, and it never changes."""
+        marker = json.dumps(
+            {"batch_id": self.batch_id, "rows": self.rows, "parts": len(self.parts)}
+        )
+        self.lake.fs.pipe_file(f"{self.lake.batch_dir(self.batch_id)}/{SUCCESS}", marker.encode())
+        self.committed = True
+
+    def abort(self) -> None:
+        """Remove what was written; best effort, since an uncommitted batch is invisible anyway."""
+        try:
+            self.lake.fs.rm(self.lake.batch_dir(self.batch_id), recursive=True)
+        except OSError:
+            pass
+
+
+def is_sorted_by_start(table: pa.Table) -> bool:
+    """Whether rows are ordered by ``start_date`` then ``course_id`` (checked without sorting)."""
+    dates = table["start_date"].cast(pa.int64()).to_numpy()
+    ids = table["course_id"].to_numpy()
+    date_step, id_step = np.diff(dates), np.diff(ids)
+    return bool(np.all((date_step > 0) | ((date_step == 0) & (id_step > 0))))

@@ -1,0 +1,116 @@
+"""What every warehouse backend offers the load frame: a lock, a transaction, merges.
+
+Each database has a file of its own in this package; the generic path here goes through
+SQLAlchemy and each backend replaces what it does faster.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from coursemart import warehouse
+from coursemart.errors import CoursemartError
+
+COURSE_COLUMNS: Final = ("course_id", "course_name", "category_id", "level_id", "start_date")
+UPDATED_COLUMNS: Final = COURSE_COLUMNS[1:]
+#: The course columns as SQL lists them.
+COLUMN_LIST: Final = ", ".join(COURSE_COLUMNS)
+LOCK_NAME: Final = "coursemart-load"
+ROWS_PER_STATEMENT: Final = 10_000
+
+
+class LockBusyError(CoursemartError):
+    """Another load holds the warehouse's load lock."""
+
+    exit_code = 3
+
+
+def busy(url: str, waited: float) -> LockBusyError:
+    """The error for a load that waited ``waited`` seconds for another one."""
+    return LockBusyError(
+        f"another coursemart load is running on {url} (waited {waited:.0f} s): "
+        "try again when it has finished, or raise --wait"
+    )
+
+
+def naive_utc(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """UTC timestamps without their zone: they format 30x faster than zoned ones."""
+    return column.cast(pa.timestamp("us"))
+
+
+def text_timestamps(column: pa.ChunkedArray | pa.Array) -> list[str]:
+    """UTC timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff``, SQLAlchemy's own text format."""
+    texts: list[str] = naive_utc(column).cast(pa.string()).to_pylist()
+    return texts
+
+
+def row_tuples(table: pa.Table) -> list[tuple[Any, ...]]:
+    """The course rows as DB-API parameter tuples, timestamps as text."""
+    columns = [table[name].to_pylist() for name in COURSE_COLUMNS[:-1]]
+    columns.append(text_timestamps(table["start_date"]))
+    return list(zip(*columns, strict=True))
+
+
+class Backend:
+    """The generic path, through SQLAlchemy; subclasses replace what they do faster."""
+
+    dialects: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, connection: Connection, display_url: str) -> None:
+        self.connection = connection
+        self.display_url = display_url
+        self.max_id: int | None = None
+
+    def split_fresh(self, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """(rows whose id is above every id in ``courses``, the others).
+
+        Fresh rows cannot conflict (duplicates inside a batch are refused beforehand), so they
+        can take a plain insert or COPY instead of an upsert.
+        """
+        if self.max_id is None:
+            self.max_id = self.largest_course_id()
+        fresh = pc.greater(rows["course_id"], pa.scalar(self.max_id, pa.int64()))
+        return rows.filter(fresh), rows.filter(pc.invert(fresh))
+
+    def largest_course_id(self) -> int:
+        """The largest ``course_id`` in the warehouse (0 when empty)."""
+        largest = sa.select(sa.func.coalesce(sa.func.max(warehouse.courses.c.course_id), 0))
+        return int(self.connection.execute(largest).scalar_one())
+
+    # locking ------------------------------------------------------------------------------
+    def lock(self, wait: float) -> None:
+        """Take the one-loader-at-a-time lock, waiting up to ``wait`` seconds."""
+
+    def unlock(self) -> None:
+        """Release the lock taken by :meth:`lock`."""
+
+    def begin(self) -> None:
+        """Open the load's transaction."""
+        self.connection.begin()
+
+    # rows ---------------------------------------------------------------------------------
+    def upsert_dimension(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Merge dimension rows on their primary key; the table is never emptied or dropped."""
+        key = table.primary_key.columns.values()[0]
+        for row in rows:
+            updated = self.connection.execute(
+                table.update().where(key == row[key.name]).values(**row)
+            ).rowcount
+            if not updated:
+                self.connection.execute(table.insert().values(**row))
+
+    def before_bulk_write(self) -> None:
+        """Called before course rows are written in the load's transaction."""
+
+    def write_courses(self, rows: pa.Table) -> None:
+        """Write validated course rows of the current batch (later rows win over earlier)."""
+        raise NotImplementedError
+
+    def merge_courses(self) -> None:
+        """Finish the current batch: move staged rows into ``courses``."""
+        self.max_id = None  # the next batch may start above the ids this one added

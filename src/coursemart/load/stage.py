@@ -1,0 +1,325 @@
+"""The one load frame: both engines plug into it, so exactly-once and one transaction each have
+a single owner.
+
+1. Take the warehouse's load lock (one loader at a time) and open the load's transaction.
+2. Create what is missing of the schema; find the committed batches missing from the manifest,
+   in the order they merge; read and check the dimension snapshots.
+3. The engine stages the batches (Spark validates and writes them from its executors; the local
+   engine does nothing yet).
+4. Merge the dimensions; for each batch, the engine writes and merges its rows, and the batch
+   enters the manifest.
+5. Record the load and commit. On any failure: roll back, remove the refused rows written so far,
+   record the failure; always release the lock.
+
+A crash at any point before the commit leaves the warehouse as it was; the next run does the work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final, Protocol, TypedDict, Unpack
+
+from sqlalchemy.engine import Connection, Engine
+
+from coursemart import model, warehouse
+from coursemart.errors import CoursemartError, LakeError
+from coursemart.lake import Lake, new_id, open_lake
+from coursemart.load import manifest
+from coursemart.load.backends import Backend, LockBusyError, backend_for
+from coursemart.load.rejected import RejectedRows
+from coursemart.load.validate import Counts, Rules, dimension_rows
+from coursemart.warehouse import Warehouse
+
+Progress = Callable[[int], None]
+Checkpoint = Callable[[str], None]
+
+#: Named points of a load, for reliability tests that kill the loader there.
+CHECKPOINTS: Final = ("after_staging", "during_merge", "before_commit")
+DIMENSION_TABLES: Final = (
+    ("categories", model.CATEGORIES_SCHEMA, warehouse.categories),
+    ("levels", model.LEVELS_SCHEMA, warehouse.levels),
+)
+
+
+def _nothing(_: object) -> None:
+    return None
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A naive datetime is taken as UTC; an aware one is converted to UTC."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class LoadOptions(TypedDict, total=False):
+    """How a load is asked to run: ``since`` keeps only courses starting at or after it (pushed
+    down to the Parquet reader); ``wait`` is how long to wait for another loader; ``progress``
+    hears of rows read; ``checkpoint`` is called at the names in :data:`CHECKPOINTS`."""
+
+    since: datetime | None
+    wait: float
+    progress: Progress | None
+    checkpoint: Checkpoint | None
+
+
+@dataclass(frozen=True)
+class LoadJob:
+    """What a load is asked to do, whatever the engine."""
+
+    lake: Lake
+    warehouse: Warehouse
+    since: datetime | None = None
+    wait: float = 30.0
+    progress: Progress = _nothing
+    checkpoint: Checkpoint = _nothing
+
+    @classmethod
+    def create(
+        cls, lake_url: str, warehouse_url: str | Warehouse, **options: Unpack[LoadOptions]
+    ) -> LoadJob:
+        """A job for the lake and warehouse named by their URLs; the lake must exist."""
+        lake = open_lake(lake_url)
+        if not lake.exists():
+            raise LakeError(
+                f"no lake at {lake.display!r}: run `coursemart generate` first, or fix --lake"
+            )
+        return cls(
+            lake=lake,
+            warehouse=Warehouse.from_url(warehouse_url),
+            since=as_utc(options.get("since")),
+            wait=options.get("wait", 30.0),
+            progress=options.get("progress") or _nothing,
+            checkpoint=options.get("checkpoint") or _nothing,
+        )
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    load_id: str
+    status: str
+    batches: tuple[str, ...]
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_skipped: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    rejected_path: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Plan:
+    """One load under way: its id, the batches it merges (in order), the rules rows must meet."""
+
+    job: LoadJob
+    load_id: str
+    batches: list[str]
+    rules: Rules
+    rejected: RejectedRows
+    counts: dict[str, Counts] = field(default_factory=dict)
+
+
+class EnginePart(Protocol):
+    """What an engine supplies to the frame: the middle of a load."""
+
+    #: Whether :meth:`stage` writes through connections of its own (Spark's executors): the
+    #: merge then starts a new transaction, so that it sees what they committed.
+    stages_apart: bool
+
+    def prepare(self, connection: Connection) -> None:
+        """Inside the transaction, before anything is read (e.g. remove leftovers)."""
+
+    def stage(self, plan: Plan) -> None:
+        """Before the merge: validate and stage every batch where the engine stages."""
+
+    def write(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> Counts:
+        """Inside the transaction: write one batch's rows; returns its counts."""
+
+    def merge(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> None:
+        """Inside the transaction: merge the batch's written rows into ``courses``."""
+
+    def finish(self) -> None:
+        """Always, after the transaction ended (committed or not)."""
+
+
+def run_load(job: LoadJob, part: EnginePart) -> LoadResult:
+    """Load every committed batch of ``job.lake`` not yet in the warehouse, with ``part``."""
+    began, started_at = time.perf_counter(), datetime.now(UTC)
+    load_id = new_id()
+    rejected = RejectedRows(job.lake, load_id)
+    engine = job.warehouse.engine(lock_timeout=job.wait)
+    try:
+        with engine.connect() as connection:
+            backend = backend_for(connection, job.warehouse.display)
+            backend.lock(job.wait)
+            try:
+                backend.begin()
+                result = _load(job, part, connection, backend, load_id, rejected, started_at)
+            finally:
+                if connection.in_transaction():
+                    connection.rollback()
+                backend.unlock()
+    except BaseException as exc:
+        abandon(rejected, engine, load_id, started_at, job.since, exc)
+        raise
+    finally:
+        part.finish()
+        engine.dispose()
+    return LoadResult(**{**result.__dict__, "seconds": time.perf_counter() - began})
+
+
+def _load(
+    job: LoadJob,
+    part: EnginePart,
+    connection: Connection,
+    backend: Backend,
+    load_id: str,
+    rejected: RejectedRows,
+    started_at: datetime,
+) -> LoadResult:
+    """The load's transaction, from the schema to the commit."""
+    warehouse.ensure_schema(connection)
+    part.prepare(connection)
+    pending = job.lake.pending_batches(manifest.loaded_batch_ids(connection))
+    snapshots = dimension_snapshots(job.lake) if pending else {}
+    plan = Plan(job, load_id, pending, rules_for(connection, snapshots), rejected)
+    part.stage(plan)
+    if part.stages_apart:
+        connection.commit()  # the load lock is still held: nobody else loaded meanwhile
+        backend.begin()
+    for name, _, table in DIMENSION_TABLES:
+        if snapshots.get(name):
+            backend.upsert_dimension(table, snapshots[name])
+    totals, skipped = Counts(), 0
+    for position, batch_id in enumerate(pending):
+        counts = part.write(plan, backend, batch_id, position)
+        if position == 0:
+            job.checkpoint("after_staging")
+        part.merge(plan, backend, batch_id, position)
+        record_merged_batch(connection, batch_id, load_id, counts, job.since)
+        if position == 0:
+            job.checkpoint("during_merge")
+        totals.merge(counts)
+        skipped += job.lake.batch_row_count(batch_id) - counts.read
+    result = record_load(connection, plan, started_at, totals, skipped)
+    job.checkpoint("before_commit")
+    connection.commit()
+    return result
+
+
+def dimension_snapshots(lake: Lake) -> dict[str, list[dict[str, object]]]:
+    """The lake's category and level rows, checked (a bad row fails the load, naming it)."""
+    return {
+        name: dimension_rows(lake.read_dimension(name, schema), schema, lake.dimension_path(name))
+        for name, schema, _ in DIMENSION_TABLES
+    }
+
+
+def rules_for(connection: Connection, snapshots: dict[str, list[dict[str, object]]]) -> Rules:
+    """The rules for this load: known categories and levels are the warehouse's and the
+    snapshots' (rows absent from a snapshot are kept, so they stay valid)."""
+    categories, levels = manifest.dimension_keys(connection)
+    return Rules(
+        categories | {int(str(r["category_id"])) for r in snapshots.get("categories", [])},
+        levels | {int(str(r["level_id"])) for r in snapshots.get("levels", [])},
+    )
+
+
+def record_merged_batch(
+    connection: Connection, batch_id: str, load_id: str, counts: Counts, since: datetime | None
+) -> None:
+    """Add a merged batch to the manifest (inside the load's transaction)."""
+    manifest.record_batch(
+        connection,
+        batch_id=batch_id,
+        load_id=load_id,
+        rows_read=counts.read,
+        rows_loaded=counts.loaded,
+        rows_rejected=counts.rejected,
+        since=since,
+    )
+
+
+def record_load(
+    connection: Connection, plan: Plan, started_at: datetime, totals: Counts, skipped: int
+) -> LoadResult:
+    """Record the load in the history (inside its transaction) and return its result."""
+    status = "loaded" if plan.batches else "nothing to do"
+    manifest.record_load(
+        connection,
+        manifest.LoadRecord(
+            load_id=plan.load_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            status=status,
+            batches=len(plan.batches),
+            rows_read=totals.read,
+            rows_loaded=totals.loaded,
+            rows_rejected=totals.rejected,
+            since=plan.job.since,
+            message=reasons_text(totals.reasons) or None,
+        ),
+    )
+    return LoadResult(
+        load_id=plan.load_id,
+        status=status,
+        batches=tuple(plan.batches),
+        rows_read=totals.read,
+        rows_loaded=totals.loaded,
+        rows_rejected=totals.rejected,
+        rows_skipped=skipped,
+        reasons=totals.reasons,
+        rejected_path=plan.rejected.folder if plan.rejected.rows else None,
+    )
+
+
+def reasons_text(reasons: dict[str, int]) -> str:
+    return ", ".join(f"{reason}: {count:,}" for reason, count in sorted(reasons.items()))
+
+
+def abandon(
+    rejected: RejectedRows,
+    engine: Engine,
+    load_id: str,
+    started_at: datetime,
+    since: datetime | None,
+    exc: BaseException,
+) -> None:
+    """After a load's transaction rolled back (error or Ctrl-C): remove its refused rows, and
+    record an error in the history."""
+    rejected.discard()
+    if isinstance(exc, Exception):
+        record_failure(engine, load_id, started_at, since, exc)
+
+
+def record_failure(
+    engine: Engine, load_id: str, started_at: datetime, since: datetime | None, exc: Exception
+) -> None:
+    """Best effort: note a failed load in the history.
+
+    Not when the warehouse itself failed (it would fail again) nor when another load is running.
+    """
+    if not isinstance(exc, CoursemartError) or isinstance(exc, LockBusyError):
+        return
+    record = manifest.LoadRecord(
+        load_id=load_id,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        status="failed",
+        batches=0,
+        rows_read=0,
+        rows_loaded=0,
+        rows_rejected=0,
+        since=since,
+        message=str(exc)[:2000],
+    )
+    try:
+        with engine.begin() as connection:
+            warehouse.ensure_schema(connection)
+            manifest.record_load(connection, record)
+    except Exception:  # noqa: BLE001 - the original error is what the user needs to see
+        pass

@@ -1,0 +1,131 @@
+"""The warehouse as a value: its URL parsed once, the driver chosen once, engines made from it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from coursemart.errors import InputError
+from coursemart.masking import mask_url
+
+#: Drivers coursemart installs, used when a URL names only the database.
+DEFAULT_DRIVERS: Final = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+    "mssql": "mssql+pyodbc",
+}
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a warehouse URL, choosing coursemart's driver when none is named."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InputError(
+            f"warehouse URL {mask_url(url)!r} is not a SQLAlchemy URL "
+            "(e.g. sqlite:///data/warehouse.db, postgresql://user@host/db)"
+        ) from exc
+    if "+" not in parsed.drivername and parsed.drivername in DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    return parsed
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A warehouse named by a SQLAlchemy URL, parsed once; :attr:`display` is safe to print."""
+
+    url: URL
+    given: str = field(repr=False)
+
+    @classmethod
+    def from_url(cls, url: str | Warehouse) -> Warehouse:
+        """The warehouse at ``url`` (an :class:`InputError` names a malformed URL)."""
+        return url if isinstance(url, Warehouse) else cls(normalize_url(url), url)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgresql``, ``mysql``/``mariadb`` or ``mssql``."""
+        return self.url.get_backend_name()
+
+    @property
+    def display(self) -> str:
+        """The URL as given, its password and secret parameters masked."""
+        return mask_url(self.given)
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file of a SQLite warehouse (None for others and in-memory ones)."""
+        database = self.url.database or ""
+        if self.backend != "sqlite" or database in ("", ":memory:"):
+            return None
+        return Path(database)
+
+    def engine(
+        self, *, read_only: bool = False, lock_timeout: float = 30.0, **kwargs: Any
+    ) -> Engine:
+        """An engine for this warehouse.
+
+        SQLite gets WAL (readers never block the loader), foreign keys on, and explicit
+        ``BEGIN IMMEDIATE`` transactions so that a writer holds the write lock from its first
+        statement. With ``read_only``, SQLite opens with ``mode=ro``.
+        """
+        if self.backend == "sqlite":
+            return _sqlite_engine(
+                self.url, read_only=read_only, lock_timeout=lock_timeout, **kwargs
+            )
+        if self.backend in ("mysql", "mariadb"):
+            connect_args = kwargs.pop("connect_args", {})
+            connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+            kwargs["connect_args"] = connect_args
+        return sa.create_engine(self.url, pool_pre_ping=True, **kwargs)
+
+
+def create_engine(
+    url: str | Warehouse, *, read_only: bool = False, lock_timeout: float = 30.0, **kwargs: Any
+) -> Engine:
+    """An engine for the warehouse at ``url`` (see :meth:`Warehouse.engine`)."""
+    return Warehouse.from_url(url).engine(read_only=read_only, lock_timeout=lock_timeout, **kwargs)
+
+
+def dialect_name(url: str | Warehouse) -> str:
+    """``sqlite``, ``postgresql``, ``mysql``/``mariadb`` or ``mssql``."""
+    return Warehouse.from_url(url).backend
+
+
+def _sqlite_engine(url: URL, *, read_only: bool, lock_timeout: float, **kwargs: Any) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:":
+        folder = os.path.dirname(os.path.abspath(database))
+        if not read_only:
+            os.makedirs(folder, exist_ok=True)
+    connect_args = kwargs.pop("connect_args", {})
+    connect_args.setdefault("timeout", lock_timeout)
+    connect_args.setdefault("check_same_thread", False)
+    if read_only and database and database != ":memory:":
+        url = url.set(database=f"file:{os.path.abspath(database)}?mode=ro", query={"uri": "true"})
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # coursemart issues BEGIN itself
+        cursor = dbapi_connection.cursor()
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk upserts stay in memory
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
