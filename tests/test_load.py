@@ -36,9 +36,9 @@ def course_count(url: str) -> int:
     return int(query(url, "SELECT COUNT(*) FROM courses")[0][0])
 
 
-def write_raw_batch(lake_dir: Path, *tables: pa.Table) -> str:
+def write_raw_batch(lake_dir: Path, *tables: pa.Table, batch_id: str | None = None) -> str:
     """Commit a batch of hand-made part files (any schema, nulls allowed) to the lake."""
-    batch_id = new_id()
+    batch_id = batch_id or new_id()
     folder = lake_dir / "courses" / f"batch_id={batch_id}"
     folder.mkdir(parents=True)
     for number, table in enumerate(tables):
@@ -386,12 +386,13 @@ def test_two_loads_started_together_one_loads_the_other_waits(
 def test_a_stage_with_rows_staged_twice_merges_one_of_each(postgres_url: str) -> None:
     from coursemart.engines.spark import stage_table
     from coursemart.generate import course_chunk
-    from coursemart.load.backends import PostgresBackend, copy_rows
+    from coursemart.load.backends import PostgresBackend, copy_rows, with_lineage
 
     engine = warehouse.create_engine(postgres_url)
     stage = stage_table("20261127T000000.000000Z-abcd")
     rows = course_chunk(1, 1, 100, WINDOW)
-    staged = rows.append_column("batch_seq", pa.array([0] * 100, pa.int32()))
+    stored = with_lineage(rows, "20261127T000000.000000Z-abcd")
+    staged = stored.append_column("batch_seq", pa.array([0] * 100, pa.int32()))
     try:
         with engine.connect() as connection:
             backend = PostgresBackend(connection, postgres_url)

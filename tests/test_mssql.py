@@ -41,23 +41,26 @@ def test_staging_table_mirrors_courses_without_keys() -> None:
     assert "PRIMARY KEY" not in ddl and "FOREIGN KEY" not in ddl
 
 
-def test_merge_inserts_new_rows_and_updates_only_changed_ones() -> None:
+def test_merge_inserts_new_rows_and_takes_a_course_only_from_a_greater_batch() -> None:
     sql = mssql.merge_sql(warehouse.courses, "#coursemart_stage AS s")
 
     assert sql == (
         "MERGE INTO courses WITH (HOLDLOCK) AS t USING #coursemart_stage AS s "
         "ON t.course_id = s.course_id "
-        "WHEN MATCHED AND ("
-        "EXISTS (SELECT s.course_name EXCEPT SELECT t.course_name) OR "
-        "EXISTS (SELECT s.category_id EXCEPT SELECT t.category_id) OR "
-        "EXISTS (SELECT s.level_id EXCEPT SELECT t.level_id) OR "
-        "EXISTS (SELECT s.start_date EXCEPT SELECT t.start_date)) "
+        "WHEN MATCHED AND (s.batch_id > t.batch_id) "
         "THEN UPDATE SET t.course_name = s.course_name, t.category_id = s.category_id, "
-        "t.level_id = s.level_id, t.start_date = s.start_date "
+        "t.level_id = s.level_id, t.start_date = s.start_date, t.batch_id = s.batch_id "
         "WHEN NOT MATCHED BY TARGET THEN "
-        "INSERT (course_id, course_name, category_id, level_id, start_date) "
-        "VALUES (s.course_id, s.course_name, s.category_id, s.level_id, s.start_date);"
+        "INSERT (course_id, course_name, category_id, level_id, start_date, batch_id) "
+        "VALUES (s.course_id, s.course_name, s.category_id, s.level_id, s.start_date, "
+        "s.batch_id);"
     )
+
+
+def test_a_dimension_merge_updates_only_changed_rows() -> None:
+    sql = mssql.merge_sql(warehouse.levels, "(VALUES (:a, :b)) AS s (level_id, level_name)")
+
+    assert "WHEN MATCHED AND (EXISTS (SELECT s.level_name EXCEPT SELECT t.level_name))" in sql
 
 
 def test_dimension_merge_quotes_reserved_names() -> None:

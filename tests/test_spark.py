@@ -310,3 +310,29 @@ def test_repeated_ids_are_the_same_from_the_driver_scan_and_the_spark_shuffle(
     by_spark = engine.repeated_ids(spark, lake, paths, None)
 
     assert on_the_driver == by_spark == [6]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_late_older_batch_changes_nothing_with_spark_as_with_the_local_engine(
+    spark: Any, lake_dir: Path, tmp_path: Path, backend: str
+) -> None:
+    from coursemart.engines import spark as engine
+    from tests.test_lineage import MARCH, MAY, NEWER, OLDER, courses, lineage
+
+    local_generate(str(lake_dir), courses=100, seed=1, window=WINDOW)
+    write_raw_batch(lake_dir, courses((1, "Newer Name", MAY)), batch_id=NEWER)
+    urls = [new_warehouse(backend, tmp_path / name) for name in ("local", "spark")]
+    by_local, by_spark = next(urls[0]), next(urls[1])
+    try:
+        local_load(str(lake_dir), by_local)
+        engine.load(spark, str(lake_dir), by_spark)
+        write_raw_batch(lake_dir, courses((1, "Older Name", MARCH)), batch_id=OLDER)
+        local_load(str(lake_dir), by_local)
+        engine.load(spark, str(lake_dir), by_spark)
+
+        assert lineage(by_spark)[1] == ("2026-05-01 09:00", NEWER)
+        assert lineage(by_spark) == lineage(by_local)
+        assert warehouse_tables(by_spark) == warehouse_tables(by_local)
+    finally:
+        for url in urls:
+            next(url, None)

@@ -7,7 +7,7 @@ from typing import Unpack
 import pyarrow as pa
 from sqlalchemy.engine import Connection
 
-from coursemart.load.backends import Backend
+from coursemart.load.backends import Backend, with_lineage
 from coursemart.load.stage import LoadJob, LoadOptions, LoadResult, Plan, run_load
 from coursemart.load.validate import (
     Counts,
@@ -55,7 +55,7 @@ class LocalLoad:
                 else:
                     checked = check(conform(table), plan.rules, duplicates)
                 if checked.good.num_rows:
-                    backend.write_courses(checked.good)
+                    backend.write_courses(with_lineage(checked.good, batch_id))
                 plan.rejected.add(checked.rejected, batch_id, path)
                 counts.add(checked)
                 plan.job.progress(checked.read)

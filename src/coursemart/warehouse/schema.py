@@ -52,6 +52,9 @@ courses = sa.Table(
     sa.Column("category_id", sa.Integer, sa.ForeignKey("categories.category_id"), nullable=False),
     sa.Column("level_id", sa.Integer, sa.ForeignKey("levels.level_id"), nullable=False),
     sa.Column("start_date", Timestamp, nullable=False),
+    # Row lineage: the lake batch the row came from. For each course the row of the greatest
+    # batch id wins, whatever order batches arrive in.
+    sa.Column("batch_id", sa.String(model.MAX_ID_LENGTH), nullable=False),
     mysql_charset="utf8mb4",
 )
 sa.Index("ix_courses_start_date_course_id", courses.c.start_date.desc(), courses.c.course_id.desc())
@@ -60,8 +63,8 @@ sa.Index("ix_courses_start_date_course_id", courses.c.start_date.desc(), courses
 loaded_batches = sa.Table(
     "coursemart_batches",
     metadata,
-    sa.Column("batch_id", sa.String(64), primary_key=True),
-    sa.Column("load_id", sa.String(64), nullable=False),
+    sa.Column("batch_id", sa.String(model.MAX_ID_LENGTH), primary_key=True),
+    sa.Column("load_id", sa.String(model.MAX_ID_LENGTH), nullable=False),
     sa.Column("rows_read", sa.BigInteger, nullable=False),
     sa.Column("rows_loaded", sa.BigInteger, nullable=False),
     sa.Column("rows_rejected", sa.BigInteger, nullable=False),
@@ -73,7 +76,7 @@ loaded_batches = sa.Table(
 loads = sa.Table(
     "coursemart_loads",
     metadata,
-    sa.Column("load_id", sa.String(64), primary_key=True),
+    sa.Column("load_id", sa.String(model.MAX_ID_LENGTH), primary_key=True),
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("finished_at", Timestamp, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
@@ -113,7 +116,8 @@ def view_ddl(dialect: sa.Dialect) -> str:
 
 
 def ensure_schema(connection: Connection) -> list[str]:
-    """Create the tables, index and view that are missing; returns what was created.
+    """Create the tables, index and view that are missing, and upgrade a warehouse made by an
+    earlier version; returns what was created or added.
 
     Existing objects are left exactly as they are: running it again changes nothing.
     """
@@ -121,7 +125,30 @@ def ensure_schema(connection: Connection) -> list[str]:
     existing = set(inspector.get_table_names())
     created = [table.name for table in metadata.sorted_tables if table.name not in existing]
     metadata.create_all(connection, checkfirst=True)
+    if "courses" in existing:
+        created.extend(add_lineage(connection, inspector))
     if VIEW_NAME not in set(inspector.get_view_names()):
         connection.exec_driver_sql(view_ddl(connection.dialect))
         created.append(VIEW_NAME)
     return created
+
+
+def add_lineage(connection: Connection, inspector: sa.Inspector) -> list[str]:
+    """Give ``courses`` of a warehouse made before row lineage its ``batch_id`` column.
+
+    The rows already there take the greatest batch id of the manifest: the earlier loader let
+    the latest loaded batch win, so no batch older than that may overwrite them now. Adding a
+    column with a constant default is instant on every supported database.
+    """
+    if "batch_id" in {column["name"] for column in inspector.get_columns("courses")}:
+        return []
+    latest = connection.execute(sa.select(sa.func.max(loaded_batches.c.batch_id))).scalar()
+    column = courses.c.batch_id
+    kind = column.type.compile(dialect=connection.dialect)
+    default = str(latest or "").replace("'", "''")
+    add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
+    connection.exec_driver_sql(
+        f"ALTER TABLE courses {add} batch_id {kind} NOT NULL DEFAULT '{default}'"
+    )
+    inspector.clear_cache()
+    return ["courses.batch_id"]

@@ -48,6 +48,7 @@ class StageCopy:
     conninfo: str
     table: str
     seq: int
+    batch_id: str
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,11 @@ def _copy_connection(target: StageCopy) -> Any:
 
 
 def _copy(connection: Any, target: StageCopy, good: pa.Table) -> None:
-    from coursemart.load.backends import copy_rows
+    from coursemart.load.backends import copy_rows, with_lineage
 
     seq = pa.array([target.seq] * good.num_rows, pa.int32())
-    copy_rows(connection, target.table, good.append_column("batch_seq", seq))
+    stored = with_lineage(good, target.batch_id).append_column("batch_seq", seq)
+    copy_rows(connection, target.table, stored)
 
 
 def file_tasks(spark: SparkSession, files: int) -> DataFrame:
@@ -184,7 +186,7 @@ class SparkLoad:
         readable = [path for path in paths if not problems[path]]
         self.restaged[batch_id] = False
         if readable:
-            bad = self.check_and_stage(plan, readable, seq)
+            bad = self.check_and_stage(plan, batch_id, readable, seq)
             assert self.stage_table is not None
             good_rows, self.restaged[batch_id] = staged_ids(self.engine, self.stage_table, seq)
             for source in sorted(set(bad["source_file"].to_pylist())):
@@ -197,7 +199,7 @@ class SparkLoad:
         plan.rejected.flush()
         return counts
 
-    def check_and_stage(self, plan: Plan, paths: list[str], seq: int) -> pa.Table:
+    def check_and_stage(self, plan: Plan, batch_id: str, paths: list[str], seq: int) -> pa.Table:
         """Run the checks on the executors, staging the good rows; returns the refused ones."""
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
@@ -209,7 +211,7 @@ class SparkLoad:
         tasks = file_tasks(self.spark, len(paths))
         conninfo = self.target.copy_conninfo
         if conninfo is not None:  # executors COPY their good rows; only refused rows come back
-            copy_to = StageCopy(conninfo, self.stage_table.name, seq)
+            copy_to = StageCopy(conninfo, self.stage_table.name, seq, batch_id)
             checker = FileChecker(where, tuple(paths), since, plan.rules, duplicates, copy_to)
             refused: pa.Table = tasks.mapInArrow(checker, CHECKED_SCHEMA).toArrow()
             return refused
@@ -217,7 +219,7 @@ class SparkLoad:
         checked = tasks.mapInArrow(checker, CHECKED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
         try:  # JDBC from the executors
             good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS)
-            good = good.withColumn("batch_seq", F.lit(seq))
+            good = good.withColumn("batch_id", F.lit(batch_id)).withColumn("batch_seq", F.lit(seq))
             good.write.jdbc(
                 self.target.url,
                 self.stage_table.name,

@@ -9,7 +9,13 @@ from typing import Final
 from sqlalchemy.engine import Connection
 
 from coursemart.errors import CoursemartError
-from coursemart.load.backends.base import COURSE_COLUMNS, Backend, LockBusyError
+from coursemart.load.backends.base import (
+    COURSE_COLUMNS,
+    STORED_COLUMNS,
+    Backend,
+    LockBusyError,
+    with_lineage,
+)
 from coursemart.load.backends.mssql import MSSQLBackend
 from coursemart.load.backends.mysql import MySQLBackend
 from coursemart.load.backends.postgres import PostgresBackend, copy_rows
@@ -38,6 +44,7 @@ def backend_for(connection: Connection, display_url: str) -> Backend:
 __all__ = [
     "BACKENDS",
     "COURSE_COLUMNS",
+    "STORED_COLUMNS",
     "Backend",
     "LockBusyError",
     "MSSQLBackend",
@@ -48,4 +55,5 @@ __all__ = [
     "backend_for",
     "copy_rows",
     "stage_merger",
+    "with_lineage",
 ]

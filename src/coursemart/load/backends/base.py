@@ -16,10 +16,14 @@ from sqlalchemy.engine import Connection
 from coursemart import warehouse
 from coursemart.errors import CoursemartError
 
+#: The course columns of the lake.
 COURSE_COLUMNS: Final = ("course_id", "course_name", "category_id", "level_id", "start_date")
-UPDATED_COLUMNS: Final = COURSE_COLUMNS[1:]
-#: The course columns as SQL lists them.
-COLUMN_LIST: Final = ", ".join(COURSE_COLUMNS)
+#: The columns a course row has in the warehouse: the lake's and its batch (row lineage).
+STORED_COLUMNS: Final = (*COURSE_COLUMNS, "batch_id")
+#: What a merge may change, ``batch_id`` last (MySQL applies updates left to right).
+UPDATED_COLUMNS: Final = STORED_COLUMNS[1:]
+#: The stored columns as SQL lists them.
+COLUMN_LIST: Final = ", ".join(STORED_COLUMNS)
 LOCK_NAME: Final = "coursemart-load"
 ROWS_PER_STATEMENT: Final = 10_000
 
@@ -49,10 +53,20 @@ def text_timestamps(column: pa.ChunkedArray | pa.Array) -> list[str]:
     return texts
 
 
+def with_lineage(rows: pa.Table, batch_id: str) -> pa.Table:
+    """Validated course rows with the id of the batch they came from, as the warehouse keeps
+    them."""
+    return rows.select(COURSE_COLUMNS).append_column(
+        "batch_id", pa.array([batch_id] * rows.num_rows, pa.string())
+    )
+
+
 def row_tuples(table: pa.Table) -> list[tuple[Any, ...]]:
-    """The course rows as DB-API parameter tuples, timestamps as text."""
-    columns = [table[name].to_pylist() for name in COURSE_COLUMNS[:-1]]
-    columns.append(text_timestamps(table["start_date"]))
+    """Stored course rows as DB-API parameter tuples, timestamps as text."""
+    columns = [
+        text_timestamps(table[name]) if name == "start_date" else table[name].to_pylist()
+        for name in STORED_COLUMNS
+    ]
     return list(zip(*columns, strict=True))
 
 
@@ -108,7 +122,8 @@ class Backend:
         """Called before course rows are written in the load's transaction."""
 
     def write_courses(self, rows: pa.Table) -> None:
-        """Write validated course rows of the current batch (later rows win over earlier)."""
+        """Write stored course rows (:func:`with_lineage`) of the current batch; where a course
+        exists, the row of the greater batch id wins."""
         raise NotImplementedError
 
     def merge_courses(self) -> None:

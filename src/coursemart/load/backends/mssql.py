@@ -14,7 +14,7 @@ from sqlalchemy.dialects import mssql
 
 from coursemart import warehouse
 from coursemart.load.backends.base import (
-    COURSE_COLUMNS,
+    COLUMN_LIST,
     LOCK_NAME,
     ROWS_PER_STATEMENT,
     Backend,
@@ -40,12 +40,20 @@ def staging_ddl() -> str:
 
 
 def merge_sql(table: sa.Table, source: str) -> str:
-    """``MERGE`` of ``source`` (aliased ``s``) into ``table`` by key; only changed rows update."""
+    """``MERGE`` of ``source`` (aliased ``s``) into ``table`` by key.
+
+    A table with row lineage (``batch_id``) takes a row only from a greater batch; others update
+    only rows that changed.
+    """
     key = [c.name for c in table.primary_key.columns]
     others = [c.name for c in table.columns if c.name not in key]
     on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
-    changed = " OR ".join(
-        f"EXISTS (SELECT s.{_quote(c)} EXCEPT SELECT t.{_quote(c)})" for c in others
+    changed = (
+        "s.batch_id > t.batch_id"
+        if "batch_id" in others
+        else " OR ".join(
+            f"EXISTS (SELECT s.{_quote(c)} EXCEPT SELECT t.{_quote(c)})" for c in others
+        )
     )
     sets = ", ".join(f"t.{_quote(c)} = s.{_quote(c)}" for c in others)
     columns = ", ".join(_quote(c.name) for c in table.columns)
@@ -68,9 +76,7 @@ def applock_sql(wait: float) -> str:
 
 class MSSQLBackend(Backend, MergesStages):
     dialects = ("mssql",)
-    INSERT_STAGE: Final = (
-        f"INSERT INTO {STAGE} ({', '.join(COURSE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
-    )
+    INSERT_STAGE: Final = f"INSERT INTO {STAGE} ({COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?)"
 
     def __init__(self, connection: sa.engine.Connection, display_url: str) -> None:
         super().__init__(connection, display_url)
@@ -118,6 +124,5 @@ class MSSQLBackend(Backend, MergesStages):
         super().merge_courses()
 
     def merge_stage(self, stage: str, where: str, *, distinct: bool = False) -> None:
-        columns = ", ".join(COURSE_COLUMNS)
-        source = f"(SELECT DISTINCT {columns} FROM {stage} WHERE {where}) AS s"
+        source = f"(SELECT DISTINCT {COLUMN_LIST} FROM {stage} WHERE {where}) AS s"
         self.connection.exec_driver_sql(merge_sql(warehouse.courses, source))

@@ -20,7 +20,12 @@ from coursemart.load.backends.base import (
 )
 from coursemart.load.backends.staging import MergesStages
 
-UPDATES: Final = ", ".join(f"{c} = VALUES({c})" for c in UPDATED_COLUMNS)
+#: Each column takes the incoming value only from a greater batch; ``batch_id`` is updated last,
+#: since MySQL evaluates the assignments left to right.
+UPDATES: Final = ", ".join(
+    f"{c} = IF(VALUES(batch_id) > courses.batch_id, VALUES({c}), courses.{c})"
+    for c in UPDATED_COLUMNS
+)
 
 
 def mysql_merge_sql(stage: str, where: str = "") -> str:
@@ -35,7 +40,7 @@ def mysql_merge_sql(stage: str, where: str = "") -> str:
 class MySQLBackend(Backend, MergesStages):
     dialects = ("mysql", "mariadb")
     UPSERT: Final = (
-        f"INSERT INTO courses ({COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s) "
+        f"INSERT INTO courses ({COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s, %s) "
         f"ON DUPLICATE KEY UPDATE {UPDATES}"
     )
 
@@ -66,7 +71,8 @@ class MySQLBackend(Backend, MergesStages):
         self.connection.execute(statement, rows)
 
     def merge_stage(self, stage: str, where: str, *, distinct: bool = False) -> None:
-        # Identical rows staged twice just update a row to itself: nothing to collapse.
+        # Identical rows staged twice: the second copy's batch id is not greater, it changes
+        # nothing.
         self.connection.exec_driver_sql(mysql_merge_sql(stage, where))
 
     def write_courses(self, rows: pa.Table) -> None:

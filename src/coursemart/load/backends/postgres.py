@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from coursemart.load.backends.base import (
-    COURSE_COLUMNS,
+    COLUMN_LIST,
     LOCK_NAME,
     UPDATED_COLUMNS,
     Backend,
@@ -217,7 +217,7 @@ class PostgresBackend(Backend, MergesStages):
         # ids repeated inside a batch are refused beforehand, so one of each is kept.
         self.before_bulk_write()
         largest = self.largest_course_id()
-        columns = ", ".join(COURSE_COLUMNS)
+        columns = COLUMN_LIST
         pick, order = ("DISTINCT ON (course_id) ", " ORDER BY course_id") if distinct else ("", "")
         self.connection.exec_driver_sql(
             f"INSERT INTO courses ({columns}) SELECT {pick}{columns} "
@@ -230,20 +230,17 @@ class PostgresBackend(Backend, MergesStages):
 
 
 def postgres_merge_sql(stage: str, where: str = "", *, distinct: bool = False) -> str:
-    """Staged rows into ``courses``: insert new ids, update only rows that really changed.
+    """Staged rows into ``courses``: insert new ids, update a course only from a greater batch.
 
     With ``distinct``, one row per ``course_id`` is taken from the stage.
     """
-    columns = ", ".join(COURSE_COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS)
-    current = ", ".join(f"c.{c}" for c in UPDATED_COLUMNS)
-    incoming = ", ".join(f"EXCLUDED.{c}" for c in UPDATED_COLUMNS)
     condition = f" WHERE {where}" if where else ""
     pick = "DISTINCT ON (course_id) " if distinct else ""
     order = " ORDER BY course_id" if distinct else ""
-    source = f"SELECT {pick}{columns} FROM {stage}{condition}{order}"
+    source = f"SELECT {pick}{COLUMN_LIST} FROM {stage}{condition}{order}"
     return (
-        f"INSERT INTO courses AS c ({columns}) {source} "
+        f"INSERT INTO courses AS c ({COLUMN_LIST}) {source} "
         f"ON CONFLICT (course_id) DO UPDATE SET {updates} "
-        f"WHERE ({current}) IS DISTINCT FROM ({incoming})"
+        "WHERE EXCLUDED.batch_id > c.batch_id"
     )

@@ -22,12 +22,11 @@ from coursemart.load.backends.base import (
 
 class SQLiteBackend(Backend):
     dialects = ("sqlite",)
-    INSERT: Final = f"INSERT INTO courses ({COLUMN_LIST}) VALUES (?, ?, ?, ?, ?)"
+    INSERT: Final = f"INSERT INTO courses ({COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?)"
     UPSERT: Final = (
         f"{INSERT} ON CONFLICT (course_id) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in UPDATED_COLUMNS)
-        + " WHERE "
-        + " OR ".join(f"courses.{c} IS NOT excluded.{c}" for c in UPDATED_COLUMNS)
+        + " WHERE excluded.batch_id > courses.batch_id"
     )
 
     def begin(self) -> None:
