@@ -229,7 +229,7 @@ def test_each_kind_of_bad_row_is_rejected_with_its_reason(
     assert {1, 13} <= ids and not ids & {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12} - set(range(1, 11))
 
 
-def test_a_truncated_parquet_file_fails_the_load_and_writes_nothing(
+def test_an_unreadable_parquet_file_fails_the_load_and_writes_nothing(
     lake_dir: Path, warehouse_url: str
 ) -> None:
     generate(str(lake_dir), courses=1_000, seed=1, window=WINDOW)
@@ -238,7 +238,7 @@ def test_a_truncated_parquet_file_fails_the_load_and_writes_nothing(
     broken = generate(str(lake_dir), courses=200_000, seed=2, window=WINDOW, chunk_rows=100_000)
     path = open_lake(str(lake_dir)).batch_files(broken.batch_id)[1]
     data = Path(path).read_bytes()
-    Path(path).write_bytes(data[: len(data) // 3])
+    Path(path).write_bytes(data[: len(data) // 3] + b"\0" * (len(data) - len(data) // 3))
 
     with pytest.raises(LakeError, match=f"cannot read {path}"):
         load(str(lake_dir), warehouse_url)
@@ -249,6 +249,30 @@ def test_a_truncated_parquet_file_fails_the_load_and_writes_nothing(
     assert [row[3] for row in after["coursemart_loads"]] == ["loaded", "failed"]
     assert path in after["coursemart_loads"][-1][9]
     assert not (lake_dir / "_rejected").exists()
+
+
+def test_a_truncated_part_file_leaves_its_batch_for_a_load_once_it_is_whole(
+    lake_dir: Path, warehouse_url: str
+) -> None:
+    generate(str(lake_dir), courses=1_000, seed=1, window=WINDOW)
+    load(str(lake_dir), warehouse_url)
+    broken = generate(str(lake_dir), courses=200_000, seed=2, window=WINDOW, chunk_rows=100_000)
+    path = Path(open_lake(str(lake_dir)).batch_files(broken.batch_id)[1])
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 3])  # a copy still under way
+
+    refused = load(str(lake_dir), warehouse_url)
+    path.write_bytes(whole)
+    loaded = load(str(lake_dir), warehouse_url)
+
+    assert (refused.status, refused.refused) == ("nothing to do", (broken.batch_id,))
+    assert f"batch {broken.batch_id} does not match its _SUCCESS" in refused.warnings[0]
+    assert (
+        f"{path.name} has {len(whole) // 3:,} bytes, _SUCCESS says {len(whole):,}"
+        in (refused.warnings[0])
+    )
+    assert loaded.batches == (broken.batch_id,)
+    assert course_count(warehouse_url) == 201_000
 
 
 def test_a_renamed_category_is_merged_and_missing_ones_are_kept(

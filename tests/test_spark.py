@@ -78,6 +78,11 @@ def test_a_spark_written_batch_has_the_lake_layout(spark: Any, lake_dir: Path) -
     assert (lake_dir / "categories.csv").exists() and (lake_dir / "levels.csv").exists()
     rows = expected_courses(lake_dir)
     assert sorted(rows) == list(range(1, 5_101))
+    folder = lake_dir / "courses" / f"batch_id={second.batch_id}"
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == ["_SUCCESS", "part-00000.parquet", "part-00001.parquet"]
+    opened = lake.open_batch(second.batch_id)
+    assert (opened.problems, opened.notes, opened.rows) == ((), (), 600)
     for part in lake.batch_files(first.batch_id):
         metadata = pq.ParquetFile(part).metadata
         assert metadata.row_group(0).column(0).compression == "ZSTD"
@@ -303,11 +308,11 @@ def test_repeated_ids_are_the_same_from_the_driver_scan_and_the_spark_shuffle(
     local_generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
     batch_id = write_raw_batch(lake_dir, bad_rows().drop_columns(["expected"]))
     lake = open_lake(str(lake_dir))
-    paths = lake.batch_files(batch_id)
+    batch = lake.open_batch(batch_id)
 
-    on_the_driver = engine.repeated_ids(spark, lake, paths, None)
+    on_the_driver = engine.repeated_ids(spark, lake, batch, list(batch.parts), None)
     monkeypatch.setattr(engine, "DRIVER_ID_SCAN_ROWS", 0)
-    by_spark = engine.repeated_ids(spark, lake, paths, None)
+    by_spark = engine.repeated_ids(spark, lake, batch, list(batch.parts), None)
 
     assert on_the_driver == by_spark == [6]
 

@@ -196,6 +196,8 @@ def load_lake(
         total = pending_rows(lake_url, warehouse_url) if interactive else None
         with progress_bar("loading", total, quiet) as advance:
             result = run_load(replace(job, progress=advance), LocalLoad())
+    for warning in result.warnings:
+        err.print(f"coursemart: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if not quiet:
         say(load_summary(result))
 

@@ -14,7 +14,8 @@ a :class:`Lake` is opened once from its URL, and its methods are the verbs.
 
 from __future__ import annotations
 
-from coursemart.lake.batches import Batches, BatchWriter, is_sorted_by_start
+from coursemart.lake.batches import Batches, BatchWriter, Listing, is_sorted_by_start
+from coursemart.lake.contents import Batch, SuccessRecord, batch_id_problem
 from coursemart.lake.dimensions import DimensionFiles
 from coursemart.lake.parquet import PARQUET_COMPRESSION, ROW_GROUP_ROWS
 from coursemart.lake.rejected import RejectedFiles
@@ -47,8 +48,12 @@ __all__ = [
     "REJECTED_DIR",
     "ROW_GROUP_ROWS",
     "SUCCESS",
+    "Batch",
     "BatchWriter",
     "Lake",
+    "Listing",
+    "SuccessRecord",
+    "batch_id_problem",
     "is_sorted_by_start",
     "new_id",
     "open_lake",

@@ -6,19 +6,28 @@ Folders and files are listed, never globbed, so every name is taken literally.
 from __future__ import annotations
 
 import fcntl
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from coursemart.errors import LakeError
+from coursemart.lake.contents import (
+    Batch,
+    PartRecord,
+    SuccessRecord,
+    batch_id_problem,
+    file_problems,
+    is_part_file,
+    row_problems,
+)
 from coursemart.lake.parquet import (
     PARQUET_COMPRESSION,
     ROW_GROUP_ROWS,
@@ -34,67 +43,126 @@ def below(folder: str, path: str) -> str:
     return full[len(base) + 1 :] if full.startswith(base + "/") else ""
 
 
-def is_part_file(name: str) -> bool:
-    """``part-00000.parquet`` and the like: the files a batch's rows are in."""
-    return name.startswith("part-") and name.endswith(".parquet")
+@dataclass(frozen=True)
+class Listing:
+    """The batch folders of a lake: committed ones (valid ids, ``_SUCCESS`` present), folders
+    still being written, and folders skipped with the reason."""
+
+    committed: tuple[str, ...] = ()
+    uncommitted: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    def warnings(self) -> list[str]:
+        """One line per skipped folder, naming it."""
+        return [f"skipped {COURSES_DIR}/{name}: {why}" for name, why in self.skipped]
+
+
+def _folder_problem(name: str, info: dict[str, Any]) -> str | None:
+    """Why a ``batch_id=`` folder is not read, or None."""
+    if info.get("islink"):
+        return "is a symbolic link: coursemart does not follow links in the lake; copy the batch in"
+    problem = batch_id_problem(name[len(BATCH_PREFIX) :])
+    return f"its batch id {problem}; rename the folder" if problem else None
 
 
 class Batches(ParquetFiles):
-    """Listing, reading and writing course batches."""
+    """Listing, checking, reading and writing course batches."""
 
-    def _entries(self, folder: str) -> list[dict[str, object]]:
+    def _entries(self, folder: str) -> list[dict[str, Any]]:
         """What ``folder`` holds (name, type, size), listed literally; empty when missing."""
         self.fs.invalidate_cache(folder)  # object stores cache listings: a batch may be new
         try:
-            entries: list[dict[str, object]] = self.fs.ls(folder, detail=True)
+            entries: list[dict[str, Any]] = self.fs.ls(folder, detail=True)
         except FileNotFoundError:
             return []
         return entries
 
-    def batch_folders(self) -> dict[str, bool]:
-        """Every ``batch_id=`` folder's id, and whether it is committed (has ``_SUCCESS``).
+    def listing(self) -> Listing:
+        """Every ``batch_id=`` folder, in one listing of ``courses/`` two levels deep.
 
-        One listing of ``courses/`` two levels deep, whatever the number of batches.
+        A folder whose name is not a valid batch id, or that is a symbolic link, is skipped
+        (never half-read); the caller warns about it.
         """
         courses = self.path(COURSES_DIR)
         self.fs.invalidate_cache(courses)
         try:
             found = self.fs.find(courses, maxdepth=2, withdirs=True, detail=True)
         except FileNotFoundError:
-            return {}
+            return Listing()
         folders: dict[str, bool] = {}
+        skipped: dict[str, str] = {}
         for path, info in found.items():
             folder, _, name = below(courses, str(path)).partition("/")
-            if not folder.startswith(BATCH_PREFIX):
+            if not folder.startswith(BATCH_PREFIX) or folder in skipped:
                 continue
-            batch_id = folder[len(BATCH_PREFIX) :]
-            if not name and info.get("type") == "directory":
-                folders.setdefault(batch_id, False)
-            elif name == SUCCESS and info.get("type") == "file":
-                folders[batch_id] = True
-        return folders
+            if not name:
+                problem = _folder_problem(folder, info)
+                if problem:
+                    skipped[folder] = problem
+                    folders.pop(folder, None)
+                    continue
+            done = name == SUCCESS and info.get("type") == "file"
+            folders[folder] = folders.get(folder, False) or done
+        ids = {folder[len(BATCH_PREFIX) :]: done for folder, done in folders.items()}
+        return Listing(
+            committed=tuple(sorted(batch_id for batch_id, done in ids.items() if done)),
+            uncommitted=tuple(sorted(batch_id for batch_id, done in ids.items() if not done)),
+            skipped=tuple(sorted(skipped.items())),
+        )
 
     def committed_batches(self) -> list[str]:
         """Ids of the batches that have ``_SUCCESS``, oldest first."""
-        return sorted(batch_id for batch_id, done in self.batch_folders().items() if done)
+        return list(self.listing().committed)
 
     def uncommitted_batches(self) -> list[str]:
         """Ids of batch folders without ``_SUCCESS``: interrupted writes, invisible to readers."""
-        return sorted(batch_id for batch_id, done in self.batch_folders().items() if not done)
+        return list(self.listing().uncommitted)
 
-    def pending_batches(self, loaded: set[str]) -> list[str]:
+    def pending_batches(self, loaded: set[str], listing: Listing | None = None) -> list[str]:
         """Committed batches not in ``loaded``, in the order they must be merged.
 
         Batch ids sort by time, and for each course the row from the greatest batch id wins:
-        merging oldest first lets a later batch overwrite an earlier one within a load.
+        merging oldest first lets a later batch overwrite an earlier one within a load, and a
+        greater batch id already stored keeps a late older batch from overwriting it.
         """
-        return [batch_id for batch_id in self.committed_batches() if batch_id not in loaded]
+        committed = (listing or self.listing()).committed
+        return [batch_id for batch_id in committed if batch_id not in loaded]
 
     def batch_files(self, batch_id: str) -> list[str]:
         """The part files of a batch, in order."""
-        entries = self._entries(self.batch_dir(batch_id))
-        names = [str(e["name"]).rstrip("/") for e in entries if e.get("type") == "file"]
+        names = [str(e["name"]).rstrip("/") for e in self._entries(self.batch_dir(batch_id))]
         return sorted(name for name in names if is_part_file(name.rsplit("/", 1)[-1]))
+
+    def success_record(self, batch_id: str) -> SuccessRecord:
+        """What the batch's ``_SUCCESS`` says it holds."""
+        return SuccessRecord.parse(self.fs.cat_file(f"{self.batch_dir(batch_id)}/{SUCCESS}"))
+
+    def open_batch(self, batch_id: str) -> Batch:
+        """A committed batch checked against its ``_SUCCESS`` before any row is read.
+
+        Names and sizes are compared first (an incomplete copy is refused without reading it),
+        then the footers' row counts. Files that are not part files are noted, never read.
+        """
+        folder = self.batch_dir(batch_id)
+        files = {
+            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0)
+            for e in self._entries(folder)
+            if e.get("type") == "file"
+        }
+        record = self.success_record(batch_id)
+        sizes = {name: size for name, size in files.items() if is_part_file(name)}
+        notes = tuple(
+            f"batch {batch_id}: {name} is not a part file (part-*.parquet): not read"
+            for name in sorted(set(files) - set(sizes) - {SUCCESS})
+        )
+        problems = file_problems(record, sizes)
+        if problems:
+            return Batch(batch_id, problems=tuple(problems), notes=notes)
+        parts = tuple(f"{folder}/{name}" for name in sorted(sizes))
+        footers = {path: self.footer(path) for path in parts}
+        rows = {path.rsplit("/", 1)[-1]: int(footers[path].num_rows) for path in parts}
+        problems = row_problems(record, rows)
+        return Batch(batch_id, parts, footers, tuple(problems), notes)
 
     def batch_row_count(self, batch_id: str) -> int:
         """Rows in a committed batch, from the file footers."""
@@ -163,6 +231,7 @@ class BatchWriter:
         self.rows = 0
         self.bytes = 0
         self.parts: list[str] = []
+        self.records: list[PartRecord] = []
         self.committed = False
         self._next_part = 0
         self._lock = threading.Lock()
@@ -210,6 +279,7 @@ class BatchWriter:
         """Count a part file written into the batch's folder (by this writer or elsewhere)."""
         with self._lock:
             self.parts.append(path)
+            self.records.append(PartRecord(path.rsplit("/", 1)[-1], rows, size))
             self.rows += rows
             self.bytes += size
 
@@ -220,11 +290,11 @@ class BatchWriter:
                 self.add_part(path, self.lake.file_rows(path), self.lake.fs.size(path))
 
     def commit(self) -> None:
-        """Write ``_SUCCESS`` last: from now on readers see the batch, and it never changes."""
-        marker = json.dumps(
-            {"batch_id": self.batch_id, "rows": self.rows, "parts": len(self.parts)}
-        )
-        self.lake.fs.pipe_file(f"{self.lake.batch_dir(self.batch_id)}/{SUCCESS}", marker.encode())
+        """Write ``_SUCCESS`` last, recording every part file with its rows and bytes: from now on
+        readers see the batch, and it never changes."""
+        parts = tuple(sorted(self.records, key=lambda part: part.file))
+        record = SuccessRecord(rows=self.rows, parts=parts).to_json(self.batch_id)
+        self.lake.fs.pipe_file(f"{self.lake.batch_dir(self.batch_id)}/{SUCCESS}", record)
         self.committed = True
 
     def abort(self) -> None:

@@ -45,13 +45,6 @@ class ParquetFiles(Store):
         """Rows in one part file, from its footer."""
         return int(self.footer(path).num_rows)
 
-    def id_range(self, paths: Sequence[str]) -> tuple[int, int] | None:
-        """(smallest, largest) ``course_id`` in ``paths`` from their footers; None if unknown."""
-        spans = [column_range(m, "course_id") for m in map(self.footer, paths) if m.num_rows]
-        if not spans or any(span is None for span in spans):
-            return None
-        return min(s[0] for s in spans if s), max(s[1] for s in spans if s)
-
     def read_file_batches(
         self,
         path: str,

@@ -7,6 +7,7 @@ from typing import Unpack
 import pyarrow as pa
 from sqlalchemy.engine import Connection
 
+from coursemart.lake import Batch
 from coursemart.load.backends import Backend, with_lineage
 from coursemart.load.stage import LoadJob, LoadOptions, LoadResult, Plan, run_load
 from coursemart.load.validate import (
@@ -32,20 +33,19 @@ class LocalLoad:
     def stage(self, plan: Plan) -> None:
         """Nothing is staged ahead: rows are written batch by batch in the transaction."""
 
-    def write(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> Counts:
+    def write(self, plan: Plan, backend: Backend, batch: Batch, position: int) -> Counts:
         """Validate and write one batch's rows; returns its counts."""
         lake, since = plan.job.lake, plan.job.since
         counts = Counts()
-        paths = lake.batch_files(batch_id)
-        problems = {path: schema_problems(lake.file_schema(path)) for path in paths}
-        readable = [path for path in paths if not problems[path]]
+        problems = {path: schema_problems(batch.schema(path)) for path in batch.parts}
+        readable = [path for path in batch.parts if not problems[path]]
         id_arrays = (
             record_batch.column(0)
             for path in readable
             for record_batch in lake.read_file_batches(path, since=since, columns=["course_id"])
         )
-        duplicates = duplicate_ids(id_arrays, lake.id_range(readable))
-        for path in paths:
+        duplicates = duplicate_ids(id_arrays, batch.id_range(readable))
+        for path in batch.parts:
             for record_batch in lake.read_file_batches(
                 path, since=None if problems[path] else since
             ):
@@ -55,14 +55,14 @@ class LocalLoad:
                 else:
                     checked = check(conform(table), plan.rules, duplicates)
                 if checked.good.num_rows:
-                    backend.write_courses(with_lineage(checked.good, batch_id))
-                plan.rejected.add(checked.rejected, batch_id, path)
+                    backend.write_courses(with_lineage(checked.good, batch.batch_id))
+                plan.rejected.add(checked.rejected, batch.batch_id, path)
                 counts.add(checked)
                 plan.job.progress(checked.read)
         plan.rejected.flush()
         return counts
 
-    def merge(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> None:
+    def merge(self, plan: Plan, backend: Backend, batch: Batch, position: int) -> None:
         """Move the batch's staged rows into ``courses``."""
         backend.merge_courses()
 

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from coursemart import model, warehouse
 from coursemart.errors import CoursemartError, LakeError
-from coursemart.lake import Lake, new_id, open_lake
+from coursemart.lake import Batch, Lake, new_id, open_lake
 from coursemart.load import manifest
 from coursemart.load.backends import Backend, LockBusyError, backend_for
 from coursemart.load.rejected import RejectedRows
@@ -38,6 +38,8 @@ Checkpoint = Callable[[str], None]
 
 #: Named points of a load, for reliability tests that kill the loader there.
 CHECKPOINTS: Final = ("after_staging", "during_merge", "before_commit")
+#: Longest message kept with a load in ``coursemart_loads``.
+MESSAGE_LENGTH: Final = 2000
 DIMENSION_TABLES: Final = (
     ("categories", model.CATEGORIES_SCHEMA, warehouse.categories),
     ("levels", model.LEVELS_SCHEMA, warehouse.levels),
@@ -109,6 +111,10 @@ class LoadResult:
     reasons: dict[str, int] = field(default_factory=dict)
     rejected_path: str | None = None
     seconds: float = 0.0
+    #: Batches not loaded because they do not match their ``_SUCCESS`` (loaded once whole).
+    refused: tuple[str, ...] = ()
+    #: What the user must hear of: refused batches, skipped folders, files that are not parts.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -117,10 +123,14 @@ class Plan:
 
     job: LoadJob
     load_id: str
-    batches: list[str]
+    batches: list[Batch]
     rules: Rules
     rejected: RejectedRows
     counts: dict[str, Counts] = field(default_factory=dict)
+    refused: list[Batch] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: The lake's dimension rows, checked, by table name (read when there is a batch to load).
+    snapshots: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
 
 class EnginePart(Protocol):
@@ -136,10 +146,10 @@ class EnginePart(Protocol):
     def stage(self, plan: Plan) -> None:
         """Before the merge: validate and stage every batch where the engine stages."""
 
-    def write(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> Counts:
+    def write(self, plan: Plan, backend: Backend, batch: Batch, position: int) -> Counts:
         """Inside the transaction: write one batch's rows; returns its counts."""
 
-    def merge(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> None:
+    def merge(self, plan: Plan, backend: Backend, batch: Batch, position: int) -> None:
         """Inside the transaction: merge the batch's written rows into ``courses``."""
 
     def finish(self) -> None:
@@ -184,31 +194,48 @@ def _load(
     """The load's transaction, from the schema to the commit."""
     warehouse.ensure_schema(connection)
     part.prepare(connection)
-    pending = job.lake.pending_batches(manifest.loaded_batch_ids(connection))
-    snapshots = dimension_snapshots(job.lake) if pending else {}
-    plan = Plan(job, load_id, pending, rules_for(connection, snapshots), rejected)
+    plan = plan_load(job, connection, load_id, rejected)
     part.stage(plan)
     if part.stages_apart:
         connection.commit()  # the load lock is still held: nobody else loaded meanwhile
         backend.begin()
     for name, _, table in DIMENSION_TABLES:
-        if snapshots.get(name):
-            backend.upsert_dimension(table, snapshots[name])
+        if plan.snapshots.get(name):
+            backend.upsert_dimension(table, plan.snapshots[name])
     totals, skipped = Counts(), 0
-    for position, batch_id in enumerate(pending):
-        counts = part.write(plan, backend, batch_id, position)
+    for position, batch in enumerate(plan.batches):
+        counts = part.write(plan, backend, batch, position)
         if position == 0:
             job.checkpoint("after_staging")
-        part.merge(plan, backend, batch_id, position)
-        record_merged_batch(connection, batch_id, load_id, counts, job.since)
+        part.merge(plan, backend, batch, position)
+        record_merged_batch(connection, batch.batch_id, load_id, counts, job.since)
         if position == 0:
             job.checkpoint("during_merge")
         totals.merge(counts)
-        skipped += job.lake.batch_row_count(batch_id) - counts.read
+        skipped += batch.rows - counts.read
     result = record_load(connection, plan, started_at, totals, skipped)
     job.checkpoint("before_commit")
     connection.commit()
     return result
+
+
+def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: RejectedRows) -> Plan:
+    """The batches this load merges, in order, each checked against its ``_SUCCESS``; those that
+    do not match are refused (left for a later load), with a warning naming them."""
+    listing = job.lake.listing()
+    pending = job.lake.pending_batches(manifest.loaded_batch_ids(connection), listing)
+    opened = [job.lake.open_batch(batch_id) for batch_id in pending]
+    ready = [batch for batch in opened if not batch.refused]
+    snapshots = dimension_snapshots(job.lake) if ready else {}
+    plan = Plan(job, load_id, ready, rules_for(connection, snapshots), rejected)
+    plan.snapshots = snapshots
+    plan.refused = [batch for batch in opened if batch.refused]
+    plan.warnings = [
+        *listing.warnings(),
+        *(batch.refusal() for batch in plan.refused),
+        *(note for batch in opened for note in batch.notes),
+    ]
+    return plan
 
 
 def dimension_snapshots(lake: Lake) -> dict[str, list[dict[str, object]]]:
@@ -249,6 +276,7 @@ def record_load(
 ) -> LoadResult:
     """Record the load in the history (inside its transaction) and return its result."""
     status = "loaded" if plan.batches else "nothing to do"
+    message = "; ".join(filter(None, [reasons_text(totals.reasons), *plan.warnings]))
     manifest.record_load(
         connection,
         manifest.LoadRecord(
@@ -261,19 +289,21 @@ def record_load(
             rows_loaded=totals.loaded,
             rows_rejected=totals.rejected,
             since=plan.job.since,
-            message=reasons_text(totals.reasons) or None,
+            message=message[:MESSAGE_LENGTH] or None,
         ),
     )
     return LoadResult(
         load_id=plan.load_id,
         status=status,
-        batches=tuple(plan.batches),
+        batches=tuple(batch.batch_id for batch in plan.batches),
         rows_read=totals.read,
         rows_loaded=totals.loaded,
         rows_rejected=totals.rejected,
         rows_skipped=skipped,
         reasons=totals.reasons,
         rejected_path=plan.rejected.folder if plan.rejected.rows else None,
+        refused=tuple(batch.batch_id for batch in plan.refused),
+        warnings=tuple(plan.warnings),
     )
 
 
@@ -315,7 +345,7 @@ def record_failure(
         rows_loaded=0,
         rows_rejected=0,
         since=since,
-        message=str(exc)[:2000],
+        message=str(exc)[:MESSAGE_LENGTH],
     )
     try:
         with engine.begin() as connection:

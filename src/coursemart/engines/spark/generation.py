@@ -6,7 +6,6 @@ The frame (dimensions, the id range, the batch writer, ``_SUCCESS``) is the loca
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,10 +13,11 @@ from typing import Any
 import pyarrow as pa
 
 from coursemart import generate as local
+from coursemart import model
 from coursemart.engines.spark.driver import SparkSession
-from coursemart.engines.spark.paths import executor_lake, hadoop_path
-from coursemart.lake import PARQUET_COMPRESSION, BatchWriter, Lake
-from coursemart.load.backends import COURSE_COLUMNS
+from coursemart.engines.spark.paths import executor_lake
+from coursemart.engines.spark.tasks import FileReader, PartWriter, file_tasks, partitions_for
+from coursemart.lake import BatchWriter, Lake
 
 DataFrame = Any
 
@@ -39,7 +39,7 @@ def write_new_courses(
     task rewrites the same file. The batch is not committed here.
     """
     count, seed, window = request.courses, request.seed, request.window
-    chunks = math.ceil(count / chunk_rows)
+    chunks = partitions_for(count, chunk_rows)
     where = executor_lake(lake)
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -72,38 +72,34 @@ def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
     return F.timestamp_seconds((origin + days * 86_400 + slots * local.SLOT_SECONDS).cast("long"))
 
 
-def committed_frame(spark: SparkSession, lake: Lake, batch_ids: list[str]) -> DataFrame:
-    """The rows of the given committed batches, read by Spark."""
-    paths = [hadoop_path(lake, p) for b in batch_ids for p in lake.batch_files(b)]
-    return spark.read.parquet(*paths)
+def known_courses(spark: SparkSession, lake: Lake) -> DataFrame:
+    """Every course of the lake's committed batches (id, name, category, level), once each,
+    read by the executors through the lake module."""
+    paths = tuple(path for b in lake.committed_batches() for path in lake.batch_files(b))
+    schema = model.COURSES_SCHEMA.remove(model.COURSES_SCHEMA.get_field_index("start_date"))
+    reader = FileReader(executor_lake(lake), paths, schema)
+    columns = "course_id long, course_name string, category_id int, level_id int"
+    return file_tasks(spark, len(paths)).mapInArrow(reader, columns).dropDuplicates(["course_id"])
 
 
 def write_rescheduled(
-    spark: SparkSession, lake: Lake, batch_id: str, request: local.GenerateRequest
+    spark: SparkSession, lake: Lake, batch_id: str, request: local.GenerateRequest, first_part: int
 ) -> int:
     """Write a sample of the request's fraction of the lake's courses, with new start dates, into
-    the batch; returns how many."""
+    the batch as part files from ``first_part`` on; returns how many courses."""
     from pyspark.sql import functions as F
 
-    existing = lake.committed_batches()
-    if request.reschedule <= 0 or not existing:
+    if request.reschedule <= 0 or not lake.committed_batches():
         return 0
-    known = (
-        committed_frame(spark, lake, existing)
-        .select(*COURSE_COLUMNS[:4])
-        .dropDuplicates(["course_id"])
-    )
+    known = known_courses(spark, lake)
     moved = int(round(request.reschedule * known.count()))
-    if not moved:  # an empty Spark write would still leave a part file with no rows
+    if not moved:
         return 0
     chosen = known.orderBy(F.rand(request.seed * 1_000 + 11)).limit(moved)
-    (
-        chosen.withColumn("start_date", start_dates(request.seed + 1, request.window))
-        .sortWithinPartitions("start_date", "course_id")
-        .write.mode("append")
-        .option("compression", PARQUET_COMPRESSION)
-        .parquet(hadoop_path(lake, lake.batch_dir(batch_id)))
-    )
+    chosen = chosen.withColumn("start_date", start_dates(request.seed + 1, request.window))
+    chosen = chosen.repartition(partitions_for(moved, local.CHUNK_ROWS))
+    writer = PartWriter(executor_lake(lake), batch_id, first_part)
+    chosen.mapInArrow(writer, "rows long").collect()
     return moved
 
 
@@ -121,7 +117,8 @@ def generate(
 
     def write_rows(lake: Lake, writer: BatchWriter, first_id: int) -> int:
         write_new_courses(spark, lake, writer.batch_id, request, first_id)
-        moved = write_rescheduled(spark, lake, writer.batch_id, request)
+        first_part = partitions_for(request.courses, local.CHUNK_ROWS)
+        moved = write_rescheduled(spark, lake, writer.batch_id, request, first_part)
         writer.adopt_parts()
         return moved
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Unpack
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -19,7 +18,8 @@ from coursemart import model
 from coursemart.engines.spark.driver import SparkSession
 from coursemart.engines.spark.jdbc import JdbcTarget, drop_stale_stages, stage_table, staged_ids
 from coursemart.engines.spark.paths import executor_lake
-from coursemart.lake import Lake
+from coursemart.engines.spark.tasks import IdReader, file_tasks
+from coursemart.lake import Batch, Lake
 from coursemart.load.backends import COURSE_COLUMNS, Backend, stage_merger
 from coursemart.load.stage import LoadJob, LoadOptions, LoadResult, Plan, run_load
 from coursemart.load.validate import Counts, Rules, count_reasons, reject_all, schema_problems
@@ -124,11 +124,6 @@ def _copy(connection: Any, target: StageCopy, good: pa.Table) -> None:
     copy_rows(connection, target.table, stored)
 
 
-def file_tasks(spark: SparkSession, files: int) -> DataFrame:
-    """One Spark task per file: a frame of the file numbers ``0 … files-1``, one per partition."""
-    return spark.range(0, files, numPartitions=files)
-
-
 class SparkLoad:
     """The Spark engine's part of a load: each batch validated and staged by the executors
     before the merge; the merge takes the staging table, batch by batch."""
@@ -151,17 +146,17 @@ class SparkLoad:
         self.stage_table = stage_table(plan.load_id, unlogged=self.target.copy_conninfo is not None)
         with self.engine.begin() as ddl:
             self.stage_table.create(ddl)
-        for seq, batch_id in enumerate(plan.batches):
-            plan.counts[batch_id] = self.stage_batch(plan, batch_id, seq)
+        for seq, batch in enumerate(plan.batches):
+            plan.counts[batch.batch_id] = self.stage_batch(plan, batch, seq)
 
-    def write(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> Counts:
-        return plan.counts[batch_id]  # the executors wrote the rows while staging
+    def write(self, plan: Plan, backend: Backend, batch: Batch, position: int) -> Counts:
+        return plan.counts[batch.batch_id]  # the executors wrote the rows while staging
 
-    def merge(self, plan: Plan, backend: Backend, batch_id: str, position: int) -> None:
+    def merge(self, plan: Plan, backend: Backend, batch: Batch, position: int) -> None:
         assert self.stage_table is not None
         where = f"batch_seq = {position}"
         stage_merger(backend).merge_stage(
-            self.stage_table.name, where, distinct=self.restaged[batch_id]
+            self.stage_table.name, where, distinct=self.restaged[batch.batch_id]
         )
 
     def finish(self) -> None:
@@ -172,21 +167,20 @@ class SparkLoad:
         finally:
             self.engine.dispose()
 
-    def stage_batch(self, plan: Plan, batch_id: str, seq: int) -> Counts:
+    def stage_batch(self, plan: Plan, batch: Batch, seq: int) -> Counts:
         """Validate one batch on the executors and append its good rows to the staging table."""
-        lake, counts = plan.job.lake, Counts()
-        paths = lake.batch_files(batch_id)
-        problems = {path: schema_problems(lake.file_schema(path)) for path in paths}
-        for path in paths:  # files whose columns cannot be courses: refused whole, as locally
+        lake, counts, batch_id = plan.job.lake, Counts(), batch.batch_id
+        problems = {path: schema_problems(batch.schema(path)) for path in batch.parts}
+        for path in batch.parts:  # files whose columns cannot be courses: refused whole, as locally
             if problems[path]:
                 table = pa.Table.from_batches(list(lake.read_file_batches(path)))
                 checked = reject_all(table, "schema: " + "; ".join(problems[path]))
                 plan.rejected.add(checked.rejected, batch_id, path)
                 counts.add(checked)
-        readable = [path for path in paths if not problems[path]]
+        readable = [path for path in batch.parts if not problems[path]]
         self.restaged[batch_id] = False
         if readable:
-            bad = self.check_and_stage(plan, batch_id, readable, seq)
+            bad = self.check_and_stage(plan, batch, readable, seq)
             assert self.stage_table is not None
             good_rows, self.restaged[batch_id] = staged_ids(self.engine, self.stage_table, seq)
             for source in sorted(set(bad["source_file"].to_pylist())):
@@ -199,19 +193,19 @@ class SparkLoad:
         plan.rejected.flush()
         return counts
 
-    def check_and_stage(self, plan: Plan, batch_id: str, paths: list[str], seq: int) -> pa.Table:
+    def check_and_stage(self, plan: Plan, batch: Batch, paths: list[str], seq: int) -> pa.Table:
         """Run the checks on the executors, staging the good rows; returns the refused ones."""
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
         assert self.stage_table is not None
         lake, since = plan.job.lake, plan.job.since
-        duplicates = tuple(repeated_ids(self.spark, lake, paths, since))
+        duplicates = tuple(repeated_ids(self.spark, lake, batch, paths, since))
         where = executor_lake(lake)
         tasks = file_tasks(self.spark, len(paths))
         conninfo = self.target.copy_conninfo
         if conninfo is not None:  # executors COPY their good rows; only refused rows come back
-            copy_to = StageCopy(conninfo, self.stage_table.name, seq, batch_id)
+            copy_to = StageCopy(conninfo, self.stage_table.name, seq, batch.batch_id)
             checker = FileChecker(where, tuple(paths), since, plan.rules, duplicates, copy_to)
             refused: pa.Table = tasks.mapInArrow(checker, CHECKED_SCHEMA).toArrow()
             return refused
@@ -219,7 +213,8 @@ class SparkLoad:
         checked = tasks.mapInArrow(checker, CHECKED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
         try:  # JDBC from the executors
             good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS)
-            good = good.withColumn("batch_id", F.lit(batch_id)).withColumn("batch_seq", F.lit(seq))
+            good = good.withColumn("batch_id", F.lit(batch.batch_id))
+            good = good.withColumn("batch_seq", F.lit(seq))
             good.write.jdbc(
                 self.target.url,
                 self.stage_table.name,
@@ -233,47 +228,24 @@ class SparkLoad:
 
 
 def repeated_ids(
-    spark: SparkSession, lake: Lake, paths: list[str], since: datetime | None
+    spark: SparkSession, lake: Lake, batch: Batch, paths: list[str], since: datetime | None
 ) -> list[int]:
     """Ids that occur more than once in the batch's files ``paths`` (rows from ``since`` on)."""
     from coursemart.load.validate import duplicate_ids
 
-    rows = sum(lake.file_rows(path) for path in paths)
+    rows = sum(int(batch.footers[path].num_rows) for path in paths)
     if rows <= DRIVER_ID_SCAN_ROWS:
         ids = (
             record_batch.column(0)
             for path in paths
             for record_batch in lake.read_file_batches(path, since=since, columns=["course_id"])
         )
-        found: list[int] = duplicate_ids(ids, lake.id_range(paths)).to_pylist()
+        found: list[int] = duplicate_ids(ids, batch.id_range(paths)).to_pylist()
         return found
     reader = IdReader(executor_lake(lake), tuple(paths), since)
     ids_frame = file_tasks(spark, len(paths)).mapInArrow(reader, "course_id long")
     twice = ids_frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
     return [row["course_id"] for row in twice.collect()]
-
-
-@dataclass(frozen=True)
-class IdReader:
-    """On the executors: the ``course_id`` column of the files named by each task."""
-
-    where: str
-    paths: tuple[str, ...]
-    since: datetime | None
-
-    def __call__(self, tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from coursemart.lake import open_lake
-
-        lake = open_lake(self.where)
-        for task in tasks:
-            for index in task.column(0).to_pylist():
-                for batch in lake.read_file_batches(
-                    self.paths[index], since=self.since, columns=["course_id"]
-                ):
-                    ids = pc.drop_null(batch.column(0)).to_numpy(zero_copy_only=False)
-                    yield pa.record_batch(
-                        [pa.array(np.asarray(ids, dtype=np.int64))], ["course_id"]
-                    )
 
 
 def load(
