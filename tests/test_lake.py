@@ -120,8 +120,11 @@ def test_rejected_rows_round_trip_with_their_reason(lake_dir: Path) -> None:
     rows = pa.table({"course_id": [1, 2], "reason": ["unknown category 9", "null course_name"]})
 
     path = lake.write_rejected("L1", rows)
+    hidden = lake.read_rejected("L1")
+    lake.publish_rejected("L1")
 
     assert path.endswith("_rejected/load_id=L1/part-00000.parquet")
+    assert hidden == []  # until the load commits
     assert lake.read_rejected("L1") == rows.to_pylist()
 
 

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from coursemart import model
-from coursemart.load.validate import Counts, Rules, check, conform, duplicate_ids, schema_problems
+from coursemart.load.conform import conform
+from coursemart.load.validate import Counts, Rules, check, duplicate_ids, schema_problems
 
 RULES = Rules(categories=frozenset({1, 2, 3, 4, 5}), levels=frozenset({101, 102, 103}))
 WHEN = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -96,7 +97,9 @@ def test_an_id_too_large_for_the_column_is_refused_not_wrapped() -> None:
 
     checked = check(conform(raw), RULES)
 
-    assert checked.rejected["reason"].to_pylist() == ["null category_id"]
+    assert checked.rejected["reason"].to_pylist() == [
+        "out-of-range category_id: 1099511627776 is outside -2147483648 to 2147483647"
+    ]
 
 
 @pytest.mark.parametrize(

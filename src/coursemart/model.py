@@ -21,6 +21,8 @@ LEVELS: Final[tuple[tuple[int, str], ...]] = (
 
 #: Longest course name the warehouse accepts (the column is VARCHAR of this size).
 MAX_NAME_LENGTH: Final = 200
+#: Longest category or level name (the columns are VARCHAR of this size).
+MAX_DIMENSION_NAME_LENGTH: Final = 100
 #: Longest batch or load id the warehouse keeps (the manifest's and lineage columns' size).
 MAX_ID_LENGTH: Final = 64
 

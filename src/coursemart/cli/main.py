@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -9,6 +10,13 @@ import typer
 
 from coursemart.cli.app import app
 from coursemart.errors import CoursemartError, InputError
+from coursemart.masking import mask_text
+
+#: Libraries a lake on object storage raises from: their errors are the lake's, in one line.
+STORAGE_LIBRARIES = frozenset(
+    {"fsspec", "adlfs", "azure", "s3fs", "botocore", "aiobotocore", "aiohttp"}
+)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 try:  # recent Typer vendors click under typer._click
     from typer._click import exceptions as click_errors
@@ -39,9 +47,17 @@ def main(argv: list[str] | None = None) -> int:
         message, code = describe(exc)
         if message is None:
             raise
-        print(f"coursemart: error: {message}", file=sys.stderr)
+        print(f"coursemart: error: {one_line(mask_text(message))}", file=sys.stderr)
         return code
     return result if isinstance(result, int) else 0
+
+
+def one_line(message: str, longest: int = 2000) -> str:
+    """A message on one line: line breaks as spaces, other control characters escaped
+    (data quoted in a message may hold anything), at most ``longest`` characters."""
+    flat = " ".join(message.splitlines())
+    shown = CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", flat)
+    return shown if len(shown) <= longest else shown[: longest - 1] + "…"
 
 
 def describe(exc: Exception) -> tuple[str | None, int]:
@@ -61,7 +77,14 @@ def describe(exc: Exception) -> tuple[str | None, int]:
     sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
     if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.SQLAlchemyError):
         return database_problem(exc), 1
+    if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in STORAGE_LIBRARIES:
+        return f"lake: {type(exc).__name__}: {first_line(exc)}", 1
     return None, 1
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def settings_problem(exc: Any) -> str:
@@ -77,6 +100,4 @@ def settings_problem(exc: Any) -> str:
 
 def database_problem(exc: Exception) -> str:
     """The database's own message, first line only, without SQL, parameters or passwords."""
-    original = getattr(exc, "orig", None) or exc
-    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
-    return f"warehouse: {first}"
+    return f"warehouse: {first_line(getattr(exc, 'orig', None) or exc)}"

@@ -1,18 +1,25 @@
-"""Rejected rows: what the loader refused, with a ``reason`` column, one folder per load."""
+"""Rejected rows: what the loader refused, with a ``reason`` column, one folder per load.
+
+A load writes its refused rows as it goes, but they become visible only when the load has
+committed: ``_SUCCESS`` is written into the folder then, as for batches. A folder without it
+belongs to a load that died or was rolled back, or that committed just before a crash; the next
+load settles each one (:meth:`RejectedFiles.settle_rejected`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from coursemart.lake.parquet import PARQUET_COMPRESSION
-from coursemart.lake.store import Store
+from coursemart.lake.store import LOAD_PREFIX, REJECTED_DIR, SUCCESS, Store
 
 
 class RejectedFiles(Store):
-    """``<lake>/_rejected/load_id=<id>/part-*.parquet``."""
+    """``<lake>/_rejected/load_id=<id>/part-*.parquet`` and its ``_SUCCESS``."""
 
     def write_rejected(self, load_id: str, table: pa.Table, part: int = 0) -> str:
         """Write rows the loader refused (with their ``reason`` column); returns the path."""
@@ -22,8 +29,48 @@ class RejectedFiles(Store):
         pq.write_table(table, path, filesystem=self.arrow_fs, compression=PARQUET_COMPRESSION)
         return path
 
+    def publish_rejected(self, load_id: str) -> None:
+        """Make a committed load's rejected rows visible."""
+        folder = self.rejected_dir(load_id)
+        if self.fs.exists(folder):
+            self.fs.pipe_file(f"{folder}/{SUCCESS}", b"")
+
+    def rejected_loads(self) -> dict[str, bool]:
+        """Every load with a rejected-rows folder, and whether its rows are visible."""
+        root = self.path(REJECTED_DIR)
+        self.fs.invalidate_cache(root)
+        try:
+            found = self.fs.find(root, maxdepth=2, withdirs=True, detail=False)
+        except FileNotFoundError:
+            return {}
+        loads: dict[str, bool] = {}
+        for path in found:
+            parts = str(path).rstrip("/").split("/")
+            folder, name = (parts[-2], parts[-1]) if parts[-1] == SUCCESS else (parts[-1], "")
+            if folder.startswith(LOAD_PREFIX):
+                load_id = folder[len(LOAD_PREFIX) :]
+                loads[load_id] = loads.get(load_id, False) or name == SUCCESS
+        return loads
+
+    def settle_rejected(self, committed: Callable[[list[str]], set[str]]) -> None:
+        """For each folder of rows not yet visible: publish it if its load committed (the
+        ``committed`` function says which of the load ids did), else remove it."""
+        hidden = [load_id for load_id, visible in self.rejected_loads().items() if not visible]
+        if not hidden:
+            return
+        done = committed(hidden)
+        for load_id in hidden:
+            if load_id in done:
+                self.publish_rejected(load_id)
+            else:
+                self.discard_rejected(load_id)
+
     def read_rejected(self, load_id: str) -> list[dict[str, Any]]:
-        """All rows rejected by ``load_id``, part by part (parts may differ in their columns)."""
+        """All visible rows rejected by ``load_id``, part by part (parts may differ in their
+        columns); none while the load has not committed."""
+        folder = self.rejected_dir(load_id)
+        if not self.fs.exists(f"{folder}/{SUCCESS}"):
+            return []
         rows: list[dict[str, Any]] = []
         for path in self.rejected_parts(load_id):
             rows.extend(pq.read_table(path, filesystem=self.arrow_fs).to_pylist())

@@ -9,15 +9,9 @@ from sqlalchemy.engine import Connection
 
 from coursemart.lake import Batch
 from coursemart.load.backends import Backend, with_lineage
+from coursemart.load.conform import conform
 from coursemart.load.stage import LoadJob, LoadOptions, LoadResult, Plan, run_load
-from coursemart.load.validate import (
-    Counts,
-    check,
-    conform,
-    duplicate_ids,
-    reject_all,
-    schema_problems,
-)
+from coursemart.load.validate import Counts, check, duplicate_ids, reject_all, schema_problems
 from coursemart.warehouse import Warehouse
 
 

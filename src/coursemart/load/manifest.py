@@ -33,6 +33,15 @@ def loaded_batch_ids(connection: Connection) -> set[str]:
     return set(connection.execute(sa.select(warehouse.loaded_batches.c.batch_id)).scalars())
 
 
+def committed_loads(connection: Connection, load_ids: list[str]) -> set[str]:
+    """Which of ``load_ids`` committed (recorded as loaded or with nothing to do)."""
+    table = warehouse.loads
+    query = sa.select(table.c.load_id).where(
+        table.c.load_id.in_(load_ids), table.c.status.in_(("loaded", "nothing to do"))
+    )
+    return set(connection.execute(query).scalars())
+
+
 def record_batch(
     connection: Connection,
     *,

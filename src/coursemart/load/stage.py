@@ -24,13 +24,15 @@ from typing import Final, Protocol, TypedDict, Unpack
 
 from sqlalchemy.engine import Connection, Engine
 
-from coursemart import model, warehouse
+from coursemart import warehouse
 from coursemart.errors import CoursemartError, LakeError
 from coursemart.lake import Batch, Lake, new_id, open_lake
 from coursemart.load import manifest
 from coursemart.load.backends import Backend, LockBusyError, backend_for
+from coursemart.load.dimensions import merge_snapshots, read_snapshots
 from coursemart.load.rejected import RejectedRows
-from coursemart.load.validate import Counts, Rules, dimension_rows
+from coursemart.load.validate import Counts, Rules
+from coursemart.masking import mask_text
 from coursemart.warehouse import Warehouse
 
 Progress = Callable[[int], None]
@@ -40,10 +42,6 @@ Checkpoint = Callable[[str], None]
 CHECKPOINTS: Final = ("after_staging", "during_merge", "before_commit")
 #: Longest message kept with a load in ``coursemart_loads``.
 MESSAGE_LENGTH: Final = 2000
-DIMENSION_TABLES: Final = (
-    ("categories", model.CATEGORIES_SCHEMA, warehouse.categories),
-    ("levels", model.LEVELS_SCHEMA, warehouse.levels),
-)
 
 
 def _nothing(_: object) -> None:
@@ -193,15 +191,14 @@ def _load(
 ) -> LoadResult:
     """The load's transaction, from the schema to the commit."""
     warehouse.ensure_schema(connection)
+    job.lake.settle_rejected(lambda load_ids: manifest.committed_loads(connection, load_ids))
     part.prepare(connection)
     plan = plan_load(job, connection, load_id, rejected)
     part.stage(plan)
     if part.stages_apart:
         connection.commit()  # the load lock is still held: nobody else loaded meanwhile
         backend.begin()
-    for name, _, table in DIMENSION_TABLES:
-        if plan.snapshots.get(name):
-            backend.upsert_dimension(table, plan.snapshots[name])
+    merge_snapshots(connection, backend, job.lake, plan.snapshots)
     totals, skipped = Counts(), 0
     for position, batch in enumerate(plan.batches):
         counts = part.write(plan, backend, batch, position)
@@ -216,6 +213,8 @@ def _load(
     result = record_load(connection, plan, started_at, totals, skipped)
     job.checkpoint("before_commit")
     connection.commit()
+    if rejected.parts:
+        job.lake.publish_rejected(load_id)  # a crash before this: the next load publishes them
     return result
 
 
@@ -226,7 +225,7 @@ def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: Reje
     pending = job.lake.pending_batches(manifest.loaded_batch_ids(connection), listing)
     opened = [job.lake.open_batch(batch_id) for batch_id in pending]
     ready = [batch for batch in opened if not batch.refused]
-    snapshots = dimension_snapshots(job.lake) if ready else {}
+    snapshots = read_snapshots(job.lake) if ready else {}
     plan = Plan(job, load_id, ready, rules_for(connection, snapshots), rejected)
     plan.snapshots = snapshots
     plan.refused = [batch for batch in opened if batch.refused]
@@ -236,14 +235,6 @@ def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: Reje
         *(note for batch in opened for note in batch.notes),
     ]
     return plan
-
-
-def dimension_snapshots(lake: Lake) -> dict[str, list[dict[str, object]]]:
-    """The lake's category and level rows, checked (a bad row fails the load, naming it)."""
-    return {
-        name: dimension_rows(lake.read_dimension(name, schema), schema, lake.dimension_path(name))
-        for name, schema, _ in DIMENSION_TABLES
-    }
 
 
 def rules_for(connection: Connection, snapshots: dict[str, list[dict[str, object]]]) -> Rules:
@@ -289,7 +280,7 @@ def record_load(
             rows_loaded=totals.loaded,
             rows_rejected=totals.rejected,
             since=plan.job.since,
-            message=message[:MESSAGE_LENGTH] or None,
+            message=mask_text(message)[:MESSAGE_LENGTH] or None,
         ),
     )
     return LoadResult(
@@ -345,7 +336,7 @@ def record_failure(
         rows_loaded=0,
         rows_rejected=0,
         since=since,
-        message=str(exc)[:MESSAGE_LENGTH],
+        message=mask_text(str(exc))[:MESSAGE_LENGTH],
     )
     try:
         with engine.begin() as connection:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from coursemart import model
 from coursemart.errors import LakeError
+from coursemart.load.conform import PROBLEM, ids_as_int64
 
 EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
@@ -99,6 +100,10 @@ def schema_problems(schema: pa.Schema) -> list[str]:
 
 
 def _convertible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_null(actual):  # a column with no value at all: each row is refused as null
+        return True
+    if pa.types.is_dictionary(actual):
+        return _convertible(actual.value_type, expected)
     if pa.types.is_integer(expected):
         return bool(pa.types.is_integer(actual))
     if pa.types.is_string(expected):
@@ -117,37 +122,6 @@ def reject_all(table: pa.Table, reason: str) -> Checked:
 # ---------------------------------------------------------------------------------------------
 # Rows
 
-
-def conform(table: pa.Table) -> pa.Table:
-    """The course columns with the lake's types, in order; integers are range-checked by cast.
-
-    Timestamps without a time zone are read as UTC; integer overflow (an id beyond int64, a
-    category beyond int32) is made null so that the null rules refuse the row.
-    """
-    columns = []
-    for expected in model.COURSES_SCHEMA:
-        column = table[expected.name]
-        if pa.types.is_timestamp(column.type) and column.type.tz is None:
-            column = pc.assume_timezone(column, "UTC")
-        if pa.types.is_integer(expected.type):
-            column = _cast_or_null(column, expected.type)
-        columns.append(pc.cast(column, expected.type))
-    return pa.Table.from_arrays(columns, schema=_nullable(model.COURSES_SCHEMA))
-
-
-def _cast_or_null(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
-    try:
-        return pc.cast(column, target)
-    except pa.ArrowInvalid:
-        info = np.iinfo(target.to_pandas_dtype())
-        in_range = pc.and_(pc.greater_equal(column, info.min), pc.less_equal(column, info.max))
-        return pc.cast(pc.if_else(in_range, column, pa.scalar(None, column.type)), target)
-
-
-def _nullable(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([pa.field(f.name, f.type, nullable=True) for f in schema])
-
-
 #: Largest id range checked with a bitmap (one byte per id: 64 MiB); wider ranges sort.
 MAX_BITMAP_IDS: Final = 64 * 1024 * 1024
 
@@ -160,10 +134,7 @@ def duplicate_ids(
     With the batch's ``id_range`` (from the Parquet footers), a bitmap of seen ids replaces
     holding every id, so memory follows the id range, not the number of rows.
     """
-    chunks = (
-        np.asarray(pc.drop_null(array).to_numpy(zero_copy_only=False), dtype=np.int64)
-        for array in id_arrays
-    )
+    chunks = (ids_as_int64(array) for array in id_arrays)
     if id_range is not None and 0 < id_range[1] - id_range[0] + 1 <= MAX_BITMAP_IDS:
         low, high = id_range
         seen = np.zeros(high - low + 1, dtype=bool)
@@ -201,11 +172,19 @@ def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
         return (lambda t: pc.is_null(t[column]), lambda t: f"null {column}")
 
     return [
+        (
+            lambda t: pc.is_valid(t[PROBLEM]) if PROBLEM in t.column_names else _none(t),
+            lambda t: t[PROBLEM],
+        ),
         null("course_id"),
         null("course_name"),
         null("category_id"),
         null("level_id"),
         null("start_date"),
+        (
+            lambda t: pc.less_equal(t["course_id"], 0),
+            lambda t: _join("non-positive course_id: ", text(t["course_id"])),
+        ),
         (
             lambda t: pc.is_in(t["course_id"], value_set=duplicates),
             lambda t: _join("duplicate course_id: ", text(t["course_id"]), " twice in the batch"),
@@ -231,6 +210,12 @@ def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
         (
             lambda t: pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["course_name"])), 0),
             lambda t: "empty course_name",
+        ),
+        (
+            lambda t: pc.match_substring(t["course_name"], "\x00"),
+            lambda t: _join(
+                "NUL in course_name: ", pc.replace_substring(t["course_name"], "\x00", "\\x00")
+            ),
         ),
         (
             lambda t: pc.greater(pc.utf8_length(t["course_name"]), longest),
@@ -266,7 +251,13 @@ def check(table: pa.Table, rules: Rules, duplicates: pa.Array | None = None) -> 
         value = text if isinstance(text, str) else pc.fill_null(text, "")
         reason = pc.if_else(pc.fill_null(broken(bad), False), value, reason)
     good = _lake_columns(table.filter(pc.invert(refused)))
+    if PROBLEM in bad.column_names:
+        bad = bad.drop_columns([PROBLEM])
     return Checked(good=good, rejected=bad.append_column("reason", reason))
+
+
+def _none(table: pa.Table) -> Mask:
+    return pa.array(np.zeros(table.num_rows, dtype=bool))
 
 
 def _lake_columns(table: pa.Table) -> pa.Table:
@@ -275,7 +266,10 @@ def _lake_columns(table: pa.Table) -> pa.Table:
 
 
 def _empty_rejected(table: pa.Table) -> pa.Table:
-    return table.schema.append(pa.field("reason", pa.string())).empty_table()
+    schema = table.schema
+    if PROBLEM in schema.names:
+        schema = schema.remove(schema.get_field_index(PROBLEM))
+    return schema.append(pa.field("reason", pa.string())).empty_table()
 
 
 def _join(*parts: Mask | str) -> Mask:
@@ -301,10 +295,17 @@ def dimension_rows(snapshot: pa.Table, schema: pa.Schema, path: str) -> list[dic
     key, label = schema.names
     seen_keys: set[object] = set()
     seen_labels: set[object] = set()
+    longest = model.MAX_DIMENSION_NAME_LENGTH
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         where = f"{path} line {line}"
         if row[key] is None or row[label] is None or not str(row[label]).strip():
             raise DimensionError(f"{where}: {key} and {label} must both be given; fix the file")
+        if len(str(row[label])) > longest:
+            raise DimensionError(
+                f"{where}: {label} is {len(str(row[label]))} characters long, at most {longest}"
+            )
+        if "\x00" in str(row[label]):
+            raise DimensionError(f"{where}: {label} holds a NUL character; remove it")
         if row[key] in seen_keys or row[label] in seen_labels:
             raise DimensionError(f"{where}: {key} {row[key]} or {label} {row[label]!r} repeats")
         seen_keys.add(row[key])

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from coursemart.errors import InputError
 from coursemart.masking import mask_url
@@ -24,18 +24,52 @@ DEFAULT_DRIVERS: Final = {
 }
 
 
+#: The extra that installs each database's driver.
+DRIVER_EXTRAS: Final = {
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mssql": "mssql",
+}
+EXAMPLES: Final = "e.g. sqlite:///data/warehouse.db, postgresql://user@host/db"
+
+
 def normalize_url(url: str) -> URL:
-    """Parse a warehouse URL, choosing coursemart's driver when none is named."""
+    """Parse a warehouse URL, choosing coursemart's driver when none is named; an
+    :class:`InputError` (exit 2) says what is wrong with one that cannot serve."""
+    shown = mask_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise InputError(
-            f"warehouse URL {mask_url(url)!r} is not a SQLAlchemy URL "
-            "(e.g. sqlite:///data/warehouse.db, postgresql://user@host/db)"
-        ) from exc
+    except (ArgumentError, ValueError) as exc:
+        raise InputError(f"warehouse URL {shown!r} is not a SQLAlchemy URL ({EXAMPLES})") from exc
     if "+" not in parsed.drivername and parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise InputError(f"warehouse URL {shown!r}: port {parsed.port} is not between 1 and 65535")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", *DRIVER_EXTRAS):
+        raise InputError(
+            f"warehouse URL {shown!r}: coursemart loads SQLite, PostgreSQL, MariaDB/MySQL and "
+            f"SQL Server, not {backend!r} ({EXAMPLES})"
+        )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise InputError(
+            f"warehouse URL {shown!r} names no file: a warehouse in memory is lost when the "
+            "command ends (e.g. sqlite:///data/warehouse.db)"
+        )
     return parsed
+
+
+def check_driver(url: URL, shown: str) -> None:
+    """Make sure the URL's driver can be imported; an :class:`InputError` says what to install."""
+    try:
+        url.get_dialect().import_dbapi()
+    except (ImportError, NoSuchModuleError) as exc:
+        extra = DRIVER_EXTRAS.get(url.get_backend_name())
+        hint = f"pip install 'coursemart[{extra}]'" if extra else "install its Python driver"
+        raise InputError(
+            f"warehouse URL {shown!r}: its driver is not installed ({exc}): {hint}"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -77,6 +111,7 @@ class Warehouse:
         ``BEGIN IMMEDIATE`` transactions so that a writer holds the write lock from its first
         statement. With ``read_only``, SQLite opens with ``mode=ro``.
         """
+        check_driver(self.url, self.display)
         if self.backend == "sqlite":
             return _sqlite_engine(
                 self.url, read_only=read_only, lock_timeout=lock_timeout, **kwargs

@@ -34,14 +34,18 @@ categories = sa.Table(
     "categories",
     metadata,
     sa.Column("category_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("category_name", sa.Unicode(100), nullable=False, unique=True),
+    sa.Column(
+        "category_name", sa.Unicode(model.MAX_DIMENSION_NAME_LENGTH), nullable=False, unique=True
+    ),
     mysql_charset="utf8mb4",
 )
 levels = sa.Table(
     "levels",
     metadata,
     sa.Column("level_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("level_name", sa.Unicode(100), nullable=False, unique=True),
+    sa.Column(
+        "level_name", sa.Unicode(model.MAX_DIMENSION_NAME_LENGTH), nullable=False, unique=True
+    ),
     mysql_charset="utf8mb4",
 )
 courses = sa.Table(

@@ -71,7 +71,8 @@ class FileChecker:
 
     def __call__(self, tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from coursemart.lake import open_lake
-        from coursemart.load.validate import check, conform
+        from coursemart.load.conform import conform
+        from coursemart.load.validate import check
 
         lake = open_lake(self.where)
         known = pa.array(self.duplicates, pa.int64())
