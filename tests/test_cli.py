@@ -161,6 +161,12 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert "generate" in done.stdout
 
 
+def default_signal_handlers() -> None:
+    """In a child before it runs: SIGINT and SIGTERM as a terminal would deliver them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_killing_generate_part_way_leaves_no_committed_batch(lake_dir: Path, signum: int) -> None:
     process = subprocess.Popen(
@@ -176,6 +182,7 @@ def test_killing_generate_part_way_leaves_no_committed_batch(lake_dir: Path, sig
             "-q",
         ],
         stderr=subprocess.PIPE,
+        preexec_fn=default_signal_handlers,  # a suite started in the background ignores SIGINT
     )
     deadline = time.monotonic() + 60
     while not list(lake_dir.glob("courses/batch_id=*/part-00001.parquet")):

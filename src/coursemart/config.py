@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     """Seconds a load waits for another load on the same warehouse before giving up."""
 
     failpoint: str | None = None
-    """For reliability tests only: the load checkpoint at which the loader kills itself."""
+    """For reliability tests only: the load checkpoint at which the loader kills itself
+    (``before_commit``, or ``before_commit:SIGTERM`` for another signal than SIGKILL)."""
 
     cache_seconds: int = Field(default=10, ge=0, le=86400)
     """``Cache-Control: max-age`` the API sends with its answers."""

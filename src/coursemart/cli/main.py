@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from typing import Any
 
 import typer
 
 from coursemart.cli.app import app
-from coursemart.errors import CoursemartError, InputError
+from coursemart.errors import (
+    CoursemartError,
+    InputError,
+    Terminated,
+    failure_text,
+    first_line,
+    is_database_error,
+)
 from coursemart.masking import mask_text
 
 #: Libraries a lake on object storage raises from: their errors are the lake's, in one line.
@@ -27,6 +35,7 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; errors are one line on stderr: exit 2 for bad input, 1 otherwise."""
     command = typer.main.get_command(app)
+    stop_gracefully_on_sigterm()
     try:
         result: Any = command.main(args=argv, prog_name="coursemart", standalone_mode=False)
     except typer.Exit as exc:
@@ -34,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("coursemart: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("coursemart: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except click_errors.NoArgsIsHelpError:
         return 2  # the help text is already printed
     except click_errors.UsageError as exc:
@@ -50,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coursemart: error: {one_line(mask_text(message))}", file=sys.stderr)
         return code
     return result if isinstance(result, int) else 0
+
+
+def stop_gracefully_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C (transactions roll back, partial files go), unless this
+    process was started with SIGTERM ignored, which it then keeps."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def one_line(message: str, longest: int = 2000) -> str:
@@ -74,17 +97,11 @@ def describe(exc: Exception) -> tuple[str | None, int]:
     settings_module = sys.modules.get("pydantic_settings")
     if settings_module is not None and isinstance(exc, settings_module.SettingsError):
         return f"{exc} (fix the environment or .env)", InputError.exit_code
-    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
-    if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.SQLAlchemyError):
-        return database_problem(exc), 1
+    if is_database_error(exc):
+        return failure_text(exc), 1
     if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in STORAGE_LIBRARIES:
         return f"lake: {type(exc).__name__}: {first_line(exc)}", 1
     return None, 1
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def settings_problem(exc: Any) -> str:
@@ -96,8 +113,3 @@ def settings_problem(exc: Any) -> str:
         for error in exc.errors()
     ]
     return "; ".join(problems) + " (fix the environment or .env)"
-
-
-def database_problem(exc: Exception) -> str:
-    """The database's own message, first line only, without SQL, parameters or passwords."""
-    return f"warehouse: {first_line(getattr(exc, 'orig', None) or exc)}"

@@ -145,17 +145,23 @@ def generate(
 
 
 def kill_at(failpoint: str | None) -> Callable[[str], None] | None:
-    """The loader checkpoint hook for ``COURSEMART_FAILPOINT``: SIGKILL self at that point."""
+    """The loader checkpoint hook for ``COURSEMART_FAILPOINT=<checkpoint>[:<signal>]``: send
+    this process the signal (SIGKILL by default) at that point."""
     if not failpoint:
         return None
     from coursemart.load import CHECKPOINTS
 
-    if failpoint not in CHECKPOINTS:
-        raise InputError(f"COURSEMART_FAILPOINT must be one of {', '.join(CHECKPOINTS)}")
+    point, _, name = failpoint.partition(":")
+    kill = getattr(signal, name or "SIGKILL", None)
+    if point not in CHECKPOINTS or not isinstance(kill, signal.Signals):
+        raise InputError(
+            f"COURSEMART_FAILPOINT must be one of {', '.join(CHECKPOINTS)}, "
+            "optionally followed by :SIGTERM or another signal"
+        )
 
-    def checkpoint(name: str) -> None:
-        if name == failpoint:
-            os.kill(os.getpid(), signal.SIGKILL)
+    def checkpoint(reached: str) -> None:
+        if reached == point:
+            os.kill(os.getpid(), kill)
 
     return checkpoint
 

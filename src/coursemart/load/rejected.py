@@ -47,5 +47,4 @@ class RejectedRows:
     def discard(self) -> None:
         """Remove what a failed load wrote: its rows were never loaded nor refused for good."""
         self.pending = []
-        if self.parts:
-            self.lake.discard_rejected(self.load_id)
+        self.lake.discard_rejected(self.load_id)  # also a part cut short by a full disk

@@ -25,7 +25,7 @@ from typing import Final, Protocol, TypedDict, Unpack
 from sqlalchemy.engine import Connection, Engine
 
 from coursemart import warehouse
-from coursemart.errors import CoursemartError, LakeError
+from coursemart.errors import LakeError, failure_text
 from coursemart.lake import Batch, Lake, new_id, open_lake
 from coursemart.load import manifest
 from coursemart.load.backends import Backend, LockBusyError, backend_for
@@ -313,18 +313,16 @@ def abandon(
     """After a load's transaction rolled back (error or Ctrl-C): remove its refused rows, and
     record an error in the history."""
     rejected.discard()
-    if isinstance(exc, Exception):
-        record_failure(engine, load_id, started_at, since, exc)
+    record_failure(engine, load_id, started_at, since, exc)
 
 
 def record_failure(
-    engine: Engine, load_id: str, started_at: datetime, since: datetime | None, exc: Exception
+    engine: Engine, load_id: str, started_at: datetime, since: datetime | None, exc: BaseException
 ) -> None:
-    """Best effort: note a failed load in the history.
-
-    Not when the warehouse itself failed (it would fail again) nor when another load is running.
-    """
-    if not isinstance(exc, CoursemartError) or isinstance(exc, LockBusyError):
+    """Best effort: note a failed load in the history, whatever failed (when the warehouse
+    itself is what failed, the note may fail too). Not when another load held the lock: this
+    one never started."""
+    if isinstance(exc, LockBusyError | SystemExit | GeneratorExit):
         return
     record = manifest.LoadRecord(
         load_id=load_id,
@@ -336,7 +334,7 @@ def record_failure(
         rows_loaded=0,
         rows_rejected=0,
         since=since,
-        message=mask_text(str(exc))[:MESSAGE_LENGTH],
+        message=mask_text(failure_text(exc))[:MESSAGE_LENGTH],
     )
     try:
         with engine.begin() as connection:
