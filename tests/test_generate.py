@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from coursemart import model, vocabulary
 from coursemart.errors import InputError
 from coursemart.generate import Window, course_chunk, default_window, generate
 from coursemart.lake import open_lake
-from tests.conftest import WINDOW
+from tests.conftest import WINDOW, CliResult
 
 
 def read_courses(lake_url: str | Path, batch_ids: list[str] | None = None) -> pa.Table:
@@ -172,3 +173,23 @@ def test_bad_arguments_raise_input_errors(
 def test_window_with_start_after_end_is_refused() -> None:
     with pytest.raises(InputError, match="--start 2026-05-01 is after --end 2026-01-01"):
         Window(date(2026, 5, 1), date(2026, 1, 1))
+
+
+def test_generate_continues_after_odd_ids_in_the_lake(
+    lake_dir: Path, cli: Callable[..., CliResult]
+) -> None:
+    from tests.test_load import write_raw_batch
+
+    generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    beyond = pa.array([0, 2**63 + 7], pa.uint64())  # ids beyond BIGINT are refused on loading
+    write_raw_batch(lake_dir, pa.table({"course_id": beyond, "course_name": ["x", "y"]}))
+    write_raw_batch(lake_dir, pa.table({"course_id": pa.array([-5], pa.int64())}))
+    write_raw_batch(lake_dir, pa.table({"course_id": ["text ids are refused"]}))
+
+    result = generate(str(lake_dir), courses=5, seed=2, window=WINDOW)
+
+    assert (result.first_id, result.last_id) == (11, 15)
+    write_raw_batch(lake_dir, pa.table({"course_id": pa.array([2**63 - 3], pa.int64())}))
+    full = cli("generate", "-n", "5", "--lake", str(lake_dir))
+    assert full.exit_code == 2
+    assert "no room below 2^63 for 5 more" in full.stderr

@@ -341,3 +341,31 @@ def test_a_late_older_batch_changes_nothing_with_spark_as_with_the_local_engine(
     finally:
         for url in urls:
             next(url, None)
+
+
+def test_every_bad_input_ends_alike_with_either_engine(
+    spark: Any, lake_dir: Path, postgres_url: str, other_postgres: str
+) -> None:
+    from coursemart.engines import spark as engine
+    from tests.test_bad_inputs import FILE_CASES, SCHEMA_CASES, VALUE_CASES, Warns
+
+    local_generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    left_aside = [case for case in FILE_CASES if isinstance(case.outcome, Warns)]
+    for case in [*left_aside, *VALUE_CASES, *SCHEMA_CASES]:  # a batch (or folder) each
+        case.setup(lake_dir)
+
+    by_local = local_load(str(lake_dir), postgres_url)
+    by_spark = engine.load(spark, str(lake_dir), other_postgres)
+
+    assert warehouse_tables(postgres_url) == warehouse_tables(other_postgres)
+    assert sorted(by_local.warnings) == sorted(by_spark.warnings)
+    assert (by_local.rows_read, by_local.rows_rejected) == (
+        by_spark.rows_read,
+        by_spark.rows_rejected,
+    )
+    lake = open_lake(str(lake_dir))
+    reasons = [
+        sorted(str(row["reason"]) for row in lake.read_rejected(result.load_id))
+        for result in (by_local, by_spark)
+    ]
+    assert reasons[0] == reasons[1] and len(reasons[0]) == by_local.rows_rejected > 30

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from coursemart import model, vocabulary
 from coursemart.errors import InputError
 from coursemart.lake import BatchWriter, Lake, new_id, open_lake
+from coursemart.lake.parquet import INT64_MAX
 
 DEFAULT_COURSES: Final = 100_000
 CHUNK_ROWS: Final = 250_000
@@ -271,6 +272,11 @@ def generate_batch(
     lake.write_dimension("levels", model.levels_table())
     with lake.generate_lock():
         first_id = lake.max_course_id() + 1
+        if first_id + request.courses - 1 > INT64_MAX:
+            raise InputError(
+                f"the lake's largest course_id is {first_id - 1:,}: no room below 2^63 for "
+                f"{request.courses:,} more; ask for fewer courses"
+            )
         with lake.batch_writer(new_id(), model.COURSES_SCHEMA) as writer:
             moved = write_rows(lake, writer, first_id)
             writer.commit()

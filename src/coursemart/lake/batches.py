@@ -16,9 +16,9 @@ from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from coursemart.errors import LakeError
 from coursemart.lake.contents import (
     Batch,
     PartRecord,
@@ -29,10 +29,12 @@ from coursemart.lake.contents import (
     row_problems,
 )
 from coursemart.lake.parquet import (
+    INT64_MAX,
     PARQUET_COMPRESSION,
     ROW_GROUP_ROWS,
     ParquetFiles,
     column_range,
+    ids_as_int64,
 )
 from coursemart.lake.store import BATCH_PREFIX, COURSES_DIR, SUCCESS
 
@@ -182,18 +184,34 @@ class Batches(ParquetFiles):
                     yield batch_id, record_batch
 
     def max_course_id(self) -> int:
-        """The largest ``course_id`` in committed batches (0 when there is none), from footers."""
+        """The largest ``course_id`` a BIGINT holds in committed batches (0 when there is none).
+
+        From each batch's ``_SUCCESS`` record; for a batch written without one, from the part
+        files' footer statistics (a file without them is read, its id column only; a file whose
+        ids are not integers is passed over, since the loader refuses its rows)."""
         largest = 0
         for batch_id in self.committed_batches():
+            recorded = self.success_record(batch_id).max_id
+            if recorded is not None:  # what the batch held when it was written
+                largest = max(largest, recorded)
+                continue
             for path in self.batch_files(batch_id):
-                metadata = self.footer(path)
-                if metadata.num_rows == 0:
-                    continue
-                span = column_range(metadata, "course_id")
-                if span is None:
-                    raise LakeError(f"{path}: no statistics for course_id; rewrite it with them")
-                largest = max(largest, span[1])
+                largest = max(largest, self.largest_id(path))
         return largest
+
+    def largest_id(self, path: str) -> int:
+        metadata = self.footer(path)
+        schema = metadata.schema.to_arrow_schema()
+        if metadata.num_rows == 0 or "course_id" not in schema.names:
+            return 0
+        if not pa.types.is_integer(schema.field("course_id").type):
+            return 0
+        span = column_range(metadata, "course_id")
+        if span is not None and span[1] <= INT64_MAX:
+            return span[1]
+        ids = (batch.column(0) for batch in self.read_file_batches(path, columns=["course_id"]))
+        found = [int(chunk.max()) for chunk in map(ids_as_int64, ids) if len(chunk)]
+        return max(found, default=0)
 
     def batch_writer(self, batch_id: str, schema: pa.Schema) -> BatchWriter:
         """A writer for a new batch; only its :meth:`BatchWriter.commit` makes it visible."""
@@ -232,6 +250,7 @@ class BatchWriter:
         self.bytes = 0
         self.parts: list[str] = []
         self.records: list[PartRecord] = []
+        self.max_id: int | None = None
         self.committed = False
         self._next_part = 0
         self._lock = threading.Lock()
@@ -273,7 +292,14 @@ class BatchWriter:
             use_dictionary=["course_name", "category_id", "level_id"],
         )
         self.add_part(path, table.num_rows, self.lake.fs.size(path))
+        if table.num_rows:
+            self.note_ids(int(pc.max(table["course_id"]).as_py()))
         return path
+
+    def note_ids(self, largest: int) -> None:
+        """Remember the largest course id written so far."""
+        with self._lock:
+            self.max_id = largest if self.max_id is None else max(self.max_id, largest)
 
     def add_part(self, path: str, rows: int, size: int) -> None:
         """Count a part file written into the batch's folder (by this writer or elsewhere)."""
@@ -288,13 +314,15 @@ class BatchWriter:
         for path in self.lake.batch_files(self.batch_id):
             if path not in self.parts:
                 self.add_part(path, self.lake.file_rows(path), self.lake.fs.size(path))
+                self.note_ids(self.lake.largest_id(path))
 
     def commit(self) -> None:
         """Write ``_SUCCESS`` last, recording every part file with its rows and bytes: from now on
         readers see the batch, and it never changes."""
         parts = tuple(sorted(self.records, key=lambda part: part.file))
-        record = SuccessRecord(rows=self.rows, parts=parts).to_json(self.batch_id)
-        self.lake.fs.pipe_file(f"{self.lake.batch_dir(self.batch_id)}/{SUCCESS}", record)
+        record = SuccessRecord(rows=self.rows, parts=parts, max_id=self.max_id)
+        marker = record.to_json(self.batch_id)
+        self.lake.fs.pipe_file(f"{self.lake.batch_dir(self.batch_id)}/{SUCCESS}", marker)
         self.committed = True
 
     def abort(self) -> None:

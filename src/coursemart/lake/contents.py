@@ -1,7 +1,7 @@
 """What a committed batch holds: the record its ``_SUCCESS`` keeps, and the check a loader runs
 before reading it.
 
-``_SUCCESS`` is JSON: ``{"batch_id", "rows", "parts": [{"file", "rows", "bytes"}, …]}``.
+``_SUCCESS`` is JSON: ``{"batch_id", "rows", "max_id", "parts": [{"file", "rows", "bytes"}, …]}``.
 Version 0.1 of coursemart recorded only the number of parts (``"parts": 2``); other tools write
 an empty ``_SUCCESS`` (Hadoop, Spark). A batch is loaded only when what its folder holds matches
 its record; with no record to compare, what is there is what the batch holds.
@@ -53,10 +53,13 @@ class SuccessRecord:
     rows: int | None = None
     parts: tuple[PartRecord, ...] | None = None
     part_count: int | None = None
+    #: The largest course id in the batch, so that the next generate need not read footers.
+    max_id: int | None = None
 
     def to_json(self, batch_id: str) -> bytes:
         parts = [part.__dict__ for part in self.parts or ()]
-        return json.dumps({"batch_id": batch_id, "rows": self.rows, "parts": parts}).encode()
+        document = {"batch_id": batch_id, "rows": self.rows, "max_id": self.max_id, "parts": parts}
+        return json.dumps(document).encode()
 
     @classmethod
     def parse(cls, data: bytes) -> SuccessRecord:
@@ -67,14 +70,14 @@ class SuccessRecord:
             document = None
         if not isinstance(document, dict):
             return cls()
-        rows, parts = document.get("rows"), document.get("parts")
+        rows, parts, largest = document.get("rows"), document.get("parts"), document.get("max_id")
         rows = rows if isinstance(rows, int) else None
+        largest = largest if isinstance(largest, int) else None
         if isinstance(parts, int):
             return cls(rows=rows, part_count=parts)
         if isinstance(parts, list) and all(_is_part(item) for item in parts):
-            return cls(
-                rows=rows, parts=tuple(PartRecord(p["file"], p["rows"], p["bytes"]) for p in parts)
-            )
+            records = tuple(PartRecord(p["file"], p["rows"], p["bytes"]) for p in parts)
+            return cls(rows=rows, parts=records, max_id=largest)
         return cls(rows=rows)
 
 

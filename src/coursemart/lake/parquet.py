@@ -6,7 +6,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -14,6 +16,8 @@ from coursemart.errors import LakeError
 from coursemart.lake.store import Store
 
 PARQUET_COMPRESSION: Final = "zstd"
+#: The largest id a BIGINT holds.
+INT64_MAX: Final = 2**63 - 1
 ROW_GROUP_ROWS: Final = 128 * 1024
 
 
@@ -86,3 +90,12 @@ def column_range(metadata: Any, column: str) -> tuple[int, int] | None:
         lows.append(int(stats.min))
         highs.append(int(stats.max))
     return min(lows), max(highs)
+
+
+def ids_as_int64(array: Any) -> np.ndarray:
+    """The non-null ids of ``array`` that a BIGINT holds, as int64 (others are refused anyway)."""
+    values = pc.drop_null(array)
+    if pa.types.is_unsigned_integer(values.type):
+        values = values.filter(pc.less_equal(values, pa.scalar(INT64_MAX, values.type)))
+    ids: np.ndarray = np.asarray(values.to_numpy(zero_copy_only=False)).astype(np.int64)
+    return ids

@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from coursemart import model
+from coursemart.lake.parquet import INT64_MAX, ids_as_int64
 
 #: The column :func:`conform` adds: why a row's values cannot be represented (null when they can).
 PROBLEM: Final = "conform_problem"
 #: Microseconds per unit of the timestamp types a file may hold.
 PER_MICROSECOND: Final = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
-INT64_MAX: Final = np.iinfo(np.int64).max
 
 
 def conform(table: pa.Table) -> pa.Table:
@@ -135,10 +135,4 @@ def instants(column: Any, name: str) -> tuple[Any, Any | None]:
     return typed, reasons
 
 
-def ids_as_int64(array: Any) -> np.ndarray:
-    """The non-null ids of ``array`` that a BIGINT holds, as int64 (others are refused anyway)."""
-    values = pc.drop_null(array)
-    if pa.types.is_unsigned_integer(values.type):
-        values = values.filter(pc.less_equal(values, pa.scalar(INT64_MAX, values.type)))
-    ids: np.ndarray = np.asarray(values.to_numpy(zero_copy_only=False)).astype(np.int64)
-    return ids
+__all__ = ["PROBLEM", "conform", "ids_as_int64"]
