@@ -24,6 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "containers"
 POSTGRES_CONTEXT = Path(__file__).resolve().parent / "images" / "postgres"
+AZURITE_CONTAINERFILE = Path(__file__).resolve().parent / "images" / "azurite" / "Containerfile"
+#: Where `make test` installs Azurite with npm: the Azurite image's build context.
+AZURITE_NPM = REPO / ".cache" / "azurite"
 LOCK = Path(tempfile.gettempdir()) / "coursemart-test-images.lock"
 
 #: Debian with Python, the stand-in for python:3.12-slim. Bump the suffix to rebuild it.
@@ -182,4 +185,18 @@ def postgres_image(engine: Podman) -> str:
     name = f"localhost/coursemart-test/postgres:{digest.hexdigest()[:12]}"
     if not engine.image_exists(name):
         engine("build", "--build-arg", f"BASE={BASE_IMAGE}", "-t", name, str(POSTGRES_CONTEXT))
+    return name
+
+
+def azurite_image(engine: Podman) -> str | None:
+    """Debian's Node.js with the Azurite of .cache/azurite; None when Azurite is not there."""
+    package = AZURITE_NPM / "node_modules" / "azurite" / "package.json"
+    if not package.exists():
+        return None
+    digest = hashlib.sha256(BASE_IMAGE.encode() + AZURITE_CONTAINERFILE.read_bytes())
+    digest.update(package.read_bytes())
+    name = f"localhost/coursemart-test/azurite:{digest.hexdigest()[:12]}"
+    if not engine.image_exists(name):
+        build = ["build", "--build-arg", f"BASE={BASE_IMAGE}", "-t", name]
+        engine(*build, "-f", str(AZURITE_CONTAINERFILE), str(AZURITE_NPM))
     return name

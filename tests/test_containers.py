@@ -65,6 +65,17 @@ class Stack:
         courses = int(self.sql("SELECT count(*) FROM courses"))
         return courses, int(self.sql("SELECT count(*) FROM coursemart_batches"))
 
+    def finished(self, service: str, timeout: float = 300) -> tuple[int, str]:
+        """Wait for the one-shot ``service`` to exit; its exit code and its output."""
+        container = self.container(service)
+        deadline = time.monotonic() + timeout
+        while self.engine.inspect(container, "{{.State.Status}}") != "exited":
+            assert time.monotonic() < deadline, f"{service} still runs after {timeout} s"
+            time.sleep(0.5)
+        code = int(self.engine.inspect(container, "{{.State.ExitCode}}"))
+        logs = self.engine("logs", container)
+        return code, logs.stdout + logs.stderr
+
     def recent_courses(self, timeout: float = 120) -> list[dict[str, Any]]:
         """/api/GetRecentCourses from the host, once the API answers with courses."""
         deadline = time.monotonic() + timeout
@@ -130,8 +141,10 @@ def stack(engine: containers.Podman) -> Iterator[Stack]:
         stack.compose("up", "-d")
         yield stack
     finally:
-        stack.compose("down", "--volumes", timeout=120)
-        engine("image", "untag", image, check=False)
+        stack.compose("--profile", "azure", "down", "--volumes", timeout=180)
+        for built in (image, stack.engine.env.get("COURSEMART_PIPELINE_IMAGE", "")):
+            if built:
+                engine("image", "untag", built, check=False)
 
 
 def test_the_api_serves_from_the_host_the_courses_the_pipeline_loaded_into_postgresql(
@@ -224,3 +237,25 @@ def test_the_api_image_is_under_350_mb(stack: Stack) -> None:
     size = int(stack.engine.inspect(stack.image, "{{.Size}}", kind="image"))
 
     assert size < IMAGE_SIZE_LIMIT, f"{size / 1e6:.0f} MB"
+
+
+def test_the_azure_profile_keeps_a_lake_on_azurite_and_loads_it_once(stack: Stack) -> None:
+    with containers.images_lock():
+        azurite = containers.azurite_image(stack.engine)
+    if azurite is None:
+        unavailable("Azurite is not installed: `make test` installs it with npm (needs Node.js)")
+    assert azurite is not None
+    stack.engine.env["AZURITE_IMAGE"] = azurite
+    stack.engine.env["COURSEMART_PIPELINE_IMAGE"] = f"{stack.image}-pipeline"
+    courses, batches = stack.counts()
+
+    stack.compose("--profile", "azure", "up", "-d", "azurite", "pipeline-abfs")
+    code, output = stack.finished("pipeline-abfs")
+    assert code == 0, output
+    assert stack.counts() == (courses, batches + 1)
+
+    again = stack.compose("--profile", "azure", "run", "--rm", "pipeline-abfs")
+
+    assert stack.counts() == (courses, batches + 1)
+    assert "abfs://lake/coursemart already has courses" in again
+    assert "nothing to do" in again
