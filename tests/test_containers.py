@@ -125,7 +125,7 @@ def stack(engine: containers.Podman) -> Iterator[Stack]:
     image = f"localhost/coursemart-test/coursemart:{project}"
     empty_env = containers.CACHE / "empty.env"
     empty_env.write_text("", encoding="utf-8")
-    engine = containers.Podman(
+    stack_engine = containers.Podman(
         engine.env
         | {
             "COURSEMART_BASE_IMAGE": containers.BASE_IMAGE,
@@ -135,7 +135,7 @@ def stack(engine: containers.Podman) -> Iterator[Stack]:
         }
     )
     command = [compose, "--env-file", str(empty_env)]
-    stack = Stack(engine, command, project, image, f"http://127.0.0.1:{port}")
+    stack = Stack(stack_engine, command, project, image, f"http://127.0.0.1:{port}")
     try:
         stack.compose("build")
         stack.compose("up", "-d")
