@@ -2,22 +2,23 @@
 # coursemart's image: `docker build -t coursemart .` makes the API image (with the PostgreSQL
 # driver); `--build-arg EXTRAS=postgres,azure` makes a pipeline image that also reads abfs:// lakes.
 # Settings come only from the environment at run time (COURSEMART_*, or COURSEMART_<NAME>_FILE
-# for secrets): no lake, warehouse or credential is built in. See "Run with containers" in README.md.
+# for secrets): no lake, warehouse or credential is built in. README.md: "Run with containers".
 
 ARG BASE=python:3.12-slim
 
-# ---- deps: the dependencies in /opt/venv, rebuilt only when pyproject.toml changes ----------------
+# ---- deps: the dependencies in /opt/venv, rebuilt only when pyproject.toml changes -----------
 FROM ${BASE} AS deps
 ARG EXTRAS=postgres
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 RUN apt-get update && apt-get install --yes --no-install-recommends binutils \
     && python3 -m venv /opt/pip && python3 -m venv --without-pip /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
-# Installed through an empty package, then trimmed of what coursemart never loads (test suites,
-# C headers, pyarrow's Flight and S3 libraries: an s3:// lake goes through s3fs), of the symbols of
-# compiled modules, and of byte code, which Python compiles in memory when a process starts.
-RUN mkdir -p src/coursemart && touch src/coursemart/__init__.py \
+COPY pyproject.toml ./
+# Installed through an empty package and README (editing either reuses this layer), then trimmed
+# of what coursemart never loads (test suites, C headers, pyarrow's Flight and S3 libraries: an
+# s3:// lake goes through s3fs), of the symbols of compiled modules, and of byte code, which Python
+# compiles in memory when a process starts.
+RUN mkdir -p src/coursemart && touch README.md src/coursemart/__init__.py \
     && /opt/pip/bin/pip --python /opt/venv/bin/python install --no-compile ".[${EXTRAS}]" \
     && /opt/pip/bin/pip --python /opt/venv/bin/python uninstall --yes coursemart \
     && cd /opt/venv/lib/python3*/site-packages \
@@ -29,6 +30,7 @@ RUN mkdir -p src/coursemart && touch src/coursemart/__init__.py \
 
 # ---- build: the coursemart wheel, installed into /opt/coursemart ---------------------------------
 FROM deps AS build
+COPY README.md ./
 COPY src ./src
 RUN /opt/pip/bin/pip --python /opt/venv/bin/python install --no-compile --no-deps \
         --target /opt/coursemart . \
