@@ -35,6 +35,7 @@ SYSTEM_STAMP := $(VENV)/.installed-system
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
 $(SYSTEM_STAMP): $(STAMP)
 	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java chromium
+	scripts/system-packages.sh podman runc netavark aardvark-dns iptables debootstrap
 	@command -v npm >/dev/null 2>&1 && { test -x $(AZURITE) || npm install --silent --no-audit \
 		--no-fund --prefix .cache/azurite azurite@3; } \
 		|| echo "coursemart: npm missing: the Azure Blob (Azurite) tests will skip"
