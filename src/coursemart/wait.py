@@ -15,8 +15,9 @@ import os
 import sys
 import time
 
-from coursemart.config import Settings, mask_url
+from coursemart.config import Settings
 from coursemart.errors import CoursemartError
+from coursemart.masking import mask_url
 
 
 class WarehouseUnreachableError(CoursemartError):
