@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -135,6 +137,22 @@ def dialect_name(url: str | Warehouse) -> str:
     return Warehouse.from_url(url).backend
 
 
+def use_wal(cursor: Any, wait: float) -> None:
+    """Put a SQLite database in WAL mode (once: it stays so). Two processes creating the same
+    new file at once may find it locked, and SQLite does not wait there: retry for ``wait``."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(url: URL, *, read_only: bool, lock_timeout: float, **kwargs: Any) -> Engine:
     database = url.database or ""
     if database and database != ":memory:":
@@ -153,7 +171,7 @@ def _sqlite_engine(url: URL, *, read_only: bool, lock_timeout: float, **kwargs: 
         dbapi_connection.isolation_level = None  # coursemart issues BEGIN itself
         cursor = dbapi_connection.cursor()
         if not read_only:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            use_wal(cursor, lock_timeout)
             cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk upserts stay in memory
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
