@@ -79,3 +79,17 @@ def test_secrets_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def test_config_lists_every_setting_of_the_settings_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coursemart.cli import main
+
+    monkeypatch.setenv("COURSEMART_SPARK_CONF", '{"spark.hadoop.fs.azure.account.key.a": "k3y"}')
+    monkeypatch.setenv("COURSEMART_API_KEYS", "first,second")
+    shown = Settings().display()
+
+    assert list(shown) == list(Settings.model_fields)
+    assert shown["api_keys"] == "2 configured"
+    assert "k3y" not in shown["spark_conf"] and '"***"' in shown["spark_conf"]
+    assert shown["load_wait"] == "30.0" and shown["failpoint"] == "off"
+    assert main(["config"]) == 0

@@ -410,7 +410,8 @@ def test_two_loads_started_together_one_loads_the_other_waits(
 def test_a_stage_with_rows_staged_twice_merges_one_of_each(postgres_url: str) -> None:
     from coursemart.engines.spark import stage_table
     from coursemart.generate import course_chunk
-    from coursemart.load.backends import PostgresBackend, copy_rows, with_lineage
+    from coursemart.load.backends import with_lineage
+    from coursemart.load.backends.postgres import PostgresBackend, copy_rows
 
     engine = warehouse.create_engine(postgres_url)
     stage = stage_table("20261127T000000.000000Z-abcd")

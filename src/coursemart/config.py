@@ -6,9 +6,10 @@ by an orchestrator); a value given directly wins over the file.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -122,12 +123,39 @@ class Settings(BaseSettings):
         return self.warehouse.get_secret_value()
 
     def display(self) -> dict[str, str]:
-        """The settings as text safe to print: passwords and keys masked."""
-        return {
-            "lake": mask_url(self.lake),
-            "warehouse": mask_url(self.warehouse_url),
-            "api_keys": f"{len(self.api_keys)} configured" if self.api_keys else "none (API open)",
-            "engine": self.engine,
-            "spark_master": self.spark_master,
-            "cors_origins": ",".join(self.cors_origins) or "off",
+        """Every setting as text safe to print (passwords, keys and secret values masked), in
+        the order the fields are declared: what ``coursemart config`` shows."""
+        return {name: shown(name, getattr(self, name)) for name in type(self).model_fields}
+
+
+#: What an empty setting means, where it means more than "not set".
+EMPTY: Final = {
+    "api_keys": "none (API open)",
+    "cors_origins": "off",
+    "spark_jvm_cache": "~/.cache/coursemart/spark-jvm (the default)",
+    "failpoint": "off",
+}
+#: Words in a Spark configuration key whose value is a secret.
+SECRET_WORDS: Final = ("key", "secret", "password", "token", "sas", "credential")
+
+
+def shown(name: str, value: object) -> str:
+    """One setting's value as text safe to print."""
+    if value is None or value == () or value == {}:
+        return EMPTY.get(name, "(not set)")
+    if isinstance(value, SecretStr):
+        secret = value.get_secret_value()
+        return mask_url(secret) if "://" in secret else "*** (set)"
+    if isinstance(value, tuple):
+        if all(isinstance(item, SecretStr) for item in value):
+            return f"{len(value)} configured"
+        return ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        masked = {
+            key: "***" if any(word in key.lower() for word in SECRET_WORDS) else item
+            for key, item in value.items()
         }
+        return json.dumps(masked)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return mask_url(str(value))

@@ -12,6 +12,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: instant, and no markup library loaded to print it
 )
 err = Console(stderr=True)
 out = Console()

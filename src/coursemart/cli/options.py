@@ -17,6 +17,7 @@ LakeOption = Annotated[
     str | None,
     typer.Option(
         "--lake",
+        metavar="PATH|URL",
         help="Lake folder or fsspec URL (abfs://…, s3://…). Default: COURSEMART_LAKE, ./data/lake.",
         show_default=False,
     ),
@@ -26,7 +27,7 @@ QuietOption = Annotated[
 ]
 CoursesOption = Annotated[
     int,
-    typer.Option("--courses", "-n", min=1, help="Number of new courses to generate."),
+    typer.Option("--courses", "-n", min=1, metavar="N", help="Number of new courses to generate."),
 ]
 RunCoursesOption = Annotated[
     int | None,
@@ -34,16 +35,20 @@ RunCoursesOption = Annotated[
         "--courses",
         "-n",
         min=1,
+        metavar="N",
         help="Generate this many new courses first. Default: 100,000 into an empty lake, none "
         "into a lake that already has courses (a second run only loads).",
         show_default=False,
     ),
 ]
-SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same rows.")]
+SeedOption = Annotated[
+    int, typer.Option("--seed", metavar="N", help="Random seed; same seed, same rows.")
+]
 StartOption = Annotated[
     datetime | None,
     typer.Option(
         "--start",
+        metavar="YYYY-MM-DD",
         formats=["%Y-%m-%d"],
         help="First day of the start-date window (YYYY-MM-DD). Default: a year before today.",
         show_default=False,
@@ -53,6 +58,7 @@ EndOption = Annotated[
     datetime | None,
     typer.Option(
         "--end",
+        metavar="YYYY-MM-DD",
         formats=["%Y-%m-%d"],
         help="Last day of the start-date window (YYYY-MM-DD). Default: half a year after today.",
         show_default=False,
@@ -62,6 +68,7 @@ RescheduleOption = Annotated[
     float,
     typer.Option(
         "--reschedule",
+        metavar="FRACTION",
         min=0.0,
         max=1.0,
         help="Fraction of the courses already in the lake to move to a new start date (same id).",
@@ -71,6 +78,7 @@ WarehouseOption = Annotated[
     str | None,
     typer.Option(
         "--warehouse",
+        metavar="URL",
         help="SQLAlchemy URL of the warehouse. Default: COURSEMART_WAREHOUSE, "
         "sqlite:///data/warehouse.db.",
         show_default=False,
@@ -80,8 +88,10 @@ SinceOption = Annotated[
     datetime | None,
     typer.Option(
         "--since",
+        metavar="DATE",
         formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
-        help="Load only courses starting at or after this date (UTC), e.g. 2026-01-01.",
+        help="Load only courses starting at or after this date (UTC): 2026-01-01, "
+        "2026-01-01T09:00:00 or 2026-01-01T09:00:00+02:00.",
         show_default=False,
     ),
 ]
@@ -89,6 +99,7 @@ WaitOption = Annotated[
     float | None,
     typer.Option(
         "--wait",
+        metavar="SECONDS",
         min=0,
         help="Seconds to wait for another load on the same warehouse. Default: "
         "COURSEMART_LOAD_WAIT, 30.",
@@ -106,6 +117,7 @@ EngineOption = Annotated[
     Engine | None,
     typer.Option(
         "--engine",
+        metavar="local|spark",
         help="local (pyarrow, in-process) or spark. Default: COURSEMART_ENGINE, local.",
         show_default=False,
     ),
@@ -114,6 +126,7 @@ SparkMasterOption = Annotated[
     str | None,
     typer.Option(
         "--spark-master",
+        metavar="URL",
         help="Spark master URL for --engine spark. Default: COURSEMART_SPARK_MASTER, local[*].",
         show_default=False,
     ),
@@ -122,6 +135,7 @@ SparkConfOption = Annotated[
     list[str] | None,
     typer.Option(
         "--spark-conf",
+        metavar="KEY=VALUE",
         help="Spark configuration KEY=VALUE for --engine spark; repeat for several.",
         show_default=False,
     ),

@@ -19,14 +19,20 @@ HostOption = Annotated[
     str,
     typer.Option(
         "--host",
+        metavar="ADDRESS",
         help="Address to listen on: 127.0.0.1 is this machine only, 0.0.0.0 every interface.",
     ),
 ]
-PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")]
+PortOption = Annotated[
+    int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="TCP port to listen on.")
+]
 WorkersOption = Annotated[
     int,
     typer.Option(
-        "--workers", min=1, help="Worker processes; each has its own connection pool and cache."
+        "--workers",
+        min=1,
+        metavar="N",
+        help="Worker processes; each has its own connection pool and cache.",
     ),
 ]
 

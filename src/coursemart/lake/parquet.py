@@ -9,7 +9,6 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from coursemart.errors import LakeError
@@ -61,6 +60,8 @@ class ParquetFiles(Store):
 
         An unreadable file raises :class:`LakeError` naming the file.
         """
+        import pyarrow.dataset as ds  # heavy (it may load pandas): only when rows are read
+
         try:
             dataset = ds.dataset(path, format="parquet", filesystem=self.arrow_fs)
             expression = (

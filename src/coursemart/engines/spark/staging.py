@@ -118,7 +118,8 @@ def _copy_connection(target: StageCopy) -> Any:
 
 
 def _copy(connection: Any, target: StageCopy, good: pa.Table) -> None:
-    from coursemart.load.backends import copy_rows, with_lineage
+    from coursemart.load.backends import with_lineage
+    from coursemart.load.backends.postgres import copy_rows
 
     seq = pa.array([target.seq] * good.num_rows, pa.int32())
     stored = with_lineage(good, target.batch_id).append_column("batch_seq", seq)

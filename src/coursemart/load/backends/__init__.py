@@ -4,6 +4,7 @@ frame's transaction. The Spark engine's staging merge is an opt-in capability
 
 from __future__ import annotations
 
+import importlib
 from typing import Final
 
 from sqlalchemy.engine import Connection
@@ -16,29 +17,29 @@ from coursemart.load.backends.base import (
     LockBusyError,
     with_lineage,
 )
-from coursemart.load.backends.mssql import MSSQLBackend
-from coursemart.load.backends.mysql import MySQLBackend
-from coursemart.load.backends.postgres import PostgresBackend, copy_rows
-from coursemart.load.backends.sqlite import SQLiteBackend
 from coursemart.load.backends.staging import MergesStages, stage_merger
 
-BACKENDS: Final[tuple[type[Backend], ...]] = (
-    SQLiteBackend,
-    PostgresBackend,
-    MySQLBackend,
-    MSSQLBackend,
-)
+#: Each dialect's backend (module, class), imported only for the database in use.
+BACKENDS: Final = {
+    "sqlite": ("sqlite", "SQLiteBackend"),
+    "postgresql": ("postgres", "PostgresBackend"),
+    "mysql": ("mysql", "MySQLBackend"),
+    "mariadb": ("mysql", "MySQLBackend"),
+    "mssql": ("mssql", "MSSQLBackend"),
+}
 
 
 def backend_for(connection: Connection, display_url: str) -> Backend:
     """The fast path for the connection's database."""
     name = connection.dialect.name
-    for backend in BACKENDS:
-        if name in backend.dialects:
-            return backend(connection, display_url)
-    raise CoursemartError(
-        f"no loader for {name!r} warehouses: use SQLite, PostgreSQL, MariaDB/MySQL or SQL Server"
-    )
+    if name not in BACKENDS:
+        raise CoursemartError(
+            f"no loader for {name!r} warehouses: use SQLite, PostgreSQL, MariaDB/MySQL or "
+            "SQL Server"
+        )
+    module, kind = BACKENDS[name]
+    backend: type[Backend] = getattr(importlib.import_module(f"{__name__}.{module}"), kind)
+    return backend(connection, display_url)
 
 
 __all__ = [
@@ -47,13 +48,8 @@ __all__ = [
     "STORED_COLUMNS",
     "Backend",
     "LockBusyError",
-    "MSSQLBackend",
     "MergesStages",
-    "MySQLBackend",
-    "PostgresBackend",
-    "SQLiteBackend",
     "backend_for",
-    "copy_rows",
     "stage_merger",
     "with_lineage",
 ]
