@@ -116,9 +116,15 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    command: list[str], ready_url: str, env: dict[str, str] | None = None
+    command: list[str],
+    ready_url: str,
+    env: dict[str, str] | None = None,
+    stop: signal.Signals = signal.SIGTERM,
 ) -> Iterator[None]:
-    """Run a server in its own process group until the block ends; wait until it answers."""
+    """Run a server in its own process group until the block ends; wait until it answers.
+
+    ``stop`` is the first signal sent to the group (SIGINT lets GNU time report its command).
+    """
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         command,
@@ -143,12 +149,12 @@ def serving(
         time.sleep(2)  # every worker started, not just the first one to answer
         yield
     finally:
-        _stop(process)
+        _stop(process, stop)
         log.close()
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+def _stop(process: subprocess.Popen[bytes], first: signal.Signals = signal.SIGTERM) -> None:
+    for sig, wait in ((first, 15), (signal.SIGKILL, 5)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
