@@ -212,7 +212,7 @@ def main() -> None:
     add_run_options(parser)
     args = parser.parse_args()
     if args.quick:
-        args.rows, args.memory_rows = min(args.rows, 100_000), min(args.memory_rows, 1_000_000)
+        args.rows, args.memory_rows = min(args.rows, 50_000), min(args.memory_rows, 500_000)
     record = Results("load", args)
     n = args.rows
     results: list[tuple[str, str, Measurement]] = []
