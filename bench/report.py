@@ -560,7 +560,7 @@ def scale_stage_table(record: Record) -> str:
                     stage,
                     seconds(m["seconds"]),
                     rate(moved, m["seconds"]) if moved else "",
-                    mib(m["peak_mib"]),
+                    mib(m["peak_mib"]) if m["peak_mib"] else "(the server's)",
                     f"{m['load']:.1f}",
                 ]
             )

@@ -15,7 +15,10 @@ measured by GNU time:
    for every request kind in :data:`KINDS`, once cached (one URL repeated) and once uncached
    (every request a new URL, so every answer is read from the database);
 5. from 10^6 on: ``coursemart generate --courses 1000000`` and a load of those 1M new courses
-   into the warehouse that holds N (cost must follow the new data, not the history).
+   into the warehouse that holds N (cost must follow the new data, not the history); then the
+   database's own floor for that work: the same 1M rows inserted again by PostgreSQL itself
+   (``INSERT … SELECT`` from ``courses``, new ids, the same dates, per-row triggers off as
+   coursemart has them), in a transaction rolled back, after a checkpoint as the load had.
 
 The lake and the database of each size are removed before the next. Ratios against 10^6 are
 printed; with 10^8, the goals are checked. Results go to bench/results/scale.json (with 10^8:
@@ -278,8 +281,36 @@ def measure_size(n: int, scratch: Path, duration: int, increment: int) -> Point:
             }
             point.disk["wal_written_incremental"] = wal_since(url, wal)
             assert database_sizes(url)["rows"] == n + increment
+            point.stages[FLOOR] = insert_floor(url, increment)
+            print(f"  floor: {point.stages[FLOOR].seconds:.1f} s", flush=True)
     shutil.rmtree(lake)
     return point
+
+
+FLOOR = "PostgreSQL's own insert of those rows"
+
+
+def insert_floor(url: str, rows: int) -> Measurement:
+    """PostgreSQL's own time to insert the last ``rows`` courses again, under new ids, into the
+    same table and indexes: no client, no parsing. Rolled back; after a checkpoint."""
+    columns = "course_name, category_id, level_id, start_date, batch_id"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        run = connection.exec_driver_sql
+        run("CHECKPOINT")
+        largest = int(run("SELECT max(course_id) FROM courses").scalar_one())
+        load = load_average()
+        began = time.perf_counter()
+        run("BEGIN")
+        run("SET LOCAL session_replication_role = replica")
+        run(
+            f"INSERT INTO courses (course_id, {columns}) SELECT course_id + {largest}, {columns} "
+            f"FROM courses WHERE course_id > {largest - rows}"
+        )
+        taken = time.perf_counter() - began
+        run("ROLLBACK")
+    engine.dispose()
+    return Measurement(FLOOR, taken, 0.0, load)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,8 +469,22 @@ def goals(points: list[Point], increment: int) -> list[str]:
             f"{base.stages[name].seconds:.1f} s into 1,000,000: {ratio:.2f}x "
             f"(goal <= {GOAL_INCREMENT_RATIO}x: {verdict(ratio <= GOAL_INCREMENT_RATIO)})"
         )
+    verdicts += floor_ratios(points, name)
     print("goals (" + n + " against 1,000,000):\n  " + "\n  ".join(verdicts))
     return verdicts
+
+
+def floor_ratios(points: list[Point], name: str) -> list[str]:
+    """The incremental load against PostgreSQL's own insert of the same rows, at each size."""
+    lines = []
+    for p in points:
+        if name in p.stages and FLOOR in p.stages:
+            ours, floor = p.stages[name].seconds, p.stages[FLOOR].seconds
+            lines.append(
+                f"{name} into {p.courses:,}: {ours:.1f} s, {ours / floor:.2f}x the {floor:.1f} s "
+                "PostgreSQL itself takes to insert them (no target)"
+            )
+    return lines
 
 
 def verdict(met: bool) -> str:
