@@ -30,6 +30,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+from coursemart.load.validate import MAX_BITMAP_IDS  # noqa: E402
 from measure import QUICK_RESULTS, RESULTS  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
@@ -477,7 +478,10 @@ Before the API runs, `VACUUM (ANALYZE)` and a checkpoint, as autovacuum would af
 (this server runs with autovacuum off). Times include the interpreter's start; peaks are each
 command's own (GNU time); disk is the lake's files, the database's size and the WAL the load
 wrote. While a load runs, `pg_stat_activity` is sampled every 0.2 s to show where its time
-goes.{skipped_line}"""
+goes. The 10^6 warehouse is kept and measured again right after the largest size (API, then
+{number(record["increment"])} more new courses), so that the largest size is compared with a
+measurement that met the same load on this shared machine. What to run where, from these
+curves: [scaling-and-cost.md](scaling-and-cost.md).{skipped_line}"""
 
 
 def stage_series(record: Record, stage: str, field: str) -> tuple[list[int], list[float]]:
@@ -556,13 +560,27 @@ def scale_disk_chart(runs: list[Record], images: Path) -> str:
 def scale_tables(record: Record) -> str:
     return "\n\n".join(
         [
-            f"### {scale_label(record).capitalize()}: {when(record)}",
+            f"### {scale_label(record).capitalize()}: {when(record)}{scale_method(record)}",
             scale_stage_table(record),
             scale_disk_table(record),
             scale_api_table(record),
             scale_activity(record),
             checks(record) and "Goals, the largest size against 10^6:\n\n" + checks(record),
         ]
+    )
+
+
+def scale_method(record: Record) -> str:
+    """A note for a run made before the 10^6 warehouse was measured again after the largest."""
+    again = any(r["mode"].endswith("after the largest") for p in record["points"] for r in p["api"])
+    return (
+        ""
+        if again
+        else (
+            "\n\nThis run compares the largest size with the 10^6 measurements made before it (the "
+            "10^6 warehouse was not yet measured again right after the largest size); its "
+            "incremental floor was PostgreSQL's own `INSERT … SELECT` of the rows, not a COPY."
+        )
     )
 
 
@@ -638,7 +656,7 @@ def scale_activity(record: Record) -> str:
     return "Where each load's time went, as PostgreSQL saw its session:\n\n" + "\n".join(lines)
 
 
-SCALE_WHY = """Why the curves have these shapes:
+SCALE_WHY = f"""Why the curves have these shapes:
 
 - **generate** is linear in the rows (a constant rate once Python has started) and its memory is
   flat: two chunks of 250,000 rows at a time, whatever the size.
@@ -648,6 +666,11 @@ SCALE_WHY = """Why the curves have these shapes:
   rows (n log n), and past `maintenance_work_mem` PostgreSQL sorts on disk. The WAL is about the
   size of the table and its indexes: every row and every index page is written twice, once to
   the WAL and once to the table.
+- **a load's memory** is flat while a batch's id range fits the bitmap of the check for ids
+  repeated inside a batch (up to {number(MAX_BITMAP_IDS)} ids, a byte each); above that range
+  the check holds every id of the batch (8 bytes each) and sorts a copy, which is what a
+  10^8-course batch's load peaks on. A bit per id would keep it flat at any size; until then a
+  very large backfill loads flat as several batches (several `generate` runs).
 - **a load with nothing to do** reads the manifest and the lake's listing of batches, not the
   rows: its time is the interpreter's start and a few queries, whatever the size.
 - **an incremental load** of new courses into a full warehouse writes the new rows at the end of
