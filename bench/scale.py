@@ -20,9 +20,11 @@ measured by GNU time:
    a CSV file the server reads (new ids, the same dates, per-row triggers off as coursemart has
    them), in a transaction rolled back, after a checkpoint as the load had.
 
-The lake and the database of each size are removed before the next. Ratios against 10^6 are
-printed; with 10^8, the goals are checked. Results go to bench/results/scale.json (with 10^8:
-scale-huge.json) for bench/report.py.
+The lake and the database of each size are removed before the next, except those of 10^6: they
+are kept, and its API and a load of 1M more new courses are measured again right after the
+largest size, so that the largest is compared with measurements that met the same load on a
+shared machine. The largest size is checked against 10^6 with the goals the issue set for 10^8.
+Results go to bench/results/scale.json (with 10^8: scale-huge.json) for bench/report.py.
 
     python bench/scale.py [--sizes 100000,1000000,10000000] [--huge] [--duration 10] [--quick]
 """
