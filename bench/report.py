@@ -465,7 +465,7 @@ def scale_intro(runs: list[Record]) -> str:
     record = runs[-1]
     kinds = ", ".join(f"`{k['name']}` (`{k['path']}`)" for k in record["kinds"])
     skipped = sorted({s for r in runs for p in r["points"] for s in p["skipped"]})
-    skipped_line = "".join(f"\n- skipped: {s}" for s in skipped)
+    skipped_line = "\n" + "".join(f"\n- not measured: {s}" for s in skipped) if skipped else ""
     return f"""## Scaling (`bench/scale.py`, `make bench-scale`)
 
 The commands users run, with their defaults, at each size on a fresh lake and a fresh PostgreSQL
@@ -679,7 +679,9 @@ SCALE_WHY = f"""Why the curves have these shapes:
   shared buffers, and every index page touched for the first time after a checkpoint is written
   whole to the WAL. That is the part of the cost that follows the history, not the new data.
 - **the API** reads one page of an index by keyset, so its cost follows the page size, not the
-  table's; cached answers do not touch the database at all."""
+  table's, as long as the index's upper levels and the pages read stay in memory. Cached answers
+  do not touch the database at all: a change in their p99 from one size to another is the
+  machine's (its load average is beside each figure), not the warehouse's."""
 
 
 # ---------------------------------------------------------------------------------------------
