@@ -527,6 +527,7 @@ def scale_memory_chart(runs: list[Record], images: Path) -> str:
                 axes.plot(x, y, marker, color=colour, label=f"{stage}, {scale_label(record)}")
     axes.axhline(1024, color="red", linewidth=0.8, label="goal: under 1 GiB")
     log_log(axes, "courses in the warehouse", "peak resident memory, MiB")
+    axes.set_yticks([100, 150, 200, 300, 500, 1000, 2000, 4000])
     axes.legend(fontsize=7)
     axes.set_title("peak memory of each command against size (log–log)")
     return save(figure, images, "scale-memory")
