@@ -10,12 +10,14 @@ COURSES ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+SCALE_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench clean
+.PHONY: help run test lint format bench bench-quick bench-scale clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -56,14 +58,23 @@ format: $(STAMP) ## Reformat the code with ruff
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java wrk
+	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java wrk time
 	@touch $@
 
-bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios
-	$(BIN)/python bench/generate.py
-	$(BIN)/python bench/load.py
-	$(BIN)/python bench/spark.py
-	$(BIN)/python bench/api.py
+bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios, writes docs/benchmarks.md
+	$(BIN)/python bench/generate.py $(BENCH_ARGS)
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
+	$(BIN)/python bench/spark.py $(BENCH_ARGS)
+	$(BIN)/python bench/api.py $(BENCH_ARGS)
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+	$(BIN)/python bench/report.py $(BENCH_ARGS)
+
+bench-quick: ## The benchmarks at small sizes (a few minutes); report in bench/results/quick/
+	$(MAKE) bench BENCH_ARGS=--quick
+
+bench-scale: $(BENCH_STAMP) ## 10^5 to 10^7 courses on PostgreSQL (SCALE_ARGS=--huge adds 10^8)
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+	$(BIN)/python bench/report.py
 
 clean: ## Remove the environment and the local data
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

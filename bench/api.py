@@ -11,6 +11,7 @@ suggestions turned off (``&_nocount=1&_nofacet=1&_nosuggest=1``), its fastest fo
 The target (10x Datasette's requests/s, p99 under 50 ms) is checked against the faster of the two.
 
     python bench/api.py [--courses 1000000] [--duration 10] [--workers 1,2] [--no-postgres]
+                        [--quick]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -39,7 +40,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).parent))
 from coursemart.generate import generate  # noqa: E402
 from coursemart.load import load  # noqa: E402
-from measure import table  # noqa: E402
+from measure import Results, add_run_options, table  # noqa: E402
 
 COURSEMART_PATH = "/v1/courses/recent?limit=50"
 DATASETTE_PATH = "/warehouse/vw_most_recent_courses.json?_sort_desc=start_date&_size=50"
@@ -116,9 +117,15 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    command: list[str], ready_url: str, env: dict[str, str] | None = None
+    command: list[str],
+    ready_url: str,
+    env: dict[str, str] | None = None,
+    stop: signal.Signals = signal.SIGTERM,
 ) -> Iterator[None]:
-    """Run a server in its own process group until the block ends; wait until it answers."""
+    """Run a server in its own process group until the block ends; wait until it answers.
+
+    ``stop`` is the first signal sent to the group (SIGINT lets GNU time report its command).
+    """
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         command,
@@ -143,12 +150,12 @@ def serving(
         time.sleep(2)  # every worker started, not just the first one to answer
         yield
     finally:
-        _stop(process)
+        _stop(process, stop)
         log.close()
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+def _stop(process: subprocess.Popen[bytes], first: signal.Signals = signal.SIGTERM) -> None:
+    for sig, wait in ((first, 15), (signal.SIGKILL, 5)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
@@ -287,7 +294,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite and Datasette only")
+    add_run_options(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.courses, args.duration = min(args.courses, 100_000), min(args.duration, 2)
+    record = Results("api", args)
     missing = missing_tools()
     if missing:
         print(f"API benchmark skipped: missing {', '.join(missing)}")
@@ -314,10 +325,13 @@ def main() -> None:
                     workers = worker_counts[-1]
                     name = f"coursemart postgresql, {workers} worker{'s' if workers > 1 else ''}"
                     results += coursemart(name, postgres_url, workers, args.duration, True)
-    report(results)
+    checks = report(results)
+    record.save(
+        {"courses": args.courses, "results": [asdict(r) for r in results], "checks": checks}
+    )
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result]) -> list[str]:
     rows = [["server", "requests/s", "p50 ms", "p99 ms", "requests", "bad"]]
     rows += [
         [
@@ -346,6 +360,7 @@ def report(results: list[Result]) -> None:
         f"p99 < 50 ms: {ours.p99_ms:.1f} ms ({'met' if ours.p99_ms < 50 else 'MISSED'})",
     ]
     print("targets: " + "; ".join(verdicts))
+    return verdicts
 
 
 if __name__ == "__main__":

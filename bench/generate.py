@@ -5,7 +5,7 @@ turned it into a pandas frame and wrote Parquet. Both write the same number of c
 fresh folder; each runs in its own process so its peak memory (max RSS) is its own. Times
 exclude interpreter start and imports.
 
-    python bench/generate.py [--sizes 1000000,10000000]
+    python bench/generate.py [--sizes 1000000,10000000] [--quick]
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import Measurement, run_case, table  # noqa: E402
+from measure import Measurement, Results, add_run_options, run_case, table  # noqa: E402
 
 COURSEMART = """
 from coursemart.generate import generate
@@ -48,8 +49,12 @@ frame.to_parquet({out!r}, index=False)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated course counts")
-    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    parser.add_argument("--sizes", help="comma-separated course counts (default 10^6,10^7)")
+    add_run_options(parser)
+    args = parser.parse_args()
+    default = "100000,500000" if args.quick else "1000000,10000000"
+    sizes = [int(size) for size in (args.sizes or default).split(",")]
+    record = Results("generate", args)
     results: dict[tuple[str, int], Measurement] = {}
     with tempfile.TemporaryDirectory(prefix="coursemart-bench-") as scratch:
         for n in sizes:
@@ -88,6 +93,15 @@ def main() -> None:
             f"peak memory {large:,} vs {small:,} <=1.5x: {growth:.2f}x ({_verdict(growth <= 1.5)})"
         )
     print("targets: " + "; ".join(verdicts))
+    record.save(
+        {
+            "sizes": sizes,
+            "results": [
+                {"engine": name, "courses": n, **asdict(m)} for (name, n), m in results.items()
+            ],
+            "checks": verdicts,
+        }
+    )
 
 
 def _verdict(met: bool) -> str:

@@ -8,10 +8,14 @@ imports.
 PostgreSQL: coursemart (full load, re-run with nothing new, then an incremental batch of 1M new
 courses plus 5% rescheduled) against `psql \\copy` of the same rows as CSV, `pandas.to_sql`, and
 Spark JDBC `append` (the original job's way; skipped with a message without pyspark, Java or
-Debian's libpostgresql-jdbc-java). SQLite: coursemart against `pandas.to_sql` and
-`sqlite-utils` `insert_all`. Memory: coursemart's peak for a 10M-course load against a 1M one.
+Debian's libpostgresql-jdbc-java). SQLite: coursemart's whole `coursemart load` command against
+SQLite's own floor, `INSERT INTO courses SELECT … FROM` the same rows (the same values coursemart
+binds, in the lake's order) already in an attached SQLite file, into the same table with the same
+indexes and the same connection settings: the B-tree work alone, no parsing, no Python; and
+against `pandas.to_sql` and `sqlite-utils` `insert_all`. Memory: coursemart's peak for a
+10M-course load against a 1M one.
 
-    python bench/load.py [--rows 1000000] [--memory-rows 10000000]
+    python bench/load.py [--rows 1000000] [--memory-rows 10000000] [--quick]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,7 +38,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from coursemart import model, warehouse  # noqa: E402
 from coursemart.generate import generate  # noqa: E402
 from coursemart.lake import open_lake  # noqa: E402
-from measure import Measurement, postgres_database, run_case, table  # noqa: E402
+from coursemart.load.backends.base import COLUMN_LIST, row_tuples, with_lineage  # noqa: E402
+from measure import (  # noqa: E402
+    Measurement,
+    Results,
+    add_run_options,
+    coursemart_command,
+    postgres_database,
+    run_case,
+    run_command,
+    table,
+)
 
 JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
 
@@ -63,6 +78,21 @@ db["courses"].insert_all(
     {{**row, "start_date": row["start_date"].strftime("%Y-%m-%d %H:%M:%S.%f")}}
     for batch in rows.to_batches(65536) for row in batch.to_pylist()
 )
+"""
+
+#: SQLite's own floor: the rows already in an attached file, one INSERT … SELECT into the same
+#: table, through a connection with coursemart's settings (WAL, cache, foreign keys off during
+#: the load, as coursemart's loader has them).
+SQLITE_FLOOR = """
+from coursemart import warehouse
+engine = warehouse.create_engine({url!r})
+raw = engine.raw_connection().driver_connection
+raw.execute("PRAGMA foreign_keys = OFF")
+raw.execute("ATTACH DATABASE ? AS source", ({source!r},))
+BENCH_START
+raw.execute("BEGIN IMMEDIATE")
+raw.execute("INSERT INTO courses ({columns}) SELECT {columns} FROM source.courses ORDER BY {order}")
+raw.execute("COMMIT")
 """
 
 SPARK = """
@@ -114,15 +144,40 @@ def count(url: str) -> int:
 
 
 def batch_parquet(lake_dir: str, batch_id: str, out: Path) -> Path:
-    """The batch's rows as one Parquet file, and beside it as a CSV for psql."""
+    """The batch's rows as one Parquet file, and beside it as a CSV for psql, with the batch id
+    every warehouse row keeps (``courses.batch_id``)."""
     lake = open_lake(lake_dir)
     rows = pa.Table.from_batches([rb for _, rb in lake.read_batches([batch_id])])
+    rows = with_lineage(rows, batch_id)
     import pyarrow.parquet as pq
 
     pq.write_table(rows, out)
     csv_rows = rows.set_column(4, "start_date", rows["start_date"].cast(pa.timestamp("us")))
     pacsv.write_csv(csv_rows, out.with_suffix(".csv"), pacsv.WriteOptions(include_header=False))
     return out
+
+
+def sqlite_source(lake_dir: str, batch_id: str, path: Path) -> Path:
+    """The batch's rows in a plain SQLite table (no key, no index) of ``path``: the values
+    coursemart binds for them (timestamps as text, the batch id), in the lake's order."""
+    import sqlite3
+
+    lake = open_lake(lake_dir)
+    connection = sqlite3.connect(path)
+    connection.execute(f"CREATE TABLE courses ({COLUMN_LIST})")
+    for _, record_batch in lake.read_batches([batch_id]):
+        rows = with_lineage(pa.Table.from_batches([record_batch]), batch_id)
+        connection.executemany("INSERT INTO courses VALUES (?, ?, ?, ?, ?, ?)", row_tuples(rows))
+    connection.commit()
+    connection.close()
+    return path
+
+
+def sqlite_floor(url: str, source: Path, order: str = "rowid") -> Measurement:
+    """SQLite's own ``INSERT … SELECT`` of the source rows into the warehouse's ``courses``, in
+    the lake's order (``rowid``) unless told otherwise."""
+    code = SQLITE_FLOOR.format(url=url, source=str(source), columns=COLUMN_LIST, order=order)
+    return run_case("SQLite INSERT … SELECT", code)
 
 
 def psql_copy(url: str, csv_path: Path) -> Measurement:
@@ -155,7 +210,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--memory-rows", type=int, default=10_000_000)
+    add_run_options(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.memory_rows = min(args.rows, 50_000), min(args.memory_rows, 500_000)
+    record = Results("load", args)
     n = args.rows
     results: list[tuple[str, str, Measurement]] = []
     with tempfile.TemporaryDirectory(prefix="coursemart-bench-") as scratch_dir:
@@ -206,7 +265,8 @@ def main() -> None:
                 )
             )
             assert count(url) == n
-        why_not = spark_ready()
+        why_not = "--quick (a JVM start-up alone takes most of a quick run)" if args.quick else ""
+        why_not = why_not or spark_ready()
         if why_not:
             print(f"Spark JDBC append skipped: {why_not}")
         else:
@@ -226,6 +286,22 @@ def main() -> None:
         results.append(
             ("sqlite", "coursemart re-run", run_case("coursemart", LOAD.format(lake=lake, url=url)))
         )
+        command_url = f"sqlite:///{scratch / 'command.db'}"
+        prepare(command_url)
+        load_command = ["coursemart", "load", "--lake", lake, "--warehouse", command_url]
+        whole, _ = run_command("coursemart load", coursemart_command(*load_command[1:]))
+        results.append(("sqlite", "coursemart load command", whole))
+        assert count(command_url) == n
+        floor_url = f"sqlite:///{scratch / 'floor.db'}"
+        prepare(floor_url)
+        source = sqlite_source(lake, first.batch_id, scratch / "source.db")
+        results.append(("sqlite", "SQLite INSERT … SELECT", sqlite_floor(floor_url, source)))
+        assert count(floor_url) == n
+        # The same, the rows in id order: how much of the floor is the random order of the ids.
+        ordered_url = f"sqlite:///{scratch / 'ordered.db'}"
+        prepare(ordered_url)
+        ordered = sqlite_floor(ordered_url, source, order="course_id")
+        results.append(("sqlite", "SQLite INSERT … SELECT, in course_id order", ordered))
         for name, code in (
             (
                 "pandas.to_sql",
@@ -254,12 +330,20 @@ def main() -> None:
                     memory[size] = run_case("coursemart", LOAD.format(lake=big_lake, url=url))
                 shutil.rmtree(big_lake)
 
-    report(results, memory, n)
+    checks = report(results, memory, n)
+    record.save(
+        {
+            "rows": n,
+            "results": [{"database": d, "contender": c, **asdict(m)} for d, c, m in results],
+            "memory": {str(size): m for size, m in memory.items()},
+            "checks": checks,
+        }
+    )
 
 
 def report(
     results: list[tuple[str, str, Measurement]], memory: dict[int, Measurement], n: int
-) -> None:
+) -> list[str]:
     rows = [["database", "contender", "seconds", "rows/s", "peak MiB"]]
     for database, name, m in results:
         rate = (
@@ -290,7 +374,10 @@ def report(
     ratio("postgresql", "coursemart incremental", "psql \\copy", 3, faster=False)
     ratio("postgresql", "coursemart full", "Spark JDBC append", 3, faster=True)
     ratio("postgresql", "coursemart full", "pandas.to_sql", 10, faster=True)
-    ratio("sqlite", "coursemart full", "pandas.to_sql", 5, faster=True)
+    ratio("sqlite", "coursemart load command", "SQLite INSERT … SELECT", 1.5, faster=False)
+    if ("sqlite", "pandas.to_sql") in seconds:
+        speed = seconds["sqlite", "pandas.to_sql"] / seconds["sqlite", "coursemart load command"]
+        checks.append(f"sqlite: coursemart load command is {speed:.2f}x faster than pandas.to_sql")
     ratio("sqlite", "coursemart full", "sqlite-utils insert", 1, faster=True)
     for database in ("postgresql", "sqlite"):
         rerun = seconds[database, "coursemart re-run"]
@@ -306,6 +393,7 @@ def report(
             f"{large:,} rows in {memory[large].seconds:.1f} s"
         )
     print("\n".join(checks))
+    return checks
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ job reads them back, filters courses on their start date, overwrites the dimensi
 appends the courses over JDBC. Then each load step is run a second time: coursemart's changes
 nothing, the original's appends every course again.
 
-    python bench/spark.py [--rows 1000000]
+    python bench/spark.py [--rows 1000000] [--quick]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import postgres_database, table  # noqa: E402
+from measure import Results, add_run_options, postgres_database, table  # noqa: E402
 
 JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
 
@@ -102,7 +102,13 @@ def courses(url: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    n = parser.parse_args().rows
+    add_run_options(parser)
+    args = parser.parse_args()
+    n = args.rows
+    if args.quick:
+        print("Spark benchmark skipped: --quick (its JVM start-ups alone take over a minute)")
+        return
+    record = Results("spark", args)
     if shutil.which("java") is None or not Path(JDBC_JAR).exists():
         print("Spark benchmark skipped: needs Java and libpostgresql-jdbc-java")
         return
@@ -142,11 +148,15 @@ def main() -> None:
             rows.append(["original", f"{theirs:.1f}", _counts(first), _counts(courses(url))])
     print(table(rows))
     ratio = theirs / times["coursemart"]
-    print(
+    checks = [
         f"coursemart is {ratio:.2f}x faster end to end (target >=2x: "
         f"{'met' if ratio >= 2 else 'MISSED'}); its first Spark run on a machine, which also "
         f"records the JVM class archive, {theirs / times['coursemart, first run here']:.2f}x; "
         "only coursemart keeps one row per course on re-run"
+    ]
+    print(checks[0])
+    record.save(
+        {"rows": n, "seconds": {**times, "original": theirs}, "table": rows, "checks": checks}
     )
 
 

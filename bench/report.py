@@ -1,0 +1,840 @@
+"""Render docs/benchmarks.md and its charts (docs/img/*.png) from the benchmarks' results.
+
+Every benchmark in bench/ records what it measured in bench/results/<name>.json, with the
+machine, the versions, the date and the load average; this script turns those files into the
+page and the pictures, and the README's block of headline figures, so that every number shown
+comes from a committed script. The prose (what each figure means and why it is what it is)
+lives here, beside the code that fills in the numbers.
+
+    python bench/report.py [--quick] [--results DIR] [--out docs/benchmarks.md]
+
+With ``--quick`` it reads bench/results/quick/ and writes bench/results/quick/benchmarks.md (and
+its img/), leaving docs/ and the README alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from coursemart.load.validate import MAX_BITMAP_IDS  # noqa: E402
+from measure import QUICK_RESULTS, RESULTS  # noqa: E402
+
+ROOT = Path(__file__).parent.parent
+README_BLOCK = re.compile(
+    r"(<!-- figures: written by bench/report.py -->\n).*?(<!-- /figures -->)", re.DOTALL
+)
+Record = dict[str, Any]
+COLOURS = {"coursemart": "#1f77b4", "anchor": "#b0b0b0", "floor": "#ff7f0e"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def number(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:,.2f} s" if value < 10 else f"{value:,.1f} s"
+
+
+def mib(value: float) -> str:
+    return f"{value:,.0f} MiB"
+
+
+def rate(rows: float, taken: float) -> str:
+    per_second = rows / taken
+    return f"{per_second / 1e6:.2f} M rows/s" if per_second >= 1e6 else f"{per_second:,.0f} rows/s"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def when(record: Record) -> str:
+    """When and under what load a benchmark ran."""
+    return (
+        f"measured {record['started'][:16].replace('T', ' ')} UTC, load average "
+        f"{record['load_at_start']:.1f} at the start and {record['load_at_end']:.1f} at the end"
+    )
+
+
+def command(name: str) -> str:
+    """The benchmark command that wrote the results called ``name``."""
+    return "bench/scale.py --huge" if name == "scale-huge" else f"bench/{name}.py"
+
+
+def checks(record: Record) -> str:
+    return "\n".join(f"- {line}" for line in record.get("checks", record.get("goals", [])))
+
+
+def missing(name: str, command: str) -> str:
+    return f"_Not measured in this run: `{command}` writes `bench/results/{name}.json`._"
+
+
+def save(figure: plt.Figure, images: Path, name: str) -> str:
+    """Write the figure as ``images/name.png``; its Markdown, relative to the page."""
+    images.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(images / f"{name}.png", dpi=110)
+    plt.close(figure)
+    return f"![{name}]({images.name}/{name}.png)"
+
+
+def log_log(axes: Axes, xlabel: str, ylabel: str) -> None:
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
+
+
+def bars(axes: Axes, labels: list[str], values: list[float], colours: list[str]) -> None:
+    """Horizontal bars, first label on top, each with its value."""
+    positions = list(range(len(labels)))[::-1]
+    axes.barh(positions, values, color=colours)
+    axes.set_yticks(positions, labels)
+    for y, value in zip(positions, values, strict=True):
+        axes.text(value, y, f" {value:,.2f}" if value < 100 else f" {value:,.0f}", va="center")
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's head: where, when, with what
+
+
+def header(results: dict[str, Record]) -> str:
+    first = next(iter(results.values()))
+    machine, versions = first["machine"], first["versions"]
+    runs = markdown_table(
+        ["benchmark", "when and under what load"],
+        [[f"`{command(name)}`", when(r)] for name, r in results.items()],
+    )
+    listed = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
+    return f"""# Benchmarks
+
+This page and its charts are written by `bench/report.py` from the results that `make bench`
+(and `make bench-scale`) record in `bench/results/*.json`: every figure here comes from those
+scripts. Each benchmark compares coursemart with named anchors measured in the same run and
+prints the ratios; each case runs in its own process, so a peak memory is that process's own.
+
+Machine: {machine["cores"]} cores ({machine["cpu"]}), {machine["memory_gib"]} GiB of memory,
+{machine["system"]}, shared with other work: the load average is given with each run (on 2 cores,
+above 2 means work was waiting for a core, and every time is longer than on a quiet machine).
+Versions: {listed}.
+
+{runs}"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Generate
+
+
+def generate_section(results: dict[str, Record], images: Path) -> str:
+    record = results.get("generate")
+    if record is None:
+        return "## Generate (`bench/generate.py`)\n\n" + missing("generate", "bench/generate.py")
+    found = {(r["engine"], r["courses"]): r for r in record["results"]}
+    rows = []
+    for n in record["sizes"]:
+        ours, theirs = found["coursemart", n], found["original", n]
+        rows.append(
+            [
+                number(n),
+                f"{seconds(ours['seconds'])} ({rate(n, ours['seconds'])})",
+                f"{seconds(theirs['seconds'])} ({rate(n, theirs['seconds'])})",
+                f"{theirs['seconds'] / ours['seconds']:.1f}×",
+                mib(ours["peak_mib"]),
+                mib(theirs["peak_mib"]),
+                f"{ours['load']:.1f}",
+            ]
+        )
+    header = ["courses", "coursemart", "original", "speed-up", "coursemart peak"]
+    text = markdown_table([*header, "original peak", "load avg"], rows)
+    small, large = min(record["sizes"]), max(record["sizes"])
+    growth = found["coursemart", large]["peak_mib"] / found["coursemart", small]["peak_mib"]
+    theirs_growth = found["original", large]["peak_mib"] / found["original", small]["peak_mib"]
+    chart = generate_chart(record, found, images)
+    return f"""## Generate (`bench/generate.py`)
+
+Anchor: the original notebook's approach, a per-row Python loop building a list of tuples (name
+and start date made one row at a time), turned into a pandas frame and written as Parquet. Times
+exclude interpreter start and imports ({when(record)}).
+
+{text}
+
+{checks(record)}
+
+Peak memory at {number(large)} courses is {growth:.2f}× that at {number(small)}: the generator
+holds at most two chunks of 250,000 rows at a time. The original's grows with the row count
+({theirs_growth:.1f}×).
+
+{chart}
+
+How: every possible name (opening × subject × closing, about 49,000 strings) is built once, so a
+chunk's names are one Arrow `take`; start dates are drawn as integers and ordered by a 16-bit
+quarter-hour key (numpy's radix sort) before any string exists, so part files come out sorted by
+`start_date` with no table sort; two threads each build and write a chunk (numpy and the Parquet
+writer release the GIL); Parquet dictionaries only for the columns that repeat (names,
+categories, levels), which makes files a fifth smaller and writes a third faster."""
+
+
+def generate_chart(record: Record, found: dict[tuple[str, int], Record], images: Path) -> str:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    sizes = record["sizes"]
+    for engine, colour in (("coursemart", COLOURS["coursemart"]), ("original", COLOURS["anchor"])):
+        left.plot(sizes, [found[engine, n]["seconds"] for n in sizes], "o-", color=colour)
+        right.plot(sizes, [found[engine, n]["peak_mib"] for n in sizes], "o-", color=colour)
+    log_log(left, "courses", "seconds")
+    log_log(right, "courses", "peak MiB")
+    left.legend(["coursemart", "original notebook"])
+    left.set_title("generate: time")
+    right.set_title("generate: peak memory")
+    return save(figure, images, "generate")
+
+
+# ---------------------------------------------------------------------------------------------
+# Load
+
+
+def load_section(results: dict[str, Record], images: Path) -> str:
+    record = results.get("load")
+    if record is None:
+        return "## Load (`bench/load.py`)\n\n" + missing("load", "bench/load.py")
+    n = record["rows"]
+    rows = []
+    for r in record["results"]:
+        moved = (
+            0
+            if "re-run" in r["contender"]
+            else n * (1.05 if "incremental" in r["contender"] else 1)
+        )
+        rows.append(
+            [
+                "PostgreSQL" if r["database"] == "postgresql" else "SQLite",
+                r["contender"],
+                seconds(r["seconds"]),
+                rate(moved, r["seconds"]) if moved else "",
+                mib(r["peak_mib"]),
+                f"{r['load']:.1f}",
+            ]
+        )
+    text = markdown_table(["database", "contender", "time", "rows/s", "peak", "load avg"], rows)
+    chart = load_chart(record, images)
+    memory = record.get("memory", {})
+    memory_line = ""
+    if len(memory) == 2:
+        small, large = sorted(memory, key=int)
+        memory_line = (
+            f"A {number(int(large))}-course load into PostgreSQL peaks at "
+            f"{mib(memory[large]['peak_mib'])}, against {mib(memory[small]['peak_mib'])} for "
+            f"{number(int(small))} ({number(int(large))} rows in "
+            f"{seconds(memory[large]['seconds'])}). "
+        )
+    return f"""## Load (`bench/load.py`)
+
+Every contender loads the same {number(n)} new courses into an identical, freshly created
+warehouse table (coursemart's DDL: primary key, both foreign keys, the `(start_date, course_id)`
+index, the `batch_id` lineage column), the dimensions already in place. `pandas.to_sql`,
+`sqlite-utils` and Spark append to that table, as the original job appended. Times exclude
+interpreter start, except for "coursemart load command", which is the whole `coursemart load`
+command as a user runs it (interpreter start, imports, reading, validation, writing, commit).
+Peaks are each process's own high-water mark (psql's and Spark's JVM memory is not counted);
+{when(record)}.
+
+{text}
+
+{checks(record)}
+
+{chart}
+
+Why coursemart beats `psql \\copy` on its own table: `\\copy` fires the foreign-key trigger for
+every row and updates the primary key and the index row by row. coursemart has already checked
+every category and level id against the dimension tables under the load lock, share-locks them
+until commit, and skips the per-row triggers (`session_replication_role = replica`, when the role
+may; see [reliability.md](reliability.md)). New ids go straight into `courses` by COPY; only ids
+that may already exist go through the staging table and `INSERT … ON CONFLICT`. Into an empty
+table (this benchmark's full load) the indexes are dropped and built again after the rows, inside
+the load's transaction
+([reliability.md](reliability.md#a-first-load-builds-the-indexes-after-the-rows)); the
+incremental load keeps them and updates them row by row, which is why it is slower.
+
+{sqlite_breakdown(record)}
+SQLite's anchor is its own floor: `INSERT INTO courses SELECT … FROM` the same rows, with the
+values coursemart binds, already in an attached SQLite file, into the same table with the same
+indexes, through a connection with coursemart's settings. That is the B-tree work alone, with no
+parsing and no Python. The rows arrive in `start_date` order, so the table's own B-tree (keyed by
+`course_id`) is written at random places; that cost is SQLite's own. What
+coursemart's whole command adds on top of it: starting Python and importing pyarrow and
+SQLAlchemy, reading and validating the Parquet files, and turning every row into Python values
+for the driver's prepared statement (SQLite has no bulk path that takes columns); building the
+secondary index after the rows, as PostgreSQL first loads do, saves little on SQLite, where the
+table's own B-tree dominates, so SQLite loads keep their index.
+
+{memory_line}Duplicate ids inside a batch are found with a bitmap over the batch's id range (from
+the Parquet footers) instead of holding every id, so a load's memory follows the chunk size, not
+the row count."""
+
+
+def sqlite_breakdown(record: Record) -> str:
+    """Where the whole SQLite load command's time goes, from the run's own rows."""
+    found = {r["contender"]: r["seconds"] for r in record["results"] if r["database"] == "sqlite"}
+    names = ("coursemart load command", "coursemart full", "SQLite INSERT … SELECT")
+    if not all(name in found for name in names):
+        return ""
+    whole, library, floor = (found[name] for name in names)
+    ordered = found.get("SQLite INSERT … SELECT, in course_id order")
+    order_line = (
+        f" With the same rows in `course_id` order the floor takes {seconds(ordered)} "
+        f"({'faster' if ordered < floor else 'slower'}): the table's B-tree is then written in "
+        "order, but the `(start_date, course_id)` index at random places instead: one of the two "
+        "B-trees is always written out of order"
+        + (
+            ", and sorting by id would not lower the floor."
+            if ordered > 0.8 * floor
+            else ", yet sorting by id would lower the floor here."
+        )
+        if ordered
+        else ""
+    )
+    return (
+        f"Where the whole SQLite command's {seconds(whole)} go: {seconds(whole - library)} "
+        f"starting Python and importing, {seconds(library - floor)} reading, validating and "
+        f"handing the rows to SQLite as Python values, and {seconds(floor)} SQLite's own B-tree "
+        f"work, the floor ({whole / floor:.2f}× it in all).{order_line}\n"
+    )
+
+
+def load_chart(record: Record, images: Path) -> str:
+    entries = [r for r in record["results"] if "re-run" not in r["contender"]]
+    figure, axes = plt.subplots(figsize=(9, 0.42 * len(entries) + 1.2))
+    labels = [f"{r['database']}: {r['contender']}" for r in entries]
+    colours = [
+        COLOURS["coursemart"]
+        if r["contender"].startswith("coursemart")
+        else COLOURS["floor"]
+        if "SELECT" in r["contender"]
+        else COLOURS["anchor"]
+        for r in entries
+    ]
+    bars(axes, labels, [r["seconds"] for r in entries], colours)
+    axes.set_xscale("log")
+    axes.set_xlabel(
+        f"seconds to load {number(record['rows'])} courses (log scale; shorter is better)"
+    )
+    axes.set_title("load: coursemart (blue), SQLite's own floor (orange), the usual ways (grey)")
+    return save(figure, images, "load")
+
+
+# ---------------------------------------------------------------------------------------------
+# Spark
+
+
+def spark_section(results: dict[str, Record], images: Path) -> str:
+    record = results.get("spark")
+    if record is None:
+        return "## Spark (`bench/spark.py`)\n\n" + missing("spark", "bench/spark.py")
+    header, *rows = record["table"]
+    text = markdown_table(header, rows)
+    taken = record["seconds"]
+    figure, axes = plt.subplots(figsize=(9, 2.2))
+    labels = list(taken)
+    colours = [COLOURS["anchor"] if k == "original" else COLOURS["coursemart"] for k in labels]
+    bars(axes, labels, list(taken.values()), colours)
+    axes.set_xlabel(f"seconds, end to end, {number(record['rows'])} courses, Spark local[2]")
+    chart = save(figure, images, "spark")
+    return f"""## Spark (`bench/spark.py`)
+
+End to end, {number(record["rows"])} courses generated, written to a lake and loaded into a fresh
+PostgreSQL database, Spark in `local[2]`, each timed from its command's start (JVM start included;
+the original's generate and load are two Spark applications, as its two notebooks were).
+coursemart runs twice, each on a fresh lake and database: first as the first Spark run on a
+machine (no class archive yet: the driver JVM records one on stop), then as every later run goes
+(the archive mapped); {when(record)}.
+
+{text}
+
+{checks(record)}
+
+{chart}
+
+Where coursemart's time goes: Python imports, starting the JVM and the Spark session (shorter
+with the class archive mapped), generating (Spark scheduling and starting Python workers; the work
+itself is the local engine's fraction of a second), reading, validating and COPYing into the
+unlogged staging table, and PostgreSQL's merge and index build. The original spends its time in a
+per-row Python loop, a pandas-to-Spark conversion, two JVM start-ups and row-by-row JDBC inserts,
+and skips the validation, the merge and the bookkeeping that make coursemart's re-run correct.
+The first Spark run on a machine also writes the class archive, once. The Spark engine is for
+data that outgrows one machine; on one machine the local engine does the same generate and load
+in a few seconds (see the scaling curves below)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# API
+
+
+def api_section(results: dict[str, Record], images: Path) -> str:
+    record = results.get("api")
+    if record is None:
+        return "## API (`bench/api.py`)\n\n" + missing("api", "bench/api.py")
+    rows = [
+        [
+            r["name"],
+            number(r["requests_per_second"]),
+            f"{r['p50_ms']:.1f} ms",
+            f"{r['p99_ms']:.1f} ms",
+            number(r["requests"]),
+            str(r["bad"]),
+        ]
+        for r in record["results"]
+    ]
+    header = ["server, warehouse", "requests/s", "p50", "p99", "requests", "failed"]
+    text = markdown_table(header, rows)
+    served = [r for r in record["results"] if r["requests"]]
+    figure, axes = plt.subplots(figsize=(9, 0.42 * len(served) + 1.2))
+    colours = [
+        COLOURS["coursemart"] if r["name"].startswith("coursemart") else COLOURS["anchor"]
+        for r in served
+    ]
+    bars(axes, [r["name"] for r in served], [r["requests_per_second"] for r in served], colours)
+    axes.set_xscale("log")
+    axes.set_xlabel("requests/s, wrk -t2 -c32 (log scale; longer is better)")
+    chart = save(figure, images, "api")
+    return f"""## API (`bench/api.py`)
+
+{number(record["courses"])} courses generated and loaded into one SQLite warehouse, served in turn
+by coursemart and by Datasette, each on 127.0.0.1 and stopped after its run; `wrk -t2 -c32
+--latency` asks each for a page of 50 courses, most recent first. Then the same courses are
+loaded into a fresh PostgreSQL database and served by coursemart. Datasette is asked with the
+URL a user writes (`/warehouse/vw_most_recent_courses.json?_sort_desc=start_date&_size=50`),
+which also counts the view's rows and suggests facets, and with
+`&_nocount=1&_nofacet=1&_nosuggest=1`, its fastest form. "Uncached" runs ask for a different
+`until` (a random minute) on every request, so every answer comes from the database; wrk, the
+servers and the database share the machine's cores ({when(record)}).
+
+{text}
+
+{checks(record)}
+
+{chart}
+
+Where the speed comes from: a repeated request (same path and query string, same data version)
+is answered from memory by a small ASGI layer in front of the routes, without routing,
+validation or a database round trip; a new query is validated, read from the index in one range
+scan and cached for the requests that follow. Uncached figures are what every request costs when
+each asks something new: a keyset range scan and the rows turned into JSON. See
+[api.md](api.md)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaling
+
+
+def scale_runs(results: dict[str, Record]) -> list[Record]:
+    return [results[name] for name in ("scale", "scale-huge") if name in results]
+
+
+def scale_label(record: Record) -> str:
+    largest = max(p["courses"] for p in record["points"])
+    started, load = record["started"][:10], record["load_at_start"]
+    return f"run of {started} (up to {number(largest)}, load {load:.1f})"
+
+
+def scale_section(results: dict[str, Record], images: Path) -> str:
+    runs = scale_runs(results)
+    if not runs:
+        return "## Scaling (`bench/scale.py`)\n\n" + missing("scale", "bench/scale.py")
+    parts = [scale_intro(runs)]
+    charts = [scale_time_chart(runs, images), scale_memory_chart(runs, images)]
+    parts.append("\n\n".join(charts))
+    for record in runs:
+        parts.append(scale_tables(record))
+    parts.append(scale_api_chart(runs, images))
+    parts.append(scale_disk_chart(runs, images))
+    parts.append(SCALE_WHY)
+    return "\n\n".join(parts)
+
+
+def scale_intro(runs: list[Record]) -> str:
+    record = runs[-1]
+    kinds = ", ".join(f"`{k['name']}` (`{k['path']}`)" for k in record["kinds"])
+    skipped = sorted({s for r in runs for p in r["points"] for s in p["skipped"]})
+    skipped_line = "\n" + "".join(f"\n- not measured: {s}" for s in skipped) if skipped else ""
+    return f"""## Scaling (`bench/scale.py`, `make bench-scale`)
+
+The commands users run, with their defaults, at each size on a fresh lake and a fresh PostgreSQL
+database: `coursemart generate --courses N`, `coursemart load --warehouse postgresql://…` (a
+first load), the same load again with nothing to do, then `coursemart serve` (one worker, its
+default) measured by `wrk -t2 -c32 -d{record["duration"]}s` for each request kind ({kinds}),
+cached (one URL repeated) and uncached (a random `until` on every request); then, from 10^6 on,
+{number(record["increment"])} new courses generated and loaded into the warehouse that holds N.
+Before the API runs, `VACUUM (ANALYZE)` and a checkpoint, as autovacuum would after a bulk load
+(this server runs with autovacuum off). Times include the interpreter's start; peaks are each
+command's own (GNU time); disk is the lake's files, the database's size and the WAL the load
+wrote. While a load runs, `pg_stat_activity` is sampled every 0.2 s to show where its time
+goes. The 10^6 warehouse is kept and measured again right after the largest size (API, then
+{number(record["increment"])} more new courses), so that the largest size is compared with a
+measurement that met the same load on this shared machine. What to run where, from these
+curves: [scaling-and-cost.md](scaling-and-cost.md).{skipped_line}"""
+
+
+def stage_series(record: Record, stage: str, field: str) -> tuple[list[int], list[float]]:
+    points = [p for p in record["points"] if stage in p["stages"]]
+    return [p["courses"] for p in points], [p["stages"][stage][field] for p in points]
+
+
+SCALE_STAGES = ("generate", "load", "load, nothing to do", "serve")
+
+
+def scale_time_chart(runs: list[Record], images: Path) -> str:
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for record, marker in zip(runs, ("o-", "s--"), strict=False):
+        increment = f"load {number(record['increment'])} new"
+        for stage, colour in zip((*SCALE_STAGES[:3], increment), plt.cm.tab10.colors, strict=False):
+            x, y = stage_series(record, stage, "seconds")
+            if x:
+                axes.plot(x, y, marker, color=colour, label=f"{stage}, {scale_label(record)}")
+    log_log(axes, "courses in the warehouse", "seconds (command, start to end)")
+    axes.legend(fontsize=7)
+    axes.set_title("time against size (log–log); slope 1 = linear")
+    return save(figure, images, "scale-time")
+
+
+def scale_memory_chart(runs: list[Record], images: Path) -> str:
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for record, marker in zip(runs, ("o-", "s--"), strict=False):
+        for stage, colour in zip(SCALE_STAGES, plt.cm.tab10.colors, strict=False):
+            x, y = stage_series(record, stage, "peak_mib")
+            if x:
+                axes.plot(x, y, marker, color=colour, label=f"{stage}, {scale_label(record)}")
+    axes.axhline(1024, color="red", linewidth=0.8, label="goal: under 1 GiB")
+    log_log(axes, "courses in the warehouse", "peak resident memory, MiB")
+    axes.set_yticks([100, 150, 200, 300, 500, 1000, 2000, 4000])
+    axes.legend(fontsize=7)
+    axes.set_title("peak memory of each command against size (log–log)")
+    return save(figure, images, "scale-memory")
+
+
+def scale_api_chart(runs: list[Record], images: Path) -> str:
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for record, marker in zip(runs, ("o-", "s--"), strict=False):
+        series: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for p in record["points"]:
+            for r in p["api"]:
+                x, y = series.setdefault((r["kind"], r["mode"]), ([], []))
+                x.append(p["courses"])
+                y.append(r["p99_ms"])
+        for ((kind, mode), (x, y)), colour in zip(
+            series.items(), plt.cm.tab10.colors, strict=False
+        ):
+            axes.plot(
+                x, y, marker, color=colour, label=f"p99 {kind}, {mode}, {scale_label(record)}"
+            )
+    log_log(axes, "courses in the warehouse", "p99 latency, ms (32 connections)")
+    axes.legend(fontsize=7)
+    axes.set_title("API p99 against warehouse size: flat is the goal")
+    return save(figure, images, "scale-api")
+
+
+def scale_disk_chart(runs: list[Record], images: Path) -> str:
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    record = runs[-1]
+    for key, colour in zip(("lake", "database", "wal_written"), plt.cm.tab10.colors, strict=False):
+        x = [p["courses"] for p in record["points"]]
+        axes.plot(
+            x, [p["disk"][key] / 2**20 for p in record["points"]], "o-", color=colour, label=key
+        )
+    log_log(axes, "courses", "MiB on disk")
+    axes.legend()
+    axes.set_title(
+        f"disk: the lake's Parquet, the database, the WAL of the first load ({scale_label(record)})"
+    )
+    return save(figure, images, "scale-disk")
+
+
+def scale_tables(record: Record) -> str:
+    return "\n\n".join(
+        [
+            f"### {scale_label(record).capitalize()}: {when(record)}{scale_method(record)}",
+            scale_stage_table(record),
+            scale_disk_table(record),
+            scale_api_table(record),
+            scale_activity(record),
+            checks(record) and "Goals, the largest size against 10^6:\n\n" + checks(record),
+        ]
+    )
+
+
+def scale_method(record: Record) -> str:
+    """A note for a run made before the 10^6 warehouse was measured again after the largest."""
+    again = any(r["mode"].endswith("after the largest") for p in record["points"] for r in p["api"])
+    return (
+        ""
+        if again
+        else (
+            "\n\nThis run compares the largest size with the 10^6 measurements made before it (the "
+            "10^6 warehouse was not yet measured again right after the largest size); its "
+            "incremental floor was PostgreSQL's own `INSERT … SELECT` of the rows, not a COPY."
+        )
+    )
+
+
+def moved_rows(point: Record, stage: str) -> int:
+    if stage in ("generate", "load"):
+        return int(point["courses"])
+    words = stage.split()
+    if words[0] in ("generate", "load") and words[1][0].isdigit():
+        return int(words[1].replace(",", ""))
+    return 0
+
+
+def scale_stage_table(record: Record) -> str:
+    rows = []
+    for p in record["points"]:
+        for stage, m in p["stages"].items():
+            moved = moved_rows(p, stage)
+            rows.append(
+                [
+                    number(p["courses"]),
+                    stage,
+                    seconds(m["seconds"]),
+                    rate(moved, m["seconds"]) if moved else "",
+                    mib(m["peak_mib"]) if m["peak_mib"] else "(the server's)",
+                    f"{m['load']:.1f}",
+                ]
+            )
+    header = ["courses", "command", "time", "rows/s", "peak memory", "load avg"]
+    return markdown_table(header, rows)
+
+
+def scale_disk_table(record: Record) -> str:
+    rows = [
+        [
+            number(p["courses"]),
+            mib(p["disk"]["lake"] / 2**20),
+            mib(p["disk"]["database"] / 2**20),
+            mib(p["disk"]["courses_table"] / 2**20),
+            mib(p["disk"]["courses_indexes"] / 2**20),
+            mib(p["disk"]["wal_written"] / 2**20),
+            seconds(p["settle_seconds"]),
+        ]
+        for p in record["points"]
+    ]
+    header = ["courses", "lake", "database", "courses table", "its indexes", "WAL of the load"]
+    return markdown_table([*header, "VACUUM ANALYZE"], rows)
+
+
+def scale_api_table(record: Record) -> str:
+    rows = [
+        [
+            number(p["courses"]),
+            f"{r['kind']}, {r['mode']}",
+            number(r["requests_per_second"]),
+            f"{r['p50_ms']:.1f} ms",
+            f"{r['p99_ms']:.1f} ms",
+            str(r["bad"]),
+            f"{r['load']:.1f}",
+        ]
+        for p in record["points"]
+        for r in p["api"]
+    ]
+    header = ["warehouse", "request", "requests/s", "p50", "p99", "failed", "load avg"]
+    return markdown_table(header, rows)
+
+
+def scale_activity(record: Record) -> str:
+    lines = []
+    for p in record["points"]:
+        spent = ", ".join(f"{k}: {v:.1f} s" for k, v in p["load_activity"].items())
+        if spent:
+            lines.append(f"- {number(p['courses'])}: {spent}")
+    return "Where each load's time went, as PostgreSQL saw its session:\n\n" + "\n".join(lines)
+
+
+SCALE_WHY = f"""Why the curves have these shapes:
+
+- **generate** is linear in the rows (a constant rate once Python has started) and its memory is
+  flat: two chunks of 250,000 rows at a time, whatever the size.
+- **load** (a first load) is linear too for the rows themselves: the local engine streams the
+  Parquet files a record batch at a time and COPYs them, so its memory is flat. Into an empty
+  table the indexes are built after the rows, by sorting; a sort grows a little faster than the
+  rows (n log n), and past `maintenance_work_mem` PostgreSQL sorts on disk. The WAL is about the
+  size of the table and its indexes: every row and every index page is written twice, once to
+  the WAL and once to the table.
+- **a load's memory** is flat while a batch's id range fits the bitmap of the check for ids
+  repeated inside a batch (up to {number(MAX_BITMAP_IDS)} ids, a byte each); above that range
+  the check holds every id of the batch (8 bytes each) and sorts a copy, which is what a
+  10^8-course batch's load peaks on. A bit per id would keep it flat at any size; until then a
+  very large backfill loads flat as several batches (several `generate` runs).
+- **a load with nothing to do** reads the manifest and the lake's listing of batches, not the
+  rows: its time is the interpreter's start and a few queries, whatever the size.
+- **an incremental load** of new courses into a full warehouse writes the new rows at the end of
+  the table and of the primary key, but each of them goes into the `(start_date, course_id)`
+  index at a random place: the more history, the more of that index lies outside PostgreSQL's
+  shared buffers, and every index page touched for the first time after a checkpoint is written
+  whole to the WAL. That is the part of the cost that follows the history, not the new data.
+- **the API** reads one page of an index by keyset, so its cost follows the page size, not the
+  table's, as long as the index's upper levels and the pages read stay in memory. Cached answers
+  do not touch the database at all: a change in their p99 from one size to another is the
+  machine's (its load average is beside each figure), not the warehouse's."""
+
+
+# ---------------------------------------------------------------------------------------------
+# README
+
+
+def readme_figures(results: dict[str, Record]) -> str:
+    """The README's block of headline figures, one line per benchmark that ran."""
+    lines = [
+        line
+        for line in (
+            scale_headline(results),
+            load_headline(results),
+            generate_headline(results),
+            api_headline(results),
+        )
+        if line
+    ]
+    if not lines:
+        return ""
+    return (
+        "\n".join(f"- {line}" for line in lines)
+        + "\n\nEvery figure, its anchors and its conditions: "
+        "[docs/benchmarks.md](docs/benchmarks.md).\n"
+    )
+
+
+def scale_headline(results: dict[str, Record]) -> str:
+    record = results.get("scale-huge") or results.get("scale")
+    if record is None:
+        return ""
+    largest = max(record["points"], key=lambda p: p["courses"])
+    stages = largest["stages"]
+    total = stages["generate"]["seconds"] + stages["load"]["seconds"]
+    peak = max(m["peak_mib"] for p in record["points"] for m in p["stages"].values())
+    return (
+        f"{number(largest['courses'])} courses generated and loaded into PostgreSQL in "
+        f"{seconds(total)}, no command above {mib(peak)} of memory "
+        f"(load average {record['load_at_start']:.1f})"
+    )
+
+
+def load_headline(results: dict[str, Record]) -> str:
+    record = results.get("load")
+    if record is None:
+        return ""
+    found = {(r["database"], r["contender"]): r["seconds"] for r in record["results"]}
+    parts = []
+    if ("postgresql", "psql \\copy") in found:
+        ratio = found["postgresql", "psql \\copy"] / found["postgresql", "coursemart full"]
+        parts.append(
+            f"into PostgreSQL {seconds(found['postgresql', 'coursemart full'])}, "
+            f"{ratio:.1f}× faster than `psql \\copy`"
+        )
+    floor = found.get(("sqlite", "SQLite INSERT … SELECT"))
+    whole = found.get(("sqlite", "coursemart load command"))
+    if floor and whole:
+        parts.append(
+            f"into SQLite the whole `coursemart load` in {seconds(whole)}, {whole / floor:.1f}× "
+            "SQLite's own `INSERT … SELECT` of the same rows"
+        )
+    return f"{number(record['rows'])} courses loaded: " + "; ".join(parts) if parts else ""
+
+
+def generate_headline(results: dict[str, Record]) -> str:
+    record = results.get("generate")
+    if record is None:
+        return ""
+    n = max(record["sizes"])
+    found = {(r["engine"], r["courses"]): r for r in record["results"]}
+    ours, theirs = found["coursemart", n], found["original", n]
+    return (
+        f"{number(n)} courses generated in {seconds(ours['seconds'])} "
+        f"({rate(n, ours['seconds'])}), {theirs['seconds'] / ours['seconds']:.0f}× the "
+        f"original notebook's loop, in {mib(ours['peak_mib'])}"
+    )
+
+
+def api_headline(results: dict[str, Record]) -> str:
+    record = results.get("api")
+    if record is None:
+        return ""
+    ours = [r for r in record["results"] if r["name"].startswith("coursemart")]
+    best = max(
+        (r for r in ours if "uncached" not in r["name"]), key=lambda r: r["requests_per_second"]
+    )
+    return (
+        f"the API ({best['name']}): {number(best['requests_per_second'])} requests/s, "
+        f"p99 {best['p99_ms']:.1f} ms, over {number(record['courses'])} courses"
+    )
+
+
+def update_readme(results: dict[str, Record]) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = readme_figures(results)
+    if block and README_BLOCK.search(text):
+        readme.write_text(README_BLOCK.sub(lambda m: m.group(1) + block + m.group(2), text))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def targets_section(results: dict[str, Record], images: Path) -> str:
+    """Every target and goal the benchmarks checked, as they printed them."""
+    parts = ["## Targets and goals at a glance"]
+    for name, record in results.items():
+        if checks(record):
+            parts.append(f"`{command(name)}` ({when(record)}):\n\n{checks(record)}")
+    return "\n\n".join(parts)
+
+
+SECTIONS: tuple[Callable[[dict[str, Record], Path], str], ...] = (
+    targets_section,
+    generate_section,
+    load_section,
+    spark_section,
+    api_section,
+    scale_section,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="render the --quick run's results")
+    parser.add_argument("--results", type=Path, help="folder of the results")
+    parser.add_argument("--out", type=Path, help="the page to write")
+    args = parser.parse_args()
+    folder = args.results or (QUICK_RESULTS if args.quick else RESULTS)
+    out = args.out or (folder / "benchmarks.md" if args.quick else ROOT / "docs" / "benchmarks.md")
+    results = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    if not results:
+        raise SystemExit(f"no results in {folder}: run the benchmarks first (make bench)")
+    images = out.parent / "img"
+    page = [header(results), *(section(results, images) for section in SECTIONS)]
+    out.write_text("\n\n".join(page) + "\n")
+    if not args.quick and out == ROOT / "docs" / "benchmarks.md":
+        update_readme(results)
+    print(f"wrote {out} and its charts in {images}")
+
+
+if __name__ == "__main__":
+    main()
