@@ -122,8 +122,8 @@ def reject_all(table: pa.Table, reason: str) -> Checked:
 # ---------------------------------------------------------------------------------------------
 # Rows
 
-#: Largest id range checked with a bitmap (one byte per id: 64 MiB); wider ranges sort.
-MAX_BITMAP_IDS: Final = 64 * 1024 * 1024
+#: Widest id range checked with a bitmap of one bit per id (256 MiB); wider ranges sort.
+MAX_BITMAP_IDS: Final = 2**31
 
 
 def duplicate_ids(
@@ -131,25 +131,32 @@ def duplicate_ids(
 ) -> pa.Array:
     """Course ids that occur more than once across ``id_arrays`` (one batch's ids, streamed).
 
-    With the batch's ``id_range`` (from the Parquet footers), a bitmap of seen ids replaces
-    holding every id, so memory follows the id range, not the number of rows.
+    With the batch's ``id_range`` (from the Parquet footers), a bitmap of one bit per id in the
+    range replaces holding every id: 100 million ids take 12 MiB, whatever the number of rows.
     """
     chunks = (ids_as_int64(array) for array in id_arrays)
     if id_range is not None and 0 < id_range[1] - id_range[0] + 1 <= MAX_BITMAP_IDS:
-        low, high = id_range
-        seen = np.zeros(high - low + 1, dtype=bool)
-        repeated: list[np.ndarray] = []
-        for ids in chunks:
-            offsets, counts = np.unique(ids - low, return_counts=True)
-            repeated.append(offsets[seen[offsets] | (counts > 1)] + low)
-            seen[offsets] = True
-        found = np.concatenate(repeated) if repeated else np.array([], dtype=np.int64)
-        return pa.array(np.unique(found), pa.int64())
+        return _repeated_in_range(chunks, *id_range)
     every = list(chunks)
     if not every:
         return pa.array([], pa.int64())
     ids = np.sort(np.concatenate(every))
     return pa.array(np.unique(ids[1:][ids[1:] == ids[:-1]]), pa.int64())
+
+
+def _repeated_in_range(chunks: Iterable[np.ndarray], low: int, high: int) -> pa.Array:
+    """Ids seen twice, marking each in a bitmap over ``low … high`` (eight ids a byte)."""
+    seen = np.zeros((high - low) // 8 + 1, dtype=np.uint8)
+    repeated: list[np.ndarray] = []
+    for ids in chunks:
+        offsets, counts = np.unique(ids - low, return_counts=True)  # sorted, once each
+        where, bits = offsets >> 3, np.left_shift(1, offsets & 7).astype(np.uint8)
+        repeated.append(offsets[((seen[where] & bits) != 0) | (counts > 1)] + low)
+        if len(where):  # ids sharing a byte: their bits are joined before the byte is written
+            starts = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
+            seen[where[starts]] |= np.bitwise_or.reduceat(bits, starts)
+    found = np.concatenate(repeated) if repeated else np.array([], dtype=np.int64)
+    return pa.array(np.unique(found), pa.int64())
 
 
 Mask: TypeAlias = Any  # a pyarrow Array or ChunkedArray (pyarrow has no type hints)
