@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 
@@ -14,6 +16,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: instant, and no markup library loaded to print it
 )
+if TYPE_CHECKING:
+    from coursemart.config import Settings
+
 err = Console(stderr=True)
 out = Console()
 
@@ -21,3 +26,10 @@ out = Console()
 def say(text: str) -> None:
     """One line on standard output, exactly as given (no markup, no wrapping)."""
     out.print(text, highlight=False, soft_wrap=True, markup=False)
+
+
+def settings() -> Settings:
+    """The configuration from the environment and ``.env`` (read when a command runs)."""
+    from coursemart.config import Settings
+
+    return Settings()

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-import typer
-
-from coursemart.cli.app import app, err, say
+from coursemart.cli.app import app, err, say, settings
 from coursemart.cli.options import (
     DEFAULT_COURSES,
     CoursesOption,
     EndOption,
-    Engine,
     EngineOption,
     LakeOption,
     QuietOption,
@@ -34,54 +30,14 @@ from coursemart.cli.options import (
     StartOption,
     WaitOption,
     WarehouseOption,
-    spark_conf_pairs,
 )
 from coursemart.cli.output import generate_summary, load_summary, progress_bar
+from coursemart.cli.spark import engine_session
 from coursemart.errors import InputError
 from coursemart.masking import mask_url
 
 if TYPE_CHECKING:
     from coursemart.config import Settings
-
-
-def settings() -> Settings:
-    """The configuration from the environment and ``.env``."""
-    from coursemart.config import Settings
-
-    return Settings()
-
-
-@contextmanager
-def engine_session(
-    config: Settings, engine: Engine | None, master: str | None, conf: list[str] | None
-) -> Iterator[Any]:
-    """A Spark session for ``--engine spark`` (stopped afterwards), else None."""
-    chosen = engine.value if engine is not None else config.engine
-    if chosen != "spark":
-        yield None
-        return
-    from coursemart.engines import class_archive
-    from coursemart.engines import spark as spark_engine
-
-    session = spark_engine.session(
-        master or config.spark_master,
-        {**config.spark_conf, **spark_conf_pairs(conf)},
-        jars=config.jdbc_jars.split(":"),
-        jvm_cache=class_archive.folder_from_setting(config.spark_jvm_cache),
-    )
-    archive = spark_engine.recording()
-    if archive is not None:
-        typer.echo(
-            f"coursemart: first Spark run with these jars here: recording the JVM's class archive "
-            f"in {archive.path.parent} (once; later runs start faster)",
-            err=True,
-        )
-    try:
-        yield session
-    except BaseException:
-        spark_engine.stop(session, keep_archive=False)  # a failed run records no archive
-        raise
-    spark_engine.stop(session)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from coursemart.cli.app import app, say
+from coursemart.cli.app import app, say, settings
 from coursemart.cli.options import LakeOption, WarehouseOption
-from coursemart.cli.pipeline import settings
 
 
 @app.command()

@@ -10,9 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from coursemart.cli.app import app, err, say
+from coursemart.cli.app import app, err, say, settings
 from coursemart.cli.options import WarehouseOption
-from coursemart.cli.pipeline import settings
 from coursemart.masking import mask_url
 
 HostOption = Annotated[

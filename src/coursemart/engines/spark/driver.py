@@ -26,15 +26,19 @@ def session(
     jars: Sequence[str] = (),
     app_name: str = "coursemart",
     jvm_cache: Path | None = None,
+    record_missing: bool = True,
 ) -> SparkSession:
     """A Spark session in UTC, writing Parquet as coursemart's lake expects.
 
     ``jars`` that exist are handed to Spark (the JDBC drivers); ``conf`` passes anything else
     (``spark.driver.extraJavaOptions`` is added to coursemart's own driver options). With
-    ``jvm_cache``, the driver JVM records or maps its class archive there
-    (:mod:`coursemart.engines.class_archive`); end such a session with :func:`stop`.
+    ``jvm_cache``, the driver JVM maps its class archive there, or records it when there is none
+    (:mod:`coursemart.engines.class_archive`); end such a session with :func:`stop`. Without
+    ``record_missing``, a missing archive is not recorded by this JVM (recording costs its run
+    the seconds the JVM takes to write it): :func:`missing_archive` then names it, for a
+    warm-up off the user's path (:mod:`coursemart.engines.spark.warmup`).
     """
-    global _recording
+    global _recording, _missing
     try:
         from pyspark.sql import SparkSession as Session
     except ImportError as exc:
@@ -46,6 +50,9 @@ def session(
         ["-Duser.timezone=UTC", conf.pop("spark.driver.extraJavaOptions", "")]
     ).strip()
     archive = _archive_plan(jvm_cache, driver_options, conf) if jvm_cache else None
+    _missing = archive if archive is not None and archive.record and not record_missing else None
+    if _missing is not None:
+        archive = None  # this JVM starts as it would without an archive
     if archive is not None:
         driver_options = f"{driver_options} {archive.java_options}"
     settings = {**coursemart_settings(master, driver_options, jars), **conf}
@@ -112,6 +119,15 @@ ARCHIVE_CONTEXT: Final = (
     "spark.driver.extraClassPath",
     "spark.driver.defaultJavaOptions",
 )
+
+
+#: The class archive the running driver JVM could have used but which is not recorded yet.
+_missing: class_archive.Plan | None = None
+
+
+def missing_archive() -> class_archive.Plan | None:
+    """The archive a session started with ``record_missing=False`` found missing, if it did."""
+    return _missing
 
 
 def recording() -> class_archive.Plan | None:
