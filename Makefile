@@ -1,23 +1,28 @@
-# coursemart: `make help` lists the targets.
+# coursemart: `make help` lists the targets and the variables.
 SHELL := /bin/bash
-PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LAKE ?= data/lake
-WAREHOUSE ?= sqlite:///data/warehouse.db
-COURSES ?=
-HOST ?= 127.0.0.1
-PORT ?= 8000
-PYTEST_ARGS ?=
-BENCH_ARGS ?=
-SCALE_ARGS ?=
+RUN_STAMP := $(VENV)/.installed-run
+PYTHON ?= python3## Python 3.11 or newer that creates .venv
+LAKE ?= data/lake## make run: the lake (a folder or an fsspec URL)
+WAREHOUSE ?= sqlite:///data/warehouse.db## make run: the warehouse (a SQLAlchemy URL)
+COURSES ?=## make run: generate this many more courses (none: 100,000 into an empty lake only)
+HOST ?= 127.0.0.1## make run: the address to serve on
+PORT ?= 8000## make run: the port to serve on
+PYTEST_ARGS ?=## make test: arguments for pytest (e.g. -k load -x)
+BENCH_ARGS ?=## make bench: arguments for every benchmark (e.g. --quick)
+SCALE_ARGS ?=## make bench-scale: --huge adds 10^8 courses
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint format bench bench-quick bench-scale clean
 
-help: ## List the targets
+help: ## List the targets and the variables
+	@echo "targets:"
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "variables (make run PORT=8001 COURSES=50000):"
+	@grep -hE '^[A-Z_]+ \?=[^#]*## ' $(MAKEFILE_LIST) \
+		| awk -F ' \\?=|## ' '{gsub(/^ +| +$$/, "", $$2); printf "  %-12s %s (default: %s)\n", $$1, $$3, ($$2 == "" ? "none" : $$2)}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -27,7 +32,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(STAMP) ## Generate a catalog, load it into ./data/warehouse.db, serve it at http://127.0.0.1:8000
+# make run needs only what running needs: the runtime dependencies (an environment that make test
+# made, with the development set, serves as well).
+$(RUN_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "coursemart needs Python 3.11 or newer (set PYTHON=...)"; exit 1; }
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then exit 0; fi; \
+		test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+		echo "coursemart: installing what running needs into $(VENV)"; \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+run: $(RUN_STAMP) ## Generate a catalog (once), load it into ./data/warehouse.db, serve it at http://HOST:PORT
+	@$(BIN)/coursemart serve --check --warehouse $(WAREHOUSE) --host $(HOST) --port $(PORT)
 	$(BIN)/coursemart run $(if $(COURSES),--courses $(COURSES)) --lake $(LAKE) --warehouse $(WAREHOUSE)
 	$(BIN)/coursemart status --lake $(LAKE) --warehouse $(WAREHOUSE)
 	@echo "coursemart: open http://$(HOST):$(PORT)/ (API docs at /docs); Ctrl-C stops"
@@ -76,5 +93,7 @@ bench-scale: $(BENCH_STAMP) ## 10^5 to 10^7 courses on PostgreSQL (SCALE_ARGS=--
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 	$(BIN)/python bench/report.py
 
-clean: ## Remove the environment and the local data
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the environment, the local data and everything the targets made
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis .cache \
+		bench/results/quick
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

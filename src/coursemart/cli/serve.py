@@ -6,12 +6,14 @@ import copy
 import logging
 import os
 import re
+import socket
 from typing import Annotated, Any
 
 import typer
 
 from coursemart.cli.app import app, err, say, settings
 from coursemart.cli.options import WarehouseOption
+from coursemart.errors import InputError
 from coursemart.masking import mask_url
 
 HostOption = Annotated[
@@ -62,6 +64,36 @@ def hide_query_secrets(path: str) -> str:
     return re.sub(r"(?i)([?&](?:code|api_key|key)=)[^&\s]*", r"\1***", path)
 
 
+CheckOption = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Only check the settings and that HOST:PORT is free, then exit (0 when serving "
+        "would start).",
+    ),
+]
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address another server already listens on: before any work."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InputError(
+            f"--host {host}: {exc.strerror}; give an address such as 127.0.0.1"
+        ) from exc
+    family, kind, _, _, address = found[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InputError(
+                f"port {port} on {host} is taken ({exc.strerror}): stop what uses it, or choose "
+                f"another port with --port (make run PORT={port + 1})"
+            ) from exc
+
+
 @app.command()
 def serve(
     *,
@@ -69,15 +101,19 @@ def serve(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
     workers: WorkersOption = 1,
+    check: CheckOption = False,
 ) -> None:
     """Serve the read-only API and the web page at http://HOST:PORT (Ctrl-C stops)."""
-    import uvicorn
-
     from coursemart.config import ENV_PREFIX
 
     if warehouse:  # workers are processes of their own: they read settings from the environment
         os.environ[f"{ENV_PREFIX}WAREHOUSE"] = warehouse
     config = settings()  # a bad setting fails here, with the usual one-line message
+    check_address(host, port)
+    if check:
+        return
+    import uvicorn
+
     where = f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})"
     say(f"serving {mask_url(config.warehouse_url)} at {where}")
     if not config.api_keys:
