@@ -79,6 +79,7 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $@
 
 bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios, writes docs/benchmarks.md
+	$(BIN)/python bench/startup.py $(BENCH_ARGS)
 	$(BIN)/python bench/generate.py $(BENCH_ARGS)
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
 	$(BIN)/python bench/spark.py $(BENCH_ARGS)

@@ -807,8 +807,37 @@ def targets_section(results: dict[str, Record], images: Path) -> str:
     return "\n\n".join(parts)
 
 
+def startup_section(results: dict[str, Record], images: Path) -> str:
+    """The shipped commands' start-up, whole process, against the interpreter alone."""
+    record = results.get("startup")
+    if record is None:
+        return "## Start-up\n\n" + missing("startup", command("startup"))
+    rows = [
+        [
+            f"`{r['command']}`" if r["goal"] is None else f"`coursemart {r['command']}`",
+            seconds(r["seconds"]),
+            mib(r["peak_mib"]),
+            "anchor" if r["goal"] is None else f"≤ {r['goal']} s",
+            number(r["load"], 1),
+        ]
+        for r in record["results"]
+    ]
+    table = markdown_table(["command", "median", "peak", "goal", "load average"], rows)
+    return f"""## Start-up (`bench/startup.py`)
+
+Each command runs {record["runs"]} times, whole process as users start it (interpreter, imports,
+work); the median counts. Heavy libraries are imported only by the commands that use them: help
+and `config` never load pyarrow, SQLAlchemy or the API (a test guards it,
+`tests/test_startup.py`). {when(record).capitalize()}.
+
+{table}
+
+{checks(record)}"""
+
+
 SECTIONS: tuple[Callable[[dict[str, Record], Path], str], ...] = (
     targets_section,
+    startup_section,
     generate_section,
     load_section,
     spark_section,
