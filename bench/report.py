@@ -814,7 +814,7 @@ def startup_section(results: dict[str, Record], images: Path) -> str:
         return "## Start-up\n\n" + missing("startup", command("startup"))
     rows = [
         [
-            f"`{r['command']}`" if r["goal"] is None else f"`coursemart {r['command']}`",
+            f"`{r['command']}`",
             seconds(r["seconds"]),
             mib(r["peak_mib"]),
             "anchor" if r["goal"] is None else f"≤ {r['goal']} s",
@@ -828,7 +828,7 @@ def startup_section(results: dict[str, Record], images: Path) -> str:
 Each command runs {record["runs"]} times, whole process as users start it (interpreter, imports,
 work); the median counts. Heavy libraries are imported only by the commands that use them: help
 and `config` never load pyarrow, SQLAlchemy or the API (a test guards it,
-`tests/test_startup.py`). {when(record).capitalize()}.
+`tests/test_startup.py`). {when(record)[0].upper() + when(record)[1:]}.
 
 {table}
 
