@@ -49,11 +49,12 @@ def test_merge_inserts_new_rows_and_takes_a_course_only_from_a_greater_batch() -
         "ON t.course_id = s.course_id "
         "WHEN MATCHED AND (s.batch_id > t.batch_id) "
         "THEN UPDATE SET t.course_name = s.course_name, t.category_id = s.category_id, "
-        "t.level_id = s.level_id, t.start_date = s.start_date, t.batch_id = s.batch_id "
+        "t.level_id = s.level_id, t.start_date = s.start_date, t.search_name = s.search_name, "
+        "t.batch_id = s.batch_id "
         "WHEN NOT MATCHED BY TARGET THEN "
-        "INSERT (course_id, course_name, category_id, level_id, start_date, batch_id) "
+        "INSERT (course_id, course_name, category_id, level_id, start_date, search_name, batch_id) "
         "VALUES (s.course_id, s.course_name, s.category_id, s.level_id, s.start_date, "
-        "s.batch_id);"
+        "s.search_name, s.batch_id);"
     )
 
 

@@ -111,7 +111,7 @@ def test_a_local_lake_loads_identically_with_either_engine(
     assert stored_courses(other_postgres) == expected_courses(lake_dir)
     # both first loads built the indexes after the rows; both end with the schema's indexes
     assert courses_indexes(other_postgres) == courses_indexes(postgres_url)
-    assert len(courses_indexes(other_postgres)) == 5  # 2 indexes; the key and 2 foreign keys
+    assert len(courses_indexes(other_postgres)) == 6  # 3 indexes; the key and 2 foreign keys
 
 
 def test_a_spark_lake_loads_identically_with_either_engine_and_reruns_do_nothing(

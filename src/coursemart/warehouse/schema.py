@@ -56,6 +56,9 @@ courses = sa.Table(
     sa.Column("category_id", sa.Integer, sa.ForeignKey("categories.category_id"), nullable=False),
     sa.Column("level_id", sa.Integer, sa.ForeignKey("levels.level_id"), nullable=False),
     sa.Column("start_date", Timestamp, nullable=False),
+    # The name folded for search (lower case, no accents, words): each database's text index
+    # reads it (warehouse/search_index.py).
+    sa.Column("search_name", sa.UnicodeText, nullable=False),
     # Row lineage: the lake batch the row came from. For each course the row of the greatest
     # batch id wins, whatever order batches arrive in.
     sa.Column("batch_id", sa.String(model.MAX_ID_LENGTH), nullable=False),
@@ -131,6 +134,9 @@ def ensure_schema(connection: Connection) -> list[str]:
     metadata.create_all(connection, checkfirst=True)
     if "courses" in existing:
         created.extend(add_lineage(connection, inspector))
+    from coursemart.warehouse.search_index import ensure_search
+
+    created.extend(ensure_search(connection, courses_existed="courses" in existing))
     if VIEW_NAME not in set(inspector.get_view_names()):
         connection.exec_driver_sql(view_ddl(connection.dialect))
         created.append(VIEW_NAME)

@@ -27,14 +27,19 @@ from coursemart.warehouse import Warehouse
 
 DataFrame = Any
 
-#: What the executors return: course columns (nullable), the reason (null for good rows), the file.
+#: What the executors return: course columns (nullable), the name folded for search (good rows),
+#: the reason (null for good rows), the file (null for good rows).
 CHECKED_ARROW: Final = pa.schema(
     [pa.field(f.name, f.type, nullable=True) for f in model.COURSES_SCHEMA]
-    + [pa.field("reason", pa.string()), pa.field("source_file", pa.string())]
+    + [
+        pa.field("search_name", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("source_file", pa.string()),
+    ]
 )
 CHECKED_SCHEMA: Final = (
     "course_id long, course_name string, category_id int, level_id int, start_date timestamp, "
-    "reason string, source_file string"
+    "search_name string, reason string, source_file string"
 )
 #: Up to this many rows in a batch, its ids are checked for repeats on the driver (one column
 #: read through the lake module, a bitmap over the id range); above it, by a Spark shuffle.
@@ -100,13 +105,20 @@ class FileChecker:
 
 
 def _with_no_reason(good: pa.Table) -> pa.Table:
+    """Good rows with their name folded for search and no reason."""
+    from coursemart.search import fold
+
+    good = good.append_column("search_name", fold(good["course_name"]))
     return good.append_column("reason", pa.nulls(good.num_rows, pa.string()))
 
 
 def _with_source(rows: pa.Table, path: str | None) -> pa.Table:
     """Rows in the executors' answer schema, each naming its file (null for good rows)."""
     source = pa.array([path] * rows.num_rows, pa.string())
-    return rows.append_column("source_file", source).select(CHECKED_ARROW.names).cast(CHECKED_ARROW)
+    rows = rows.append_column("source_file", source)
+    if "search_name" not in rows.column_names:
+        rows = rows.append_column("search_name", pa.nulls(rows.num_rows, pa.string()))
+    return rows.select(CHECKED_ARROW.names).cast(CHECKED_ARROW)
 
 
 def _copy_connection(target: StageCopy) -> Any:
@@ -187,7 +199,9 @@ class SparkLoad:
             good_rows, self.restaged[batch_id] = staged_ids(self.engine, self.stage_table, seq)
             for source in sorted(set(bad["source_file"].to_pylist())):
                 rows = bad.filter(pc.equal(bad["source_file"], source))
-                plan.rejected.add(rows.drop_columns(["source_file"]), batch_id, source)
+                plan.rejected.add(
+                    rows.drop_columns(["source_file", "search_name"]), batch_id, source
+                )
             count_reasons(bad, counts.reasons)
             counts.read += good_rows + bad.num_rows
             counts.loaded += good_rows
@@ -214,7 +228,7 @@ class SparkLoad:
         checker = FileChecker(where, tuple(paths), since, plan.rules, duplicates)
         checked = tasks.mapInArrow(checker, CHECKED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
         try:  # JDBC from the executors
-            good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS)
+            good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS, "search_name")
             good = good.withColumn("batch_id", F.lit(batch.batch_id))
             good = good.withColumn("batch_seq", F.lit(seq))
             good.write.jdbc(

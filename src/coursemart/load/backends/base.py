@@ -15,15 +15,19 @@ from sqlalchemy.engine import Connection
 
 from coursemart import warehouse
 from coursemart.errors import CoursemartError
+from coursemart.search import fold
 
 #: The course columns of the lake.
 COURSE_COLUMNS: Final = ("course_id", "course_name", "category_id", "level_id", "start_date")
-#: The columns a course row has in the warehouse: the lake's and its batch (row lineage).
-STORED_COLUMNS: Final = (*COURSE_COLUMNS, "batch_id")
+#: The columns a course row has in the warehouse: the lake's, the name folded for search, and
+#: its batch (row lineage).
+STORED_COLUMNS: Final = (*COURSE_COLUMNS, "search_name", "batch_id")
 #: What a merge may change, ``batch_id`` last (MySQL applies updates left to right).
 UPDATED_COLUMNS: Final = STORED_COLUMNS[1:]
-#: The stored columns as SQL lists them.
+#: The stored columns as SQL lists them, and as many DB-API placeholders.
 COLUMN_LIST: Final = ", ".join(STORED_COLUMNS)
+QMARKS: Final = ", ".join("?" * len(STORED_COLUMNS))
+FORMATS: Final = ", ".join(["%s"] * len(STORED_COLUMNS))
 LOCK_NAME: Final = "coursemart-load"
 ROWS_PER_STATEMENT: Final = 10_000
 
@@ -54,11 +58,10 @@ def text_timestamps(column: pa.ChunkedArray | pa.Array) -> list[str]:
 
 
 def with_lineage(rows: pa.Table, batch_id: str) -> pa.Table:
-    """Validated course rows with the id of the batch they came from, as the warehouse keeps
-    them."""
-    return rows.select(COURSE_COLUMNS).append_column(
-        "batch_id", pa.array([batch_id] * rows.num_rows, pa.string())
-    )
+    """Validated course rows as the warehouse keeps them: with the name folded for search and
+    the id of the batch they came from."""
+    stored = rows.select(COURSE_COLUMNS).append_column("search_name", fold(rows["course_name"]))
+    return stored.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
 
 
 def row_tuples(table: pa.Table) -> list[tuple[Any, ...]]:

@@ -16,6 +16,7 @@ from coursemart import warehouse
 from coursemart.load.backends.base import (
     COLUMN_LIST,
     LOCK_NAME,
+    QMARKS,
     ROWS_PER_STATEMENT,
     Backend,
     busy,
@@ -76,7 +77,7 @@ def applock_sql(wait: float) -> str:
 
 class MSSQLBackend(Backend, MergesStages):
     dialects = ("mssql",)
-    INSERT_STAGE: Final = f"INSERT INTO {STAGE} ({COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?)"
+    INSERT_STAGE: Final = f"INSERT INTO {STAGE} ({COLUMN_LIST}) VALUES ({QMARKS})"
 
     def __init__(self, connection: sa.engine.Connection, display_url: str) -> None:
         super().__init__(connection, display_url)

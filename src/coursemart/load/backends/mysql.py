@@ -11,6 +11,7 @@ from sqlalchemy.dialects import mysql
 
 from coursemart.load.backends.base import (
     COLUMN_LIST,
+    FORMATS,
     LOCK_NAME,
     ROWS_PER_STATEMENT,
     UPDATED_COLUMNS,
@@ -40,8 +41,7 @@ def mysql_merge_sql(stage: str, where: str = "") -> str:
 class MySQLBackend(Backend, MergesStages):
     dialects = ("mysql", "mariadb")
     UPSERT: Final = (
-        f"INSERT INTO courses ({COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s, %s) "
-        f"ON DUPLICATE KEY UPDATE {UPDATES}"
+        f"INSERT INTO courses ({COLUMN_LIST}) VALUES ({FORMATS}) ON DUPLICATE KEY UPDATE {UPDATES}"
     )
 
     @property

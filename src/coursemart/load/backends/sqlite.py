@@ -12,6 +12,7 @@ from sqlalchemy.dialects import sqlite
 
 from coursemart.load.backends.base import (
     COLUMN_LIST,
+    QMARKS,
     ROWS_PER_STATEMENT,
     UPDATED_COLUMNS,
     Backend,
@@ -22,7 +23,7 @@ from coursemart.load.backends.base import (
 
 class SQLiteBackend(Backend):
     dialects = ("sqlite",)
-    INSERT: Final = f"INSERT INTO courses ({COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?)"
+    INSERT: Final = f"INSERT INTO courses ({COLUMN_LIST}) VALUES ({QMARKS})"
     UPSERT: Final = (
         f"{INSERT} ON CONFLICT (course_id) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in UPDATED_COLUMNS)

@@ -1,0 +1,114 @@
+"""Each database's own text index over ``courses.search_name`` (the folded course name), kept
+up to date inside the loader's transaction:
+
+- SQLite: an FTS5 table with the courses as its content, kept by triggers on ``courses``;
+- PostgreSQL: a GIN index on ``to_tsvector('simple', search_name)``;
+- MariaDB/MySQL: an InnoDB FULLTEXT index (made without stopwords, so "for" and "with" count);
+- SQL Server: none (a search reads ``search_name`` with ``LIKE``).
+
+A warehouse made before search gets the column, filled from the names, and its index.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+INDEX: Final = "ix_courses_search"
+FTS_TABLE: Final = "courses_search"
+BACKFILL_ROWS: Final = 50_000
+
+SQLITE_FTS: Final = (
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_name, content='courses', "
+    "content_rowid='course_id', tokenize='unicode61 remove_diacritics 2')",
+    f"CREATE TRIGGER {FTS_TABLE}_insert AFTER INSERT ON courses BEGIN "
+    f"INSERT INTO {FTS_TABLE}(rowid, search_name) VALUES (new.course_id, new.search_name); END",
+    f"CREATE TRIGGER {FTS_TABLE}_delete AFTER DELETE ON courses BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_name) "
+    "VALUES ('delete', old.course_id, old.search_name); END",
+    f"CREATE TRIGGER {FTS_TABLE}_update AFTER UPDATE OF search_name ON courses BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_name) "
+    "VALUES ('delete', old.course_id, old.search_name); "
+    f"INSERT INTO {FTS_TABLE}(rowid, search_name) VALUES (new.course_id, new.search_name); END",
+)
+
+
+def ensure_search(connection: Connection, courses_existed: bool) -> list[str]:
+    """Add what is missing of search: the column (filled from the names) and the index."""
+    created = []
+    columns = {column["name"] for column in sa.inspect(connection).get_columns("courses")}
+    if "search_name" not in columns:
+        add_column(connection)
+        fill(connection)
+        created.append("courses.search_name")
+    if not has_index(connection):
+        create_index(connection, rebuild=courses_existed)
+        created.append(FTS_TABLE if connection.dialect.name == "sqlite" else INDEX)
+    return created
+
+
+def add_column(connection: Connection) -> None:
+    kind = sa.UnicodeText().compile(dialect=connection.dialect)
+    add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
+    default = "" if connection.dialect.name in ("mysql", "mariadb") else " DEFAULT ''"
+    connection.exec_driver_sql(f"ALTER TABLE courses {add} search_name {kind} NOT NULL{default}")
+
+
+def fill(connection: Connection) -> None:
+    """Fold every stored name into ``search_name``, in chunks by course id."""
+    from coursemart.search import fold
+
+    courses = sa.table("courses", sa.column("course_id"), sa.column("course_name"))
+    after = None
+    while True:
+        query = sa.select(courses.c.course_id, courses.c.course_name).order_by(courses.c.course_id)
+        if after is not None:
+            query = query.where(courses.c.course_id > after)
+        rows = connection.execute(query.limit(BACKFILL_ROWS)).all()
+        if not rows:
+            return
+        ids = [row[0] for row in rows]
+        names = fold(pa.array([row[1] for row in rows], pa.string())).to_pylist()
+        connection.execute(
+            sa.text("UPDATE courses SET search_name = :name WHERE course_id = :id"),
+            [{"name": name, "id": ident} for name, ident in zip(names, ids, strict=True)],
+        )
+        after = ids[-1]
+
+
+def has_index(connection: Connection) -> bool:
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        found = connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (FTS_TABLE,)
+        ).first()
+        return found is not None
+    if dialect == "mssql":
+        return True  # nothing to make
+    names = {index["name"] for index in sa.inspect(connection).get_indexes("courses")}
+    if dialect == "postgresql":
+        found = connection.exec_driver_sql(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s",
+            (INDEX,),
+        ).first()
+        return found is not None
+    return INDEX in names
+
+
+def create_index(connection: Connection, *, rebuild: bool) -> None:
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        for statement in SQLITE_FTS:
+            connection.exec_driver_sql(statement)
+        if rebuild:  # index the rows already there
+            connection.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+    elif dialect == "postgresql":
+        connection.exec_driver_sql(
+            f"CREATE INDEX {INDEX} ON courses USING gin (to_tsvector('simple', search_name))"
+        )
+    elif dialect in ("mysql", "mariadb"):
+        connection.exec_driver_sql("SET SESSION innodb_ft_enable_stopword = OFF")
+        connection.exec_driver_sql(f"ALTER TABLE courses ADD FULLTEXT INDEX {INDEX} (search_name)")

@@ -1,0 +1,121 @@
+"""Search in the warehouse: each database's own text index finds a course when each word of the
+query starts a word of its name (any order, any case, with or without accents), the same on
+SQLite, PostgreSQL and MariaDB, kept up to date by every load."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from coursemart import model, warehouse
+from coursemart.generate import generate
+from coursemart.load import load
+from coursemart.search import fold, matching_ids, query_words
+from tests.conftest import WINDOW
+from tests.test_load import query, write_raw_batch
+
+NAMES = {
+    101: "Café Crème Brûlée for Beginners",
+    102: "CAFE CREME: Advanced Pastry",
+    103: "C++ & Node.js for Data Science",
+    104: "Introduction to Python 3",
+    105: "Python-Powered Data Pipelines",
+    106: "Watercolor Landscapes for Beginners",
+    107: "Ærø Sailing Basics",
+    108: "Straße und Stadt",
+}
+
+
+def named_courses(names: dict[int, str]) -> pa.Table:
+    ids = list(names)
+    return pa.table(
+        {
+            "course_id": pa.array(ids, pa.int64()),
+            "course_name": pa.array(list(names.values())),
+            "category_id": pa.array([1] * len(ids), pa.int32()),
+            "level_id": pa.array([101] * len(ids), pa.int32()),
+            "start_date": pa.array(
+                [datetime(2026, 3, 1, 9, tzinfo=UTC)] * len(ids), model.TIMESTAMP
+            ),
+        }
+    )
+
+
+def expected(names: dict[int, str], query: str) -> set[int]:
+    """The reference: each query word starts a word of the folded name."""
+    words = query_words(query)
+    folded = dict(zip(names, fold(pa.array(list(names.values()))).to_pylist(), strict=True))
+    return {
+        ident
+        for ident, name in folded.items()
+        if words and all(any(w.startswith(q) for w in name.split()) for q in words)
+    }
+
+
+def search(url: str, query: str) -> set[int]:
+    engine = warehouse.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            statement = matching_ids(query_words(query), connection.dialect.name)
+            return {int(row[0]) for row in connection.execute(statement)}
+    finally:
+        engine.dispose()
+
+
+QUERIES = [
+    ("cafe", {101, 102}),
+    ("Café", {101, 102}),
+    ("CRÈME cafe", {101, 102}),
+    ("brul", {101}),
+    ("for beginners", {101, 106}),
+    ("beginners for", {101, 106}),
+    ("c node", {103}),
+    ("js", {103}),
+    ("python", {104, 105}),
+    ("pyth 3", {104}),
+    ("powered", {105}),
+    ("data", {103, 105}),
+    ("stra", {108}),
+    ("aer", set()),  # Æ is a letter of its own, not A and E
+    ("nothing like it", set()),
+    ("ream", set()),  # inside a word, not at its start
+]
+
+
+@pytest.mark.parametrize(("query", "ids"), QUERIES)
+def test_each_word_starts_a_word_of_the_name_on_every_database(
+    lake_dir: Path, warehouse_url: str, query: str, ids: set[int]
+) -> None:
+    generate(str(lake_dir), courses=1, seed=1, window=WINDOW)  # the dimensions
+    write_raw_batch(lake_dir, named_courses(NAMES))
+    load(str(lake_dir), warehouse_url)
+
+    assert search(warehouse_url, query) == ids == expected(NAMES, query)
+
+
+def test_a_generated_catalog_answers_alike_on_every_database(
+    lake_dir: Path, warehouse_url: str
+) -> None:
+    generate(str(lake_dir), courses=3_000, seed=4, window=WINDOW)
+    load(str(lake_dir), warehouse_url)
+    rows = query(warehouse_url, "SELECT course_id, course_name FROM courses")
+    names = {int(str(ident)): str(name) for ident, name in rows}
+
+    for asked in ("machine learning", "intro", "watercolor begin", "advanced", "yoga", "to"):
+        assert search(warehouse_url, asked) == expected(names, asked), asked
+
+
+def test_the_index_follows_renames_and_reschedules(lake_dir: Path, warehouse_url: str) -> None:
+    generate(str(lake_dir), courses=1, seed=1, window=WINDOW)
+    write_raw_batch(lake_dir, named_courses({201: "Pottery Wheel Basics"}))
+    load(str(lake_dir), warehouse_url)
+    write_raw_batch(lake_dir, named_courses({201: "Glass Blowing Basics"}))
+
+    load(str(lake_dir), warehouse_url)
+
+    assert search(warehouse_url, "glass") == {201}
+    assert search(warehouse_url, "pottery") == set()
+    assert search(warehouse_url, "basics") == {201}
