@@ -11,8 +11,9 @@ Spark JDBC `append` (the original job's way; skipped with a message without pysp
 Debian's libpostgresql-jdbc-java). MariaDB/MySQL: coursemart (the same three loads; the re-run
 also as the whole `coursemart load` command, interpreter start included) against `LOAD DATA LOCAL
 INFILE` of the same rows as CSV with the `mariadb` client, `pandas.to_sql` and Spark JDBC `append`
-(Debian's libmariadb-java). SQLite: coursemart against `pandas.to_sql` and `sqlite-utils`
-`insert_all`. Memory: coursemart's peak for a 10M-course load against a 1M one.
+(Debian's libmariadb-java), and its own first load without `local_infile` (batched upserts).
+SQLite: coursemart against `pandas.to_sql` and `sqlite-utils` `insert_all`. Memory: coursemart's
+peak for a 10M-course load against a 1M one.
 
     python bench/load.py [--rows 1000000] [--memory-rows 10000000] [--mariadb-only]
 """
@@ -353,6 +354,10 @@ def mariadb_cases(
         add("coursemart incremental", run_case("coursemart", incremental))
         assert count(url) == 2 * n
     with mariadb_warehouse() as url:
+        batched = LOAD.format(lake=lake, url=url + "?local_infile=0")
+        add("coursemart full, batched (local_infile off)", run_case("coursemart", batched))
+        assert count(url) == n
+    with mariadb_warehouse() as url:
         add("pandas.to_sql", run_case("pandas", PANDAS.format(parquet=str(parquet), url=url)))
         assert count(url) == n
     why_not = spark_ready(MARIADB_JDBC_JAR, "libmariadb-java")
@@ -413,6 +418,7 @@ def report(
     ratio("postgresql", "coursemart full", "pandas.to_sql", 10, faster=True)
     ratio("mariadb", "coursemart full", "LOAD DATA LOCAL INFILE", 1.5, faster=False)
     ratio("mariadb", "coursemart incremental", "LOAD DATA LOCAL INFILE", 2.5, faster=False)
+    ratio("mariadb", "coursemart full", "coursemart full, batched (local_infile off)", None, True)
     ratio("mariadb", "coursemart full", "pandas.to_sql", None, faster=True)
     ratio("mariadb", "coursemart full", "Spark JDBC append", None, faster=True)
     ratio("sqlite", "coursemart full", "pandas.to_sql", 5, faster=True)
