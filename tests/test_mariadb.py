@@ -308,7 +308,8 @@ def test_a_row_the_server_would_alter_fails_the_load_and_nothing_is_written(
     finally:
         engine.dispose()
     assert str(refused.value) == (
-        "LOAD DATA into courses stored 36 of 36 rows with 1 warnings "
-        "(Data truncated for column 'course_name' at row 1): nothing was loaded"
+        "LOAD DATA into courses stored 36 of 36 checked rows, with 1 warning(s): Data truncated "
+        "for column 'course_name' at row 1; nothing was loaded. Do the table's columns still "
+        "match coursemart's? (SHOW CREATE TABLE courses)"
     )
     assert course_count(mariadb_url) == 0

@@ -101,7 +101,7 @@ def bulk_refusal(connection: Connection) -> str | None:
 
 
 class BulkLoadError(CoursemartError):
-    """``LOAD DATA`` stored other rows than it was given."""
+    """``LOAD DATA`` stored other rows than it was given, or changed some."""
 
 
 class RowFile:
@@ -253,8 +253,9 @@ class MySQLBackend(Backend, MergesStages):
                 cursor.execute("SHOW WARNINGS LIMIT 3")
                 shown = "; ".join(str(row[2]) for row in cursor.fetchall())
                 raise BulkLoadError(
-                    f"LOAD DATA into {table} stored {stored:,} of {rows.rows:,} rows "
-                    f"with {warnings:,} warnings ({shown or 'none shown'}): nothing was loaded"
+                    f"LOAD DATA into {table} stored {stored:,} of {rows.rows:,} checked rows, "
+                    f"with {warnings:,} warning(s): {shown or 'none shown'}; nothing was loaded. "
+                    "Do the table's columns still match coursemart's? (SHOW CREATE TABLE courses)"
                 )
         rows.discard()
 
