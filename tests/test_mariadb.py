@@ -173,6 +173,24 @@ def test_the_loader_may_bulk_load_where_server_and_client_allow_it(
     assert refusal_of(f"{refusing_server}/test") == REFUSED_BY_SERVER
 
 
+@pytest.mark.parametrize(
+    ("read_only", "query_string", "offered"),
+    [(False, "", True), (True, "", False), (False, "?local_infile=0", False)],
+)
+def test_only_writing_connections_offer_local_infile_to_the_server(
+    mariadb_url: str, read_only: bool, query_string: str, offered: bool
+) -> None:
+    from pymysql.constants import CLIENT
+
+    engine = warehouse.create_engine(mariadb_url + query_string, read_only=read_only)
+    try:
+        with engine.connect() as connection:
+            flags = connection.connection.driver_connection.client_flag
+    finally:
+        engine.dispose()
+    assert bool(flags & CLIENT.LOCAL_FILES) is offered
+
+
 def test_names_dates_and_the_largest_bigint_round_trip_exactly(
     lake_dir: Path, mariadb_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
