@@ -34,7 +34,7 @@ run: $(STAMP) ## Generate a catalog, load it into ./data/warehouse.db, serve it 
 SYSTEM_STAMP := $(VENV)/.installed-system
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
 $(SYSTEM_STAMP): $(STAMP)
-	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java chromium
+	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java mariadb-server-core chromium
 	@command -v npm >/dev/null 2>&1 && { test -x $(AZURITE) || npm install --silent --no-audit \
 		--no-fund --prefix .cache/azurite azurite@3; } \
 		|| echo "coursemart: npm missing: the Azure Blob (Azurite) tests will skip"
@@ -55,7 +55,7 @@ format: $(STAMP) ## Reformat the code with ruff
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java wrk
+	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java mariadb-client-core wrk
 	@touch $@
 
 bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios
