@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from coursemart import model, warehouse
 from coursemart.generate import generate
 from coursemart.load import CHECKPOINTS, load
 from coursemart.load.backends import MySQLBackend, with_lineage
+from coursemart.load.backends import mysql as mysql_backend
 from coursemart.load.backends.mysql import BulkLoadError, bulk_refusal
 from tests.conftest import WINDOW, new_warehouse, snapshot, stop, unavailable
 from tests.test_load import course_count, load_command, query, run_load, write_raw_batch
@@ -266,14 +268,18 @@ def test_the_notice_is_one_line_on_the_load_commands_stderr(
 
 @pytest.mark.parametrize("checkpoint", CHECKPOINTS)
 def test_a_first_bulk_load_killed_at_any_point_leaves_courses_empty(
-    lake_dir: Path, mariadb_url: str, checkpoint: str
+    lake_dir: Path, tmp_path: Path, mariadb_url: str, checkpoint: str
 ) -> None:
     generate(str(lake_dir), courses=3_000, seed=1, window=WINDOW)
     generate(str(lake_dir), courses=1_000, seed=2, window=WINDOW, reschedule=0.2)
 
-    killed = run_load(lake_dir, mariadb_url, COURSEMART_FAILPOINT=checkpoint)
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+
+    killed = run_load(lake_dir, mariadb_url, COURSEMART_FAILPOINT=checkpoint, TMPDIR=str(spool))
 
     assert killed.returncode == -9, killed.stderr
+    assert list(spool.iterdir()) == []  # the rows' files had no name: nothing is left behind
     assert course_count(mariadb_url) == 0
     assert query(mariadb_url, "SELECT COUNT(*) FROM coursemart_batches") == [(0,)]
     finished = run_load(lake_dir, mariadb_url)
@@ -287,6 +293,23 @@ def with_dimensions(connection: sa.Connection) -> None:
     connection.execute(warehouse.categories.insert(), model.categories_table().to_pylist())
     connection.execute(warehouse.levels.insert(), model.levels_table().to_pylist())
     connection.commit()
+
+
+def test_where_open_files_have_no_path_the_rows_file_is_named_until_discarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mysql_backend, "OPEN_FILES", str(tmp_path / "no such folder"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rows = mysql_backend.RowFile()
+
+    rows.add(with_lineage(nasty_courses(), LATER))
+    path = Path(rows.ready())
+    named = [p.name for p in tmp_path.iterdir()]
+    rows.discard()
+
+    assert path.parent == tmp_path and named == [path.name]
+    assert path.name.startswith("coursemart-load-") and path.suffix == ".csv"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_first_bulk_load_leaves_the_sessions_checks_on(mariadb_url: str) -> None:

@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 from contextlib import suppress
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -104,6 +104,22 @@ class BulkLoadError(CoursemartError):
     """``LOAD DATA`` stored other rows than it was given, or changed some."""
 
 
+#: Where this process's open files can be opened again by path (Linux).
+OPEN_FILES: Final = "/proc/self/fd"
+
+
+def spool() -> tuple[IO[bytes], str]:
+    """A new temporary file and a path that opens it. On Linux the file has no name (it is
+    reached through :data:`OPEN_FILES`), so nothing is left behind even when the loader is
+    killed; elsewhere it is ``coursemart-load-*.csv`` in the temporary folder until
+    :meth:`RowFile.discard`."""
+    if os.path.isdir(OPEN_FILES):
+        unnamed = tempfile.TemporaryFile()
+        return unnamed, f"{OPEN_FILES}/{unnamed.fileno()}"
+    named = tempfile.NamedTemporaryFile(prefix="coursemart-load-", suffix=".csv", delete=False)
+    return named, named.name
+
+
 class RowFile:
     """Stored course rows bound for one table, gathered as CSV in a temporary file so that one
     ``LOAD DATA`` takes a whole batch; timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC).
@@ -113,23 +129,30 @@ class RowFile:
     """
 
     def __init__(self) -> None:
-        self.path: str | None = None
+        self.sink: IO[bytes] | None = None
+        self.path = ""
         self.rows = 0
 
     def add(self, rows: pa.Table) -> None:
-        if self.path is None:
-            descriptor, self.path = tempfile.mkstemp(prefix="coursemart-load-", suffix=".csv")
-            os.close(descriptor)
+        if self.sink is None:
+            self.sink, self.path = spool()
         rows = rows.set_column(4, "start_date", naive_utc(rows["start_date"])).sort_by("course_id")
-        with open(self.path, "ab") as sink:
-            pacsv.write_csv(rows, sink, pacsv.WriteOptions(include_header=False))
+        pacsv.write_csv(rows, self.sink, pacsv.WriteOptions(include_header=False))
         self.rows += rows.num_rows
 
+    def ready(self) -> str:
+        """The path that opens the file, every row added written to it."""
+        assert self.sink is not None
+        self.sink.flush()
+        return self.path
+
     def discard(self) -> None:
-        if self.path is not None:
-            with suppress(FileNotFoundError):
-                os.unlink(self.path)
-        self.path, self.rows = None, 0
+        if self.sink is not None:
+            self.sink.close()
+            if not self.path.startswith(OPEN_FILES):
+                with suppress(FileNotFoundError):
+                    os.unlink(self.path)
+        self.sink, self.path, self.rows = None, "", 0
 
 
 class MySQLBackend(Backend, MergesStages):
@@ -247,7 +270,7 @@ class MySQLBackend(Backend, MergesStages):
         the client sending): any warning, or a count that differs, fails the load.
         """
         with self.raw().cursor() as cursor:
-            stored = cursor.execute(load_data_sql(table), (rows.path,))
+            stored = cursor.execute(load_data_sql(table), (rows.ready(),))
             warnings = cursor.warning_count
             if stored != rows.rows or warnings:
                 cursor.execute("SHOW WARNINGS LIMIT 3")
