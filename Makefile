@@ -53,7 +53,7 @@ run: $(RUN_STAMP) ## Generate a catalog (once), load it into ./data/warehouse.db
 SYSTEM_STAMP := $(VENV)/.installed-system
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
 $(SYSTEM_STAMP): $(STAMP)
-	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java chromium
+	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java mariadb-server-core chromium
 	scripts/system-packages.sh podman runc netavark aardvark-dns iptables debootstrap
 	@command -v npm >/dev/null 2>&1 && { test -x $(AZURITE) || npm install --silent --no-audit \
 		--no-fund --prefix .cache/azurite azurite@3; } \
@@ -75,7 +75,7 @@ format: $(STAMP) ## Reformat the code with ruff
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java wrk time
+	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java mariadb-client-core wrk time
 	@touch $@
 
 bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios, writes docs/benchmarks.md

@@ -8,14 +8,18 @@ imports.
 PostgreSQL: coursemart (full load, re-run with nothing new, then an incremental batch of 1M new
 courses plus 5% rescheduled) against `psql \\copy` of the same rows as CSV, `pandas.to_sql`, and
 Spark JDBC `append` (the original job's way; skipped with a message without pyspark, Java or
-Debian's libpostgresql-jdbc-java). SQLite: coursemart's whole `coursemart load` command against
+Debian's libpostgresql-jdbc-java). MariaDB/MySQL: coursemart (the same three loads; the re-run
+also as the whole `coursemart load` command, interpreter start included) against `LOAD DATA LOCAL
+INFILE` of the same rows as CSV with the `mariadb` client, `pandas.to_sql` and Spark JDBC `append`
+(Debian's libmariadb-java), and its own first load without `local_infile` (batched upserts).
+SQLite: coursemart's whole `coursemart load` command against
 SQLite's own floor, `INSERT INTO courses SELECT … FROM` the same rows (the same values coursemart
 binds, in the lake's order) already in an attached SQLite file, into the same table with the same
 indexes and the same connection settings: the B-tree work alone, no parsing, no Python; and
 against `pandas.to_sql` and `sqlite-utils` `insert_all`. Memory: coursemart's peak for a
 10M-course load against a 1M one.
 
-    python bench/load.py [--rows 1000000] [--memory-rows 10000000] [--quick]
+    python bench/load.py [--rows 1000000] [--memory-rows 10000000] [--mariadb-only] [--quick]
 """
 
 from __future__ import annotations
@@ -38,12 +42,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from coursemart import model, warehouse  # noqa: E402
 from coursemart.generate import generate  # noqa: E402
 from coursemart.lake import open_lake  # noqa: E402
-from coursemart.load.backends.base import COLUMN_LIST, row_tuples, with_lineage  # noqa: E402
+from coursemart.load.backends.base import (  # noqa: E402
+    COLUMN_LIST,
+    QMARKS,
+    STORED_COLUMNS,
+    row_tuples,
+    with_lineage,
+)
+from coursemart.load.backends.mysql import CSV_FORMAT  # noqa: E402
 from measure import (  # noqa: E402
     Measurement,
     Results,
     add_run_options,
     coursemart_command,
+    mariadb_database,
     postgres_database,
     run_case,
     run_command,
@@ -51,6 +63,9 @@ from measure import (  # noqa: E402
 )
 
 JDBC_JAR = os.environ.get("COURSEMART_JDBC_POSTGRES", "/usr/share/java/postgresql.jar")
+MARIADB_JDBC_JAR = os.environ.get(
+    "COURSEMART_JDBC_MARIADB", "/usr/share/java/mariadb-java-client.jar"
+)
 
 LOAD = """
 from coursemart.load import load
@@ -95,6 +110,13 @@ raw.execute("INSERT INTO courses ({columns}) SELECT {columns} FROM source.course
 raw.execute("COMMIT")
 """
 
+COMMAND = """
+import subprocess, sys
+BENCH_START
+subprocess.run([sys.executable, "-m", "coursemart", "load", "-q", "--lake", {lake!r},
+                "--warehouse", {url!r}], check=True)
+"""
+
 SPARK = """
 from pyspark.sql import SparkSession
 spark = (SparkSession.builder.master("local[2]").appName("original-load")
@@ -105,8 +127,8 @@ spark.sparkContext.setLogLevel("ERROR")
 BENCH_START
 frame = spark.read.parquet({parquet!r})
 (frame.write.format("jdbc").mode("append")
- .option("url", {jdbc!r}).option("dbtable", "courses").option("user", "postgres")
- .option("driver", "org.postgresql.Driver").save())
+ .option("url", {jdbc!r}).option("dbtable", "courses").option("user", {user!r})
+ .option("driver", {driver!r}).save())
 spark.stop()
 """
 
@@ -144,8 +166,8 @@ def count(url: str) -> int:
 
 
 def batch_parquet(lake_dir: str, batch_id: str, out: Path) -> Path:
-    """The batch's rows as one Parquet file, and beside it as a CSV for psql, with the batch id
-    every warehouse row keeps (``courses.batch_id``)."""
+    """The batch's rows as the warehouse stores them (with their ``search_name`` and
+    ``batch_id``) as one Parquet file, and beside it as a CSV for psql and the mariadb client."""
     lake = open_lake(lake_dir)
     rows = pa.Table.from_batches([rb for _, rb in lake.read_batches([batch_id])])
     rows = with_lineage(rows, batch_id)
@@ -167,7 +189,7 @@ def sqlite_source(lake_dir: str, batch_id: str, path: Path) -> Path:
     connection.execute(f"CREATE TABLE courses ({COLUMN_LIST})")
     for _, record_batch in lake.read_batches([batch_id]):
         rows = with_lineage(pa.Table.from_batches([record_batch]), batch_id)
-        connection.executemany("INSERT INTO courses VALUES (?, ?, ?, ?, ?, ?)", row_tuples(rows))
+        connection.executemany(f"INSERT INTO courses VALUES ({QMARKS})", row_tuples(rows))
     connection.commit()
     connection.close()
     return path
@@ -190,12 +212,34 @@ def psql_copy(url: str, csv_path: Path) -> Measurement:
     return run_case("psql \\copy", command)
 
 
-def spark_ready() -> str | None:
-    """None when Spark JDBC can run here, else why not."""
+def load_data_local(url: str, csv_path: Path) -> Measurement | None:
+    """`LOAD DATA LOCAL INFILE` of the CSV into courses with the `mariadb` (or `mysql`) client;
+    None, with a message, without one."""
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        print(
+            "LOAD DATA LOCAL INFILE skipped: no mariadb or mysql client (apt-get install "
+            "mariadb-client)"
+        )
+        return None
+    where = sa.engine.make_url(url)
+    statement = (
+        f"LOAD DATA LOCAL INFILE '{csv_path}' INTO TABLE courses {CSV_FORMAT} "
+        f"({', '.join(STORED_COLUMNS)})"
+    )
+    arguments = [client, "--local-infile=1", f"--host={where.host}", f"--port={where.port or 3306}"]
+    arguments += [f"--user={where.username}", f"--password={where.password or ''}"]
+    arguments += [str(where.database), "-e", statement]
+    command = f"import subprocess\nBENCH_START\nsubprocess.run({arguments!r}, check=True)\n"
+    return run_case("LOAD DATA LOCAL INFILE", command)
+
+
+def spark_ready(jar: str = JDBC_JAR, package: str = "libpostgresql-jdbc-java") -> str | None:
+    """None when Spark JDBC can run here with ``jar``, else why not."""
     if shutil.which("java") is None:
         return "java is not installed"
-    if not Path(JDBC_JAR).exists():
-        return f"{JDBC_JAR} is missing (apt-get install libpostgresql-jdbc-java)"
+    if not Path(jar).exists():
+        return f"{jar} is missing (apt-get install {package})"
     try:
         import pyspark  # noqa: F401
     except ImportError:
@@ -210,6 +254,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--memory-rows", type=int, default=10_000_000)
+    parser.add_argument("--mariadb-only", action="store_true", help="only the MariaDB cases")
     add_run_options(parser)
     args = parser.parse_args()
     if args.quick:
@@ -222,6 +267,14 @@ def main() -> None:
         lake = str(scratch / "lake")
         first = generate(lake, courses=n, seed=1)
         parquet = batch_parquet(lake, first.batch_id, scratch / "batch.parquet")
+        incremental_lake = str(scratch / "lake-incremental")
+        shutil.copytree(lake, incremental_lake)
+        generate(incremental_lake, courses=n, seed=2, reschedule=0.05)  # batch 1 is loaded
+        if args.mariadb_only:
+            measured = mariadb_cases(lake, incremental_lake, parquet, n)
+            checks = report(measured, {}, n)
+            record.save({"rows": n, "results": as_records(measured), "checks": checks})
+            return
 
         print(f"PostgreSQL, {n:,} courses ...", flush=True)
         with pg_database() as url:
@@ -240,9 +293,6 @@ def main() -> None:
                     run_case("coursemart", LOAD.format(lake=lake, url=url)),
                 )
             )
-            incremental_lake = str(scratch / "lake-incremental")
-            shutil.copytree(lake, incremental_lake)
-            generate(incremental_lake, courses=n, seed=2, reschedule=0.05)  # batch 1 is loaded
             results.append(
                 (
                     "postgresql",
@@ -272,9 +322,17 @@ def main() -> None:
         else:
             with pg_database() as url:
                 jdbc = "jdbc:postgresql://127.0.0.1:5432/" + url.rsplit("/", 1)[1]
-                code = SPARK.format(jar=JDBC_JAR, parquet=str(parquet), jdbc=jdbc)
+                code = SPARK.format(
+                    jar=JDBC_JAR,
+                    parquet=str(parquet),
+                    jdbc=jdbc,
+                    user="postgres",
+                    driver="org.postgresql.Driver",
+                )
                 results.append(("postgresql", "Spark JDBC append", run_case("spark", code)))
                 assert count(url) == n
+
+        results.extend(mariadb_cases(lake, incremental_lake, parquet, n, spark=not args.quick))
 
         print(f"SQLite, {n:,} courses ...", flush=True)
         sqlite_path = scratch / "coursemart.db"
@@ -334,11 +392,78 @@ def main() -> None:
     record.save(
         {
             "rows": n,
-            "results": [{"database": d, "contender": c, **asdict(m)} for d, c, m in results],
+            "results": as_records(results),
             "memory": {str(size): m for size, m in memory.items()},
             "checks": checks,
         }
     )
+
+
+@contextmanager
+def mariadb_warehouse() -> Iterator[str]:
+    """A fresh MariaDB/MySQL database with coursemart's schema and dimensions; dropped after."""
+    with mariadb_database() as url:
+        prepare(url)
+        yield url
+
+
+def mariadb_cases(
+    lake: str, incremental_lake: str, parquet: Path, n: int, *, spark: bool = True
+) -> list[tuple[str, str, Measurement]]:
+    """coursemart's three loads into MariaDB/MySQL, then the anchors, each into a fresh table;
+    `LOAD DATA LOCAL INFILE` just before coursemart's first load, so that both meet the same
+    machine."""
+    print(f"MariaDB/MySQL, {n:,} courses ...", flush=True)
+    results: list[tuple[str, str, Measurement]] = []
+
+    def add(name: str, measured: Measurement | None) -> None:
+        if measured is not None:
+            results.append(("mariadb", name, measured))
+
+    with mariadb_warehouse() as url:
+        anchor = load_data_local(url, parquet.with_suffix(".csv"))
+        add("LOAD DATA LOCAL INFILE", anchor)
+        assert anchor is None or count(url) == n
+    with mariadb_warehouse() as url:
+        add("coursemart full", run_case("coursemart", LOAD.format(lake=lake, url=url)))
+        assert count(url) == n
+        add("coursemart re-run", run_case("coursemart", LOAD.format(lake=lake, url=url)))
+        add(
+            "coursemart re-run, whole command",
+            run_case("coursemart", COMMAND.format(lake=lake, url=url)),
+        )
+        incremental = LOAD.format(lake=incremental_lake, url=url)
+        add("coursemart incremental", run_case("coursemart", incremental))
+        assert count(url) == 2 * n
+    with mariadb_warehouse() as url:
+        batched = LOAD.format(lake=lake, url=url + "?local_infile=0")
+        add("coursemart full, batched (local_infile off)", run_case("coursemart", batched))
+        assert count(url) == n
+    with mariadb_warehouse() as url:
+        add("pandas.to_sql", run_case("pandas", PANDAS.format(parquet=str(parquet), url=url)))
+        assert count(url) == n
+    why_not = spark_ready(MARIADB_JDBC_JAR, "libmariadb-java") if spark else "--quick"
+    if why_not:
+        print(f"Spark JDBC append skipped: {why_not}")
+        return results
+    with mariadb_warehouse() as url:
+        where = sa.engine.make_url(url)
+        # jdbc:mysql: gets Spark's MySQL dialect (backticks), as the Spark engine's target does
+        jdbc = f"jdbc:mysql://{where.host}:{where.port or 3306}/{where.database}?permitMysqlScheme"
+        code = SPARK.format(
+            jar=MARIADB_JDBC_JAR,
+            parquet=str(parquet),
+            jdbc=jdbc,
+            user=where.username,
+            driver="org.mariadb.jdbc.Driver",
+        )
+        add("Spark JDBC append", run_case("spark", code))
+        assert count(url) == n
+    return results
+
+
+def as_records(results: list[tuple[str, str, Measurement]]) -> list[dict[str, object]]:
+    return [{"database": d, "contender": c, **asdict(m)} for d, c, m in results]
 
 
 def report(
@@ -356,8 +481,8 @@ def report(
     seconds = {(d, name): m.seconds for d, name, m in results}
     checks = []
 
-    def ratio(database: str, ours: str, theirs: str, target: float, faster: bool) -> None:
-        if (database, theirs) not in seconds:
+    def ratio(database: str, ours: str, theirs: str, target: float | None, faster: bool) -> None:
+        if (database, theirs) not in seconds or (database, ours) not in seconds:
             return
         value = (
             seconds[database, theirs] / seconds[database, ours]
@@ -365,6 +490,9 @@ def report(
             else seconds[database, ours] / seconds[database, theirs]
         )
         relation = "faster than" if faster else "the time of"
+        if target is None:
+            checks.append(f"{database}: {ours} is {value:.2f}x {relation} {theirs}")
+            return
         verdict = "met" if (value >= target if faster else value <= target) else "MISSED"
         bound = ">=" if faster else "<="
         target_text = f"target {bound}{target:g}x: {verdict}"
@@ -374,15 +502,27 @@ def report(
     ratio("postgresql", "coursemart incremental", "psql \\copy", 3, faster=False)
     ratio("postgresql", "coursemart full", "Spark JDBC append", 3, faster=True)
     ratio("postgresql", "coursemart full", "pandas.to_sql", 10, faster=True)
+    ratio("mariadb", "coursemart full", "LOAD DATA LOCAL INFILE", 1.5, faster=False)
+    ratio("mariadb", "coursemart incremental", "LOAD DATA LOCAL INFILE", 2.5, faster=False)
+    ratio("mariadb", "coursemart full", "coursemart full, batched (local_infile off)", None, True)
+    ratio("mariadb", "coursemart full", "pandas.to_sql", None, faster=True)
+    ratio("mariadb", "coursemart full", "Spark JDBC append", None, faster=True)
     ratio("sqlite", "coursemart load command", "SQLite INSERT … SELECT", 1.5, faster=False)
     if ("sqlite", "pandas.to_sql") in seconds:
         speed = seconds["sqlite", "pandas.to_sql"] / seconds["sqlite", "coursemart load command"]
         checks.append(f"sqlite: coursemart load command is {speed:.2f}x faster than pandas.to_sql")
     ratio("sqlite", "coursemart full", "sqlite-utils insert", 1, faster=True)
-    for database in ("postgresql", "sqlite"):
-        rerun = seconds[database, "coursemart re-run"]
+    for database, name in (
+        ("postgresql", "coursemart re-run"),
+        ("mariadb", "coursemart re-run, whole command"),
+        ("sqlite", "coursemart re-run"),
+    ):
+        if (database, name) not in seconds:
+            continue
+        rerun = seconds[database, name]
         verdict = "met" if rerun < 1 else "MISSED"
-        checks.append(f"{database}: re-run with nothing new {rerun:.3f} s (target <1 s: {verdict})")
+        what = "re-run with nothing new" + (", whole command," if "whole" in name else "")
+        checks.append(f"{database}: {what} {rerun:.3f} s (target <1 s: {verdict})")
     if len(memory) == 2:
         small, large = sorted(memory)
         growth = memory[large].peak_mib / memory[small].peak_mib

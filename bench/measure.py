@@ -26,6 +26,7 @@ import sqlalchemy as sa
 PG_SERVER = os.environ.get(
     "COURSEMART_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432"
 )
+MARIADB_SERVER = os.environ.get("COURSEMART_BENCH_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 
 
 #: Where every benchmark writes its results, and ``--quick`` runs theirs (not committed).
@@ -137,6 +138,21 @@ def postgres_database() -> Iterator[str]:
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@contextmanager
+def mariadb_database() -> Iterator[str]:
+    """A new, empty database on the benchmark's MariaDB/MySQL server; dropped afterwards."""
+    name = f"cm_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{MARIADB_SERVER}/", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield f"{MARIADB_SERVER}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
         admin.dispose()
 
 

@@ -121,8 +121,19 @@ class Warehouse:
         if self.backend in ("mysql", "mariadb"):
             connect_args = kwargs.pop("connect_args", {})
             connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
+            if bulk_loads(self.url, read_only):
+                connect_args.setdefault("local_infile", True)
             kwargs["connect_args"] = connect_args
         return sa.create_engine(self.url, pool_pre_ping=True, **kwargs)
+
+
+def bulk_loads(url: URL, read_only: bool) -> bool:
+    """Whether a MariaDB/MySQL engine offers ``LOAD DATA LOCAL INFILE`` (the loader's bulk path).
+
+    Only writers using PyMySQL, and not when the URL itself says ``local_infile=0``; readers
+    never, since a server may ask a client with it for any file the client can read.
+    """
+    return not read_only and url.get_driver_name() == "pymysql" and "local_infile" not in url.query
 
 
 def create_engine(
