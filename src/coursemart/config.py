@@ -23,6 +23,8 @@ from coursemart.errors import InputError
 from coursemart.masking import mask_url
 
 ENV_PREFIX = "COURSEMART_"
+#: Longest API key: longer ones are never compared (see ``api.auth``).
+MAX_API_KEY_LENGTH = 512
 
 
 class FileSecretsSource(PydanticBaseSettingsSource):
@@ -91,12 +93,39 @@ class Settings(BaseSettings):
     cache_seconds: int = Field(default=10, ge=0, le=86400)
     """``Cache-Control: max-age`` the API sends with its answers."""
 
+    cursor_key: SecretStr | None = None
+    """Secret that signs the API's paging cursors; every worker and instance of a deployment
+    must share it. Unset: derived from the warehouse URL (shared too, but not secret)."""
+
+    access_log: bool = False
+    """Write one log line per request (API keys masked). Off by default: behind a proxy that
+    logs, the server's own line costs time and says nothing new."""
+
+    log_format: Literal["text", "json"] = "text"
+    """Server logs as text lines, or as one JSON object per line (with a request id)."""
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _printable_ascii_keys(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        """HTTP headers carry ASCII only, so a key with other characters could never match
+        there: refuse it now rather than accept it in ``?code=`` alone."""
+        for position, key in enumerate(keys, start=1):
+            text = key.get_secret_value()
+            if not (text.isascii() and text.isprintable()) or " " in text:
+                raise ValueError(
+                    f"key {position} holds a character other than printable ASCII "
+                    "(letters, digits, punctuation; no spaces)"
+                )
+            if len(text) > MAX_API_KEY_LENGTH:
+                raise ValueError(f"key {position} is longer than {MAX_API_KEY_LENGTH} characters")
+        return keys
 
     @classmethod
     def settings_customise_sources(
@@ -129,4 +158,7 @@ class Settings(BaseSettings):
             "engine": self.engine,
             "spark_master": self.spark_master,
             "cors_origins": ",".join(self.cors_origins) or "off",
+            "cursor_key": "set" if self.cursor_key else "derived from the warehouse URL",
+            "access_log": "on" if self.access_log else "off",
+            "log_format": self.log_format,
         }
