@@ -33,11 +33,15 @@ run: $(STAMP) ## Generate a catalog, load it into ./data/warehouse.db, serve it 
 
 SYSTEM_STAMP := $(VENV)/.installed-system
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
+AXE := .cache/axe-core/node_modules/axe-core/axe.min.js
 $(SYSTEM_STAMP): $(STAMP)
 	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java chromium
 	@command -v npm >/dev/null 2>&1 && { test -x $(AZURITE) || npm install --silent --no-audit \
 		--no-fund --prefix .cache/azurite azurite@3; } \
 		|| echo "coursemart: npm missing: the Azure Blob (Azurite) tests will skip"
+	@command -v npm >/dev/null 2>&1 && { test -f $(AXE) || npm install --silent --no-audit \
+		--no-fund --prefix .cache/axe-core axe-core@4; } \
+		|| echo "coursemart: npm missing: the page's accessibility test will skip"
 	@touch $@
 
 test: $(SYSTEM_STAMP) ## Run the whole test suite (real files, real databases, Spark, a browser)
