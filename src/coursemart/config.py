@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     """coursemart's configuration. Every field is ``COURSEMART_<FIELD>`` in the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,  # a refused value may be a secret (a key, a URL's password)
     )
 
     lake: str = "./data/lake"

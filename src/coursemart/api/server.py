@@ -67,7 +67,11 @@ def serve(
     )
     if not settings.api_keys:
         logger.warning("no API keys configured (COURSEMART_API_KEYS): the API is open")
-    with shared_metrics(workers):
+    with shared_metrics(workers) as folder:
+        if folder:
+            logger.info(
+                "metrics of the workers in %s (prometheus-client multiprocess mode)", folder
+            )
         uvicorn.run(
             "coursemart.api:create_app",
             factory=True,
