@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import orjson
 
-from coursemart.api.catalog import CourseRow, as_utc
+from coursemart.api.catalog import CourseRow, as_utc, instant
 from coursemart.api.pagination import Cursor, encode_cursor, split_page
 
 #: Instants as ISO 8601 in UTC with a ``Z``; naive ones (SQLite, MariaDB) are UTC.
@@ -30,8 +30,19 @@ def dumps(value: Any) -> bytes:
 
 
 def courses(rows: Sequence[CourseRow]) -> list[dict[str, Any]]:
-    """Rows of the view as the API's course objects."""
-    return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+    """Rows of the view as the API's course objects (the keys are :data:`COLUMNS`)."""
+    return [
+        {
+            "course_id": row[0],
+            "course_name": row[1],
+            "category_id": row[2],
+            "category_name": row[3],
+            "level_id": row[4],
+            "level_name": row[5],
+            "start_date": instant(row[6]),
+        }
+        for row in rows
+    ]
 
 
 def course_page(
@@ -41,7 +52,7 @@ def course_page(
     page, last = split_page(rows, limit)
     following = None
     if last is not None:
-        position = Cursor(as_utc(last[6]), last[0], descending)
+        position = Cursor(as_utc(instant(last[6])), last[0], descending)
         following = encode_cursor(position, cursor_key)
     return dumps({"data": courses(page), "next_cursor": following}), len(page)
 
