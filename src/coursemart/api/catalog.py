@@ -255,7 +255,7 @@ class Catalog:
             cursor_ = connection.cursor()
             try:
                 cursor_.execute(statement.sql, parameters)
-                rows: list[CourseRow] = cursor_.fetchall()
+                rows: list[CourseRow] = list(cursor_.fetchall())
             finally:
                 cursor_.close()
         except engine.dialect.loaded_dbapi.Error as exc:
