@@ -126,7 +126,6 @@ def test_a_warehouse_made_before_lineage_is_upgraded_in_place_by_the_next_load(
     assert lineage(url)[1][1] != earlier
 
 
-
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_a_server_warehouse_without_lineage_is_upgraded_by_the_next_load(
     lake_dir: Path, tmp_path: Path, backend: str
