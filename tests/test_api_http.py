@@ -134,6 +134,26 @@ def test_a_trailing_slash_on_no_route_is_404_not_a_redirect(client: TestClient, 
     assert "location" not in headers
 
 
+@pytest.mark.parametrize("path", ["/v1/courses/recent?limit=3", "/v1/courses/recent?limit=050"])
+def test_a_bug_is_a_500_with_the_same_headers_and_no_traceback(
+    sqlite_warehouse: str, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings_for(sqlite_warehouse))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in reading courses")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        app.state.service.catalog.recent = broken  # the one place a bug is made up
+        response = client.get(path, headers={"x-request-id": "bug-1"})
+    assert response.status_code == 500
+    assert response.json()["message"] == "internal error; it has been logged"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-request-id"] == "bug-1"
+    assert "Traceback" not in response.text
+    assert any("a bug in reading courses" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
 def test_the_request_id_is_echoed_or_made(sqlite_warehouse: str) -> None:
     with TestClient(create_app(settings_for(sqlite_warehouse))) as client:
         assert client.get("/health", headers={"x-request-id": "abc-123"}).headers[

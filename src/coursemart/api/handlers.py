@@ -135,10 +135,15 @@ async def on_database(request: Request, exc: Exception) -> JSONResponse:
     return unavailable(request.method, request.url.path, exc)
 
 
-async def on_anything(request: Request, exc: Exception) -> JSONResponse:
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
     """500 for a bug, logged with its traceback."""
-    logger.error("unexpected error for %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error("unexpected error for %s %s", method, path, exc_info=exc)
     return error_response(500, "internal error; it has been logged")
+
+
+async def on_anything(request: Request, exc: Exception) -> JSONResponse:
+    """500 for a bug (see :func:`internal_error`)."""
+    return internal_error(request.method, request.url.path, exc)
 
 
 def _brief(exc: Exception) -> str:
