@@ -52,12 +52,16 @@ run: $(RUN_STAMP) ## Generate a catalog (once), load it into ./data/warehouse.db
 
 SYSTEM_STAMP := $(VENV)/.installed-system
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
+AXE := .cache/axe-core/node_modules/axe-core/axe.min.js
 $(SYSTEM_STAMP): $(STAMP)
 	scripts/system-packages.sh libpostgresql-jdbc-java libmariadb-java mariadb-server-core chromium
 	scripts/system-packages.sh podman runc netavark aardvark-dns iptables debootstrap
 	@command -v npm >/dev/null 2>&1 && { test -x $(AZURITE) || npm install --silent --no-audit \
 		--no-fund --prefix .cache/azurite azurite@3; } \
 		|| echo "coursemart: npm missing: the Azure Blob (Azurite) tests will skip"
+	@command -v npm >/dev/null 2>&1 && { test -f $(AXE) || npm install --silent --no-audit \
+		--no-fund --prefix .cache/axe-core axe-core@4; } \
+		|| echo "coursemart: npm missing: the page's accessibility test will skip"
 	@touch $@
 
 test: $(SYSTEM_STAMP) ## Run the whole test suite (real files, real databases, Spark, a browser)

@@ -1,14 +1,19 @@
 """API benchmark: coursemart against Datasette over the same 1,000,000-course SQLite warehouse.
 
-One warehouse is generated and loaded, then served in turn by coursemart (uvicorn, 1 and 2
-workers) and by Datasette; each server is loaded with ``wrk -t2 -c32 -d10s --latency`` for a page
-of 50 courses, most recent first, and stopped. Every server listens on 127.0.0.1 only. The same
-courses are then loaded into a fresh PostgreSQL database and served by coursemart.
+One warehouse is generated and loaded, then served in turn by ``coursemart serve`` exactly as
+users start it (its default logging; 1 and 2 workers) and by Datasette; each server is loaded with
+``wrk -t2 -c32 -d10s --latency`` for a page of 50 courses, most recent first, and stopped. Every
+server listens on 127.0.0.1 only. "Uncached" runs ask for a different ``until`` (a random minute)
+on every request, so every answer is read from the database. The 2-worker server is also
+measured with ``--access-log``, to show what the access log costs. The same courses are then
+loaded into a fresh PostgreSQL database and served by coursemart.
 
 Datasette is measured twice: with the URL a user would write
 (``vw_most_recent_courses.json?_sort_desc=start_date&_size=50``), and with its counts, facets and
 suggestions turned off (``&_nocount=1&_nofacet=1&_nosuggest=1``), its fastest form of that page.
-The target (10x Datasette's requests/s, p99 under 50 ms) is checked against the faster of the two.
+The targets are checked against the faster of the two: with 2 workers, cached answers at least
+40x Datasette's requests/s with a p99 under 25 ms, uncached ones at least 10x with a p99 under
+40 ms; the default 1-worker server's p99 under 50 ms.
 
     python bench/api.py [--courses 1000000] [--duration 10] [--workers 1,2] [--no-postgres]
                         [--quick]
@@ -193,16 +198,23 @@ def run_wrk(
 
 
 def coursemart(
-    name: str, warehouse_url: str, workers: int, duration: int, uncached: bool = False
+    name: str,
+    warehouse_url: str,
+    workers: int,
+    duration: int,
+    *,
+    uncached: bool = False,
+    access_log: bool = False,
 ) -> list[Result]:
-    """Serve ``warehouse_url`` with coursemart and measure it."""
+    """Serve ``warehouse_url`` with ``coursemart serve``, as users start it, and measure it."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", "coursemart.api:create_app",
+        sys.executable, "-m", "coursemart", "serve", "--warehouse", warehouse_url,
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
-    env = {"COURSEMART_WAREHOUSE": warehouse_url, "COURSEMART_API_KEYS": ""}
+    if access_log:
+        command.append("--access-log")
+    env = {"COURSEMART_API_KEYS": ""}
     base = f"http://127.0.0.1:{port}"
     with serving(command, f"{base}/ready", env):
         results = [run_wrk(name, base + COURSEMART_PATH, duration)]
@@ -226,7 +238,7 @@ def datasette(database: Path, duration: int) -> list[Result]:
         with serving(command, f"{base}/-/versions.json"):
             result = run_wrk(name, base + DATASETTE_PATH + query, duration)
         results.append(result)
-        if result.requests == 0:  # nothing finished under 32 connections: measure one at a time
+        if result.requests <= result.bad:  # no good answer under 32 connections: one at a time
             port = free_port()
             command[-1] = str(port)
             base = f"http://127.0.0.1:{port}"
@@ -311,11 +323,13 @@ def main() -> None:
         generate(lake, courses=args.courses, seed=1)
         print(f"generated {args.courses:,} courses in {time.perf_counter() - began:.1f} s")
         timed_load(lake, f"sqlite:///{database}", "SQLite")
+        sqlite_url = f"sqlite:///{database}"
         for workers in worker_counts:
             name = f"coursemart sqlite, {workers} worker{'s' if workers > 1 else ''}"
-            results += coursemart(
-                name, f"sqlite:///{database}", workers, args.duration, workers == worker_counts[-1]
-            )
+            results += coursemart(name, sqlite_url, workers, args.duration, uncached=True)
+        workers = worker_counts[-1]
+        name = f"coursemart sqlite, {workers} worker{'s' if workers > 1 else ''}, --access-log"
+        results += coursemart(name, sqlite_url, workers, args.duration, access_log=True)
         results += datasette(database, args.duration)
         if not args.no_postgres:
             with postgres_database() as postgres_url:
@@ -324,14 +338,14 @@ def main() -> None:
                     settle(postgres_url)
                     workers = worker_counts[-1]
                     name = f"coursemart postgresql, {workers} worker{'s' if workers > 1 else ''}"
-                    results += coursemart(name, postgres_url, workers, args.duration, True)
-    checks = report(results)
+                    results += coursemart(name, postgres_url, workers, args.duration, uncached=True)
+    checks = report(results, worker_counts)
     record.save(
         {"courses": args.courses, "results": [asdict(r) for r in results], "checks": checks}
     )
 
 
-def report(results: list[Result]) -> list[str]:
+def report(results: list[Result], worker_counts: list[int]) -> list[str]:
     rows = [["server", "requests/s", "p50 ms", "p99 ms", "requests", "bad"]]
     rows += [
         [
@@ -345,21 +359,33 @@ def report(results: list[Result]) -> list[str]:
         for r in results
     ]
     print(table(rows))
-    ours = max(
-        (r for r in results if r.name.startswith("coursemart sqlite") and "uncached" not in r.name),
-        key=lambda r: r.requests_per_second,
-    )
-    theirs = [r for r in results if r.name.startswith("datasette") and r.requests]
-    for anchor in theirs:
-        ratio = ours.requests_per_second / anchor.requests_per_second
-        print(f"{ours.name} vs {anchor.name}: {ratio:,.1f}x")
+    by_name = {r.name: r for r in results}
+    theirs = [r for r in results if r.name.startswith("datasette") and r.requests > r.bad]
     fastest = max(theirs, key=lambda r: r.requests_per_second)
-    ratio = ours.requests_per_second / fastest.requests_per_second
-    verdicts = [
-        f">=10x Datasette's requests/s: {ratio:,.1f}x ({'met' if ratio >= 10 else 'MISSED'})",
-        f"p99 < 50 ms: {ours.p99_ms:.1f} ms ({'met' if ours.p99_ms < 50 else 'MISSED'})",
-    ]
-    print("targets: " + "; ".join(verdicts))
+    most = worker_counts[-1]
+    several = f"coursemart sqlite, {most} worker{'s' if most > 1 else ''}"
+    for ours in (by_name[several], by_name[f"{several}, uncached"]):
+        for anchor in theirs:
+            ratio = ours.requests_per_second / anchor.requests_per_second
+            print(f"{ours.name} vs {anchor.name}: {ratio:,.1f}x")
+    verdicts = []
+    for ours, times, p99 in (
+        (by_name[several], 40, 25.0),
+        (by_name[f"{several}, uncached"], 10, 40.0),
+    ):
+        ratio = ours.requests_per_second / fastest.requests_per_second
+        verdicts.append(
+            f"{ours.name}: >={times}x Datasette: {ratio:,.1f}x "
+            f"({'met' if ratio >= times else 'MISSED'}), p99 < {p99:.0f} ms: {ours.p99_ms:.1f} ms "
+            f"({'met' if ours.p99_ms < p99 else 'MISSED'})"
+        )
+    default = by_name.get("coursemart sqlite, 1 worker")
+    if default is not None:
+        verdicts.append(
+            f"{default.name} (the default): p99 < 50 ms: {default.p99_ms:.1f} ms "
+            f"({'met' if default.p99_ms < 50 else 'MISSED'})"
+        )
+    print("targets:\n  " + "\n  ".join(verdicts))
     return verdicts
 
 

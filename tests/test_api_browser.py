@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvicorn
 
 from coursemart.api import create_app
+from coursemart.generate import Window, generate
+from coursemart.load import load
 from tests.conftest import unavailable
-from tests.test_api import fill, settings_for, view_rows
+from tests.test_api import settings_for, view_rows
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -64,44 +73,282 @@ def chromium() -> str:
 
 @pytest.fixture
 def filled_sqlite(tmp_path: Path) -> str:
+    """400 courses over the two months around today (so that some are upcoming)."""
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    fill(tmp_path / "lake", url, courses=400, crowded=0)
+    today = date.today()
+    window = Window(today - timedelta(days=30), today + timedelta(days=30))
+    generate(str(tmp_path / "lake"), courses=400, seed=1, window=window)
+    load(str(tmp_path / "lake"), url)
     return url
 
 
-def test_the_page_lists_filters_and_pages_courses(chromium: str, filled_sqlite: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@contextmanager
+def browsing(app: Any, chromium: str, **context: Any) -> Iterator[tuple[str, Page, list[str]]]:
+    """A served app and a fresh browser page; the console's errors are collected."""
+    from playwright.sync_api import sync_playwright
 
-    art = [row for row in view_rows(filled_sqlite) if row["category_name"] == "Art"]
-    assert len(art) > 50, "two pages of Art courses are needed"
     problems: list[str] = []
-    with BackgroundServer(create_app(settings_for(filled_sqlite))) as base, sync_playwright() as p:
+    with BackgroundServer(app) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = browser.new_context(**context).new_page()
             page.set_default_timeout(TIMEOUT_MS)
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(f"{base}/")
-
-            rows = page.locator("#courses tbody tr")
-            expect(rows).to_have_count(50)
-            expect(page.locator("#status")).to_have_text("Showing 50 courses.")
-            expect(page.locator("#category option")).to_have_count(6)
-            expect(page.locator("#key-form")).to_be_hidden()
-
-            page.select_option("#category", label="Art")
-            expect(rows.first).to_have_attribute("data-course-id", str(art[0]["course_id"]))
-            expect(rows).to_have_count(50)
-            assert set(rows.locator("td:nth-child(3)").all_inner_texts()) == {"Art"}
-
-            page.click("#more")
-            expect(rows).to_have_count(min(100, len(art)))
-            shown = [int(i) for i in rows.evaluate_all("rs => rs.map(r => r.dataset.courseId)")]
-            assert shown == [row["course_id"] for row in art[:100]]
-            expect(page.locator("#error")).to_be_hidden()
+            yield base, page, problems
         finally:
             browser.close()
+
+
+def upcoming(url: str) -> list[dict[str, Any]]:
+    """The view's courses from the current minute on, soonest first."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    rows = [row for row in view_rows(url) if row["start_date"] >= now]
+    return sorted(rows, key=lambda row: (row["start_date"], row["course_id"]))
+
+
+def shown_ids(page: Page) -> list[int]:
+    ids = page.locator("#courses tbody tr").evaluate_all("rs => rs.map(r => r.dataset.courseId)")
+    return [int(i) for i in ids]
+
+
+def test_the_page_opens_on_upcoming_courses_soonest_first(
+    chromium: str, filled_sqlite: str
+) -> None:
+    from playwright.sync_api import expect
+
+    soonest = upcoming(filled_sqlite)
+    assert len(soonest) > 50, "two pages of upcoming courses are needed"
+    with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):
+        page.goto(f"{base}/")
+        rows = page.locator("#courses tbody tr")
+        expect(rows).to_have_count(50)
+        assert shown_ids(page) == [row["course_id"] for row in soonest[:50]]
+        expect(page.locator("#status")).to_have_text("Showing 50 courses.")
+        expect(page.locator("#category option")).to_have_count(6)
+        expect(page.locator("#key-form")).to_be_hidden()
+        expect(page.locator("#freshness")).to_have_text(re.compile(r"^Data loaded .+ ago\.$|now"))
+        assert page.url == f"{base}/"
+    assert problems == []
+
+
+def test_every_filter_is_in_the_url_for_reload_back_and_a_shared_link(
+    chromium: str, filled_sqlite: str
+) -> None:
+    from playwright.sync_api import expect
+
+    first_day = min(row["start_date"] for row in view_rows(filled_sqlite)).date()
+    start = first_day + timedelta(days=10)
+    art_past = [
+        row
+        for row in view_rows(filled_sqlite)
+        if row["category_name"] == "Art" and start <= row["start_date"].date()
+    ]
+    art_past = [row for row in art_past if row["start_date"] < datetime.now(UTC).replace(second=0)]
+    assert art_past, "some past Art courses after the start date are needed"
+    with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):
+        page.goto(f"{base}/")
+        rows = page.locator("#courses tbody tr")
+        expect(rows).to_have_count(50)
+        opening = shown_ids(page)
+
+        page.check("input[name=order][value=past]")
+        page.select_option("#category", label="Art")
+        page.fill("#from", start.isoformat())
+        query = f"order=past&category=3&from={start.isoformat()}"
+        expect(page).to_have_url(f"{base}/?{query}")
+        wanted = [row["course_id"] for row in art_past[:50]]
+        expect(rows.first).to_have_attribute("data-course-id", str(wanted[0]))
+        assert shown_ids(page) == wanted
+
+        page.reload()
+        expect(rows.first).to_have_attribute("data-course-id", str(wanted[0]))
+        assert shown_ids(page) == wanted
+        expect(page.locator("input[name=order][value=past]")).to_be_checked()
+        expect(page.locator("#category")).to_have_value("3")
+        expect(page.locator("#from")).to_have_value(start.isoformat())
+
+        page.go_back()  # the view before "Art from <start>": upcoming, unfiltered
+        expect(page).to_have_url(re.compile(r"/(\?order=past(&category=3)?)?$"))
+        while page.url != f"{base}/":
+            page.go_back()
+        expect(rows.first).to_have_attribute("data-course-id", str(opening[0]))
+        assert shown_ids(page) == opening
+        expect(page.locator("#category")).to_have_value("")
+
+        shared = page.context.new_page()
+        shared.goto(f"{base}/?{query}")
+        expect(shared.locator("#courses tbody tr").first).to_have_attribute(
+            "data-course-id", str(wanted[0])
+        )
+        assert shown_ids(shared) == wanted
+    assert problems == []
+
+
+def test_more_keeps_its_place_across_a_reload(chromium: str, filled_sqlite: str) -> None:
+    from playwright.sync_api import expect
+
+    soonest = upcoming(filled_sqlite)
+    assert len(soonest) > 100, "three pages of upcoming courses are needed"
+    with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):
+        page.goto(f"{base}/")
+        rows = page.locator("#courses tbody tr")
+        expect(rows).to_have_count(50)
+        page.click("#more")
+        expect(rows).to_have_count(100)
+        page.click("#more")
+        expect(rows).to_have_count(min(150, len(soonest)))
+        expect(page).to_have_url(f"{base}/?pages=3")
+        assert shown_ids(page) == [row["course_id"] for row in soonest[:150]]
+        rows.nth(120).scroll_into_view_if_needed()
+        page.wait_for_timeout(400)  # the scroll position is saved after a short pause
+        scrolled = page.evaluate("window.scrollY")
+        assert scrolled > 0
+
+        page.reload()
+        expect(rows).to_have_count(min(150, len(soonest)))
+        assert shown_ids(page) == [row["course_id"] for row in soonest[:150]]
+        page.wait_for_function(f"Math.abs(window.scrollY - {scrolled}) < 5")
+    assert problems == []
+
+
+@pytest.mark.parametrize("path", ["/", "/?order=recent&category=2&pages=2"])
+def test_the_page_fits_a_phone_without_sideways_scrolling(
+    chromium: str, filled_sqlite: str, path: str
+) -> None:
+    from playwright.sync_api import expect
+
+    app = create_app(settings_for(filled_sqlite))
+    viewport = {"width": 390, "height": 844}
+    with browsing(app, chromium, viewport=viewport, is_mobile=True) as (base, page, problems):
+        page.goto(f"{base}{path}")
+        expect(page.locator("#courses tbody tr").first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for selector in ("#filters", "#courses", "#courses tbody tr", "header", "#more"):
+            for box in (element.bounding_box() for element in page.locator(selector).all()):
+                if box is not None:  # None: hidden (no More on the last page)
+                    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+    assert problems == []
+
+
+def test_the_page_can_be_used_with_the_keyboard_alone(chromium: str, filled_sqlite: str) -> None:
+    from playwright.sync_api import expect
+
+    with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):
+        page.goto(f"{base}/")
+        rows = page.locator("#courses tbody tr")
+        expect(rows).to_have_count(50)
+
+        page.keyboard.press("Tab")
+        expect(page.locator(".skip")).to_be_focused()
+        focus_order: list[str] = []
+        while len(focus_order) < 8:
+            page.keyboard.press("Tab")
+            focused = page.evaluate(FOCUSED)
+            if not focus_order or focus_order[-1] != focused:  # a date field has 3 parts
+                focus_order.append(focused)
+        assert focus_order == [
+            "API documentation",
+            "OpenAPI",
+            "order",  # one stop for the radio group
+            "category",
+            "level",
+            "from",
+            "to",
+            "reset",
+        ]
+        page.focus("input[name=order][value=upcoming]")
+        page.keyboard.press("ArrowRight")  # radio group: the arrow keys move the choice
+        expect(page.locator("input[name=order][value=past]")).to_be_checked()
+        expect(page).to_have_url(f"{base}/?order=past")
+        page.focus("#level")
+        page.keyboard.press("ArrowDown")  # the first level, chosen from the keyboard
+        expect(page).to_have_url(f"{base}/?order=past&level=101")
+        expect(rows.first).to_be_visible()
+        assert set(rows.locator("td:nth-child(4)").all_inner_texts()) == {"Beginner"}
+
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        past = [
+            r for r in view_rows(filled_sqlite) if r["level_id"] == 101 and r["start_date"] < now
+        ]
+        assert len(past) > 50, "two pages of past Beginner courses are needed"
+        page.focus("#more")
+        page.keyboard.press("Enter")
+        expect(rows).to_have_count(min(100, len(past)))
+        # focus stays on More while there is more, else moves to the list it extended
+        expect(page.locator("#more" if len(past) > 100 else "#courses")).to_be_focused()
+    assert problems == []
+
+
+#: What has the focus: a control's id (or name), else a link's text.
+FOCUSED = (
+    "(() => { const e = document.activeElement;"
+    " return e.name === 'order' ? 'order' : e.id || e.textContent.trim(); })()"
+)
+AXE = Path(__file__).resolve().parent.parent / ".cache/axe-core/node_modules/axe-core/axe.min.js"
+
+
+@pytest.fixture
+def axe() -> Path:
+    if not AXE.exists():
+        unavailable(f"axe-core is not installed at {AXE}: `make test` installs it with npm")
+    return AXE
+
+
+# /docs is Swagger UI's own markup, which axe faults (nested-interactive in every operation's
+# summary, the contrast of its version stamp): see docs/api.md. The page is ours.
+@pytest.mark.parametrize("path", ["/", "/?order=past&category=3&pages=2"])
+@pytest.mark.parametrize("width", [390, 1280])
+def test_axe_finds_no_serious_accessibility_violation(
+    chromium: str, filled_sqlite: str, axe: Path, path: str, width: int
+) -> None:
+    from playwright.sync_api import expect
+
+    app = create_app(settings_for(filled_sqlite))
+    viewport = {"width": width, "height": 900}
+    # axe is injected as a script of the test's own: the page's policy allows none
+    with browsing(app, chromium, viewport=viewport, bypass_csp=True) as (base, page, problems):
+        page.goto(f"{base}{path}")
+        expect(page.locator("#courses tbody tr").first).to_be_visible()
+        page.add_script_tag(path=str(axe))
+        results = page.evaluate(
+            "axe.run(document, {runOnly: {type: 'tag', values: "
+            "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})"
+        )
+    grave = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert grave == [], "\n".join(grave)
+    assert results["passes"], "axe ran no check"
+    assert problems == []
+
+
+def test_the_documentation_works_with_no_other_host_reachable(
+    chromium: str, filled_sqlite: str
+) -> None:
+    from playwright.sync_api import Route, expect
+
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Route) -> None:
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):
+        page.route("**/*", only_this_server)
+        page.goto(f"{base}/docs")
+        operations = page.locator(".opblock-summary-path")
+        expect(operations.first).to_be_visible()
+        listed = set(operations.all_inner_texts())
+        assert {"/v1/courses/recent", "/api/GetRecentCourses", "/v1/categories"} <= listed
+        for own in ("/docs", "/static/docs.js"):  # the files that start Swagger UI name no host
+            assert "http" not in page.request.get(f"{base}{own}").text()
+    assert elsewhere == []
     assert problems == []
 
 
@@ -138,6 +385,7 @@ def test_the_page_asks_for_a_key_when_the_api_needs_one(chromium: str, filled_sq
             page.click("#key-form button")
             expect(page.locator("#courses tbody tr")).to_have_count(50)
             expect(page.locator("#error")).to_be_hidden()
+            expect(page.locator("#freshness")).to_contain_text("Data loaded")
             assert page.evaluate("sessionStorage.getItem('coursemart.apiKey')") == "page-key"
         finally:
             browser.close()

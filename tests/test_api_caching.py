@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from coursemart.api.caching import ResponseCache, cache_control, etag_matches, make_etag
+from coursemart.api.caching import (
+    Answer,
+    RequestIndex,
+    ResponseCache,
+    cache_control,
+    etag_matches,
+    make_etag,
+)
 from coursemart.api.catalog import Catalog
 from tests.test_api import fill
 
@@ -57,26 +64,41 @@ def test_cache_control(seconds: int, private: bool, header: str) -> None:
     assert cache_control(seconds, private=private) == header
 
 
+def _answer(body: bytes) -> Answer:
+    return Answer(body, f'"{body[:8].decode()}"')
+
+
 def test_the_cache_drops_the_least_recently_used_entry() -> None:
     cache = ResponseCache(entries=2)
-    cache.put("a", b"1")
-    cache.put("b", b"2")
-    assert cache.get("a") == b"1"  # now b is the oldest
-    cache.put("c", b"3")
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
+    cache.put("a", _answer(b"1"))
+    cache.put("b", _answer(b"2"))
+    assert cache.get("a") == _answer(b"1")  # now b is the oldest
+    cache.put("c", _answer(b"3"))
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (_answer(b"1"), None, _answer(b"3"))
     assert len(cache) == 2
 
 
 def test_the_cache_is_bounded_in_bytes() -> None:
     cache = ResponseCache(entries=100, max_bytes=100)
     for name in "abcdef":
-        cache.put(name, name.encode() * 20)
+        cache.put(name, _answer(name.encode() * 20))
     assert cache.size <= 100
     assert [cache.get(name) is not None for name in "abcdef"] == [False] + [True] * 5
-    cache.put("huge", b"x" * 26)  # over a quarter of the budget: served, never kept
+    cache.put("huge", _answer(b"x" * 26))  # over a quarter of the budget: served, never kept
     assert cache.get("huge") is None
-    cache.put("f", b"f")  # replacing an entry frees its old size
+    cache.put("f", _answer(b"f"))  # replacing an entry frees its old size
     assert cache.size == 4 * 20 + 1
+
+
+def test_what_the_caches_hold_is_not_tracked_by_the_garbage_collector() -> None:
+    import gc
+
+    seen = RequestIndex()
+    seen.put(("/v1/levels", b"limit=5"), ("1-20261127T1", ETAG, None))
+    gc.collect()
+    entry = seen.get(("/v1/levels", b"limit=5"))
+    assert entry is not None and not gc.is_tracked(entry)
+    assert not any(gc.is_tracked(key) for key in seen._items)
 
 
 def test_the_data_version_is_read_once_per_time_to_live(tmp_path: Path, sqlite_url: str) -> None:

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from coursemart import warehouse
 from coursemart.api import queries
+from coursemart.api.catalog import Catalog
 from coursemart.api.pagination import Cursor
 from coursemart.api.params import (
     ParameterError,
@@ -19,7 +19,7 @@ from coursemart.api.params import (
     parse_instant,
     resolve_dimension,
 )
-from coursemart.api.queries import CourseFilter
+from coursemart.api.queries import CourseFilter, Shape
 from tests.conftest import empty_warehouse
 
 DIALECTS = {
@@ -36,31 +36,49 @@ def sql(statement: sa.ClauseElement, backend: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("backend", "keyset"),
+    ("backend", "descending", "keyset"),
     [
         (
             "sqlite",
+            True,
             "(vw_most_recent_courses.start_date, vw_most_recent_courses.course_id) < (?, ?)",
         ),
         (
+            "sqlite",
+            False,
+            "(vw_most_recent_courses.start_date, vw_most_recent_courses.course_id) > (?, ?)",
+        ),
+        (
             "postgresql",
+            True,
             "(vw_most_recent_courses.start_date, vw_most_recent_courses.course_id) "
-            "< (%(param_1)s::TIMESTAMP WITH TIME ZONE, %(param_2)s::BIGINT)",
+            "< (%(cursor_date)s::TIMESTAMP WITH TIME ZONE, %(cursor_id)s::BIGINT)",
         ),
         (
             "mysql",
+            True,
             "vw_most_recent_courses.start_date <= %s AND (vw_most_recent_courses.start_date < %s "
             "OR vw_most_recent_courses.course_id < %s)",
         ),
+        (
+            "mysql",
+            False,
+            "vw_most_recent_courses.start_date >= %s AND (vw_most_recent_courses.start_date > %s "
+            "OR vw_most_recent_courses.course_id > %s)",
+        ),
     ],
 )
-def test_pages_after_a_cursor_are_a_keyset_range(backend: str, keyset: str) -> None:
-    text = sql(
-        queries.recent_courses(CourseFilter(), backend=backend, limit=51, cursor=CURSOR), backend
-    )
+def test_pages_after_a_cursor_are_a_keyset_range(
+    backend: str, descending: bool, keyset: str
+) -> None:
+    shape = Shape(cursor=True, descending=descending)
+    text = sql(queries.recent_courses(shape, backend=backend, limit=51), backend)
     assert text.startswith("SELECT vw_most_recent_courses.course_id, ")
     assert f"FROM vw_most_recent_courses WHERE {keyset}" in text
-    order = "ORDER BY vw_most_recent_courses.start_date DESC, vw_most_recent_courses.course_id DESC"
+    way = "DESC" if descending else "ASC"
+    order = (
+        f"ORDER BY vw_most_recent_courses.start_date {way}, vw_most_recent_courses.course_id {way}"
+    )
     assert f"{order} LIMIT " in text
 
 
@@ -79,7 +97,8 @@ def test_pages_after_a_cursor_are_a_keyset_range(backend: str, keyset: str) -> N
 def test_filters_become_conditions_on_the_view(
     course_filter: CourseFilter, conditions: list[str]
 ) -> None:
-    text = sql(queries.recent_courses(course_filter, backend="sqlite", limit=10), "sqlite")
+    shape = Shape.of(course_filter, cursor=False, descending=True)
+    text = sql(queries.recent_courses(shape, backend="sqlite", limit=10), "sqlite")
     where = text.partition(" WHERE ")[2].partition(" ORDER BY ")[0]
     assert [part for part in where.split(" AND ") if part] == conditions
 
@@ -101,22 +120,28 @@ def test_instants_are_bound_as_each_driver_wants(backend: str, expected: datetim
     assert bound.tzinfo == expected.tzinfo
 
 
-def test_sqlite_reads_pages_through_the_start_date_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize("descending", [True, False])
+def test_sqlite_reads_pages_through_the_start_date_index(tmp_path: Path, descending: bool) -> None:
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     empty_warehouse(url)
-    engine = warehouse.create_engine(url)
-    statement = queries.recent_courses(
-        CourseFilter(category_id=2, since=datetime(2026, 1, 1, tzinfo=UTC)),
-        backend="sqlite",
-        limit=51,
-        cursor=CURSOR,
-    )
-    compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-    with engine.connect() as connection:
+    catalog = Catalog(url)
+    shape = Shape(category=True, since=True, cursor=True, descending=descending)
+    statement = catalog.statement(shape, 51)  # the SQL the API runs, as the driver gets it
+    assert statement.positions is not None
+    values = {**statement.fixed, "category_id": 2, "since": "2026-01-01", "cursor_id": 42}
+    values["cursor_date"] = "2026-03-01 09:00:00.000000"
+    connection = catalog.open().raw_connection()
+    try:
         plan = " ".join(
-            str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+            str(row[-1])
+            for row in connection.execute(
+                f"EXPLAIN QUERY PLAN {statement.sql}",
+                [values[name] for name in statement.positions],
+            )
         )
-    engine.dispose()
+    finally:
+        connection.close()
+        catalog.close()
     assert "courses USING INDEX ix_courses_start_date_course_id" in plan
     assert "TEMP B-TREE" not in plan  # no sort: the index gives the order
 
@@ -194,17 +219,18 @@ def test_unknown_dimensions_name_the_parameter_and_the_choices(value: str) -> No
         (CURSOR.start_date, None, True),
         (None, CURSOR.start_date, True),
         (CURSOR.start_date, CURSOR.start_date + timedelta(microseconds=1), True),
-        (CURSOR.start_date, CURSOR.start_date, False),
+        (CURSOR.start_date, CURSOR.start_date, True),  # an empty range: no course, no error
+        (CURSOR.start_date, CURSOR.start_date - timedelta(microseconds=1), False),
         (CURSOR.start_date, CURSOR.start_date - timedelta(days=1), False),
     ],
 )
-def test_since_must_come_before_until(
+def test_until_must_not_come_before_since(
     since: datetime | None, until: datetime | None, ok: bool
 ) -> None:
     if ok:
         check_range(since, until)
     else:
-        with pytest.raises(ParameterError, match="until: must be after since"):
+        with pytest.raises(ParameterError, match="until: must not be before since"):
             check_range(since, until)
 
 

@@ -256,7 +256,9 @@ def test_serve_answers_on_localhost(tmp_path: Path, lake_dir: Path) -> None:
 
 
 def test_serve_keeps_api_keys_out_of_the_access_log(tmp_path: Path, lake_dir: Path) -> None:
-    with serving(tmp_path, lake_dir, COURSEMART_API_KEYS="k3y-s3cret") as served:
+    with serving(
+        tmp_path, lake_dir, COURSEMART_API_KEYS="k3y-s3cret", COURSEMART_ACCESS_LOG="true"
+    ) as served:
         assert served.get("/api/GetRecentCourses?code=k3y-s3cret&limit=1") == 200
 
     assert "GET /api/GetRecentCourses?code=***&limit=1" in served.log

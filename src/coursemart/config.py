@@ -24,6 +24,8 @@ from coursemart.errors import InputError
 from coursemart.masking import mask_url
 
 ENV_PREFIX = "COURSEMART_"
+#: Longest API key: longer ones are never compared (see ``api.auth``).
+MAX_API_KEY_LENGTH = 512
 
 
 class FileSecretsSource(PydanticBaseSettingsSource):
@@ -52,7 +54,11 @@ class Settings(BaseSettings):
     """coursemart's configuration. Every field is ``COURSEMART_<FIELD>`` in the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,  # a refused value may be a secret (a key, a URL's password)
     )
 
     lake: str = "./data/lake"
@@ -93,12 +99,39 @@ class Settings(BaseSettings):
     cache_seconds: int = Field(default=10, ge=0, le=86400)
     """``Cache-Control: max-age`` the API sends with its answers."""
 
+    cursor_key: SecretStr | None = None
+    """Secret that signs the API's paging cursors; every worker and instance of a deployment
+    must share it. Unset: derived from the warehouse URL (shared too, but not secret)."""
+
+    access_log: bool = False
+    """Write one log line per request (API keys masked). Off by default: behind a proxy that
+    logs, the server's own line costs time and says nothing new."""
+
+    log_format: Literal["text", "json"] = "text"
+    """Server logs as text lines, or as one JSON object per line (with a request id)."""
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _printable_ascii_keys(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        """HTTP headers carry ASCII only, so a key with other characters could never match
+        there: refuse it now rather than accept it in ``?code=`` alone."""
+        for position, key in enumerate(keys, start=1):
+            text = key.get_secret_value()
+            if not (text.isascii() and text.isprintable()) or " " in text:
+                raise ValueError(
+                    f"key {position} holds a character other than printable ASCII "
+                    "(letters, digits, punctuation; no spaces)"
+                )
+            if len(text) > MAX_API_KEY_LENGTH:
+                raise ValueError(f"key {position} is longer than {MAX_API_KEY_LENGTH} characters")
+        return keys
 
     @classmethod
     def settings_customise_sources(
@@ -134,6 +167,7 @@ EMPTY: Final = {
     "cors_origins": "off",
     "spark_jvm_cache": "~/.cache/coursemart/spark-jvm (the default)",
     "failpoint": "off",
+    "cursor_key": "(not set: derived from the warehouse URL)",
 }
 #: Words in a Spark configuration key whose value is a secret.
 SECRET_WORDS: Final = ("key", "secret", "password", "token", "sas", "credential")

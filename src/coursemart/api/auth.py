@@ -15,8 +15,10 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, APIKeyQuery
 from pydantic import SecretStr
 
+from coursemart.config import MAX_API_KEY_LENGTH
+
 #: Longest key looked at; longer ones are refused without comparing.
-MAX_KEY_LENGTH: Final = 512
+MAX_KEY_LENGTH: Final = MAX_API_KEY_LENGTH
 UNAUTHORIZED_MESSAGE: Final = (
     "missing or invalid API key: send it in the x-api-key header, the x-functions-key header "
     "or the code query parameter"

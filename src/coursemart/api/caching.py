@@ -1,8 +1,11 @@
 """HTTP caching: strong ETags from the data version, ``304 Not Modified``, and a response cache.
 
 An answer depends only on the warehouse's data version and the request's normalized query, so
-both make its ETag, and both key the in-process cache of serialized answers: between two loads a
-repeated query is served from memory, and after a load every key is new.
+both make its ETag, and the ETag keys the in-process cache of serialized answers: between two
+loads a repeated query is served from memory, and after a load every key is new.
+
+The caches hold only strings, bytes and flat tuples of them, which Python's garbage collector
+does not track: however full they are, a collection pass does not grow with them.
 """
 
 from __future__ import annotations
@@ -44,8 +47,17 @@ def cache_control(max_age: int, *, private: bool) -> str:
     return f"{'private' if private else 'public'}, max-age={max_age}"
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A serialized answer: its JSON body, its ETag, and how many courses it holds."""
+
+    body: bytes
+    etag: str
+    rows: int = 0
+
+
 class ResponseCache:
-    """A thread-safe LRU map from ``(data version, normalized query)`` to a body.
+    """A thread-safe LRU map from an ETag (data version and normalized query) to an ``Answer``.
 
     Bounded in entries and in bytes; a body larger than a quarter of the byte budget is not kept.
     """
@@ -54,40 +66,37 @@ class ResponseCache:
         self.entries = entries
         self.max_bytes = max_bytes
         self.size = 0
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._items: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> bytes | None:
-        """The body stored under ``key``, marked as recently used; ``None`` if absent."""
+    def get(self, key: str) -> Answer | None:
+        """The answer stored under ``key``, marked as recently used; ``None`` if absent."""
         with self._lock:
-            body = self._items.get(key)
-            if body is not None:
+            answer = self._items.get(key)
+            if answer is not None:
                 self._items.move_to_end(key)
-            return body
+            return answer
 
-    def put(self, key: Hashable, body: bytes) -> None:
-        """Store ``body`` (unless it is too large), dropping the least recently used entries."""
-        if len(body) > self.max_bytes // 4:
+    def put(self, key: str, answer: Answer) -> None:
+        """Store ``answer`` (unless its body is too large), dropping the least recently used."""
+        if len(answer.body) > self.max_bytes // 4:
             return
         with self._lock:
             previous = self._items.pop(key, None)
-            self.size += len(body) - (len(previous) if previous is not None else 0)
-            self._items[key] = body
+            self.size += len(answer.body) - (len(previous.body) if previous is not None else 0)
+            self._items[key] = answer
             while len(self._items) > self.entries or self.size > self.max_bytes:
                 _, dropped = self._items.popitem(last=False)
-                self.size -= len(dropped)
+                self.size -= len(dropped.body)
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-@dataclass(frozen=True)
-class Seen:
-    """What a request was answered with: the data version, its normalized query, the ETag."""
-
-    version: str
-    query: Hashable
-    etag: str
+#: What a request was answered with: the data version, the answer's ETag, and the epoch second
+#: from which the query means something else (``None``: never). A plain tuple of strings and a
+#: float, so that the garbage collector does not track it.
+Seen = tuple[str, str, float | None]
 
 
 class RequestIndex:

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Match
 
 from coursemart.api.auth import UnauthorizedError
 from coursemart.api.models import ErrorPublic, ParameterProblem
@@ -21,6 +22,8 @@ logger = logging.getLogger("coursemart.api")
 
 UNAVAILABLE_MESSAGE: Final = "the warehouse is unavailable right now; retry in a few seconds"
 RETRY_AFTER_SECONDS: Final = 5
+#: Every GET route also answers HEAD (``api.hardening``); 405 answers say so.
+ALLOWED: Final = "GET, HEAD"
 _WHERE: Final = frozenset({"query", "header", "path", "cookie", "body"})
 
 
@@ -78,37 +81,69 @@ async def on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
     return error_response(401, str(exc), headers={"WWW-Authenticate": "ApiKey"})
 
 
-def http_message(status_code: int, detail: str, method: str, allowed: str | None) -> str:
+def http_message(status_code: int, detail: str, method: str) -> str:
     """A helpful message for Starlette's own 404 and 405."""
     if status_code == 405:
-        return f"{method} is not allowed here: the API is read-only (allowed: {allowed or 'GET'})"
+        return f"{method} is not allowed here: the API is read-only (allowed: {ALLOWED})"
     if status_code == 404 and detail == "Not Found":
         return "no such resource; the API is described at /docs and /openapi.json"
     return detail
 
 
-async def on_http(request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own errors (404, 405) as JSON, with their headers (``Allow``)."""
+def without_trailing_slash(request: Request) -> str | None:
+    """For ``/v1/levels/``, the path-only URL of the route it meant (``/v1/levels``, query kept);
+    ``None`` when no route has that path. Never a full URL: the request's ``Host`` header is not
+    echoed, and ``//host`` paths are never produced."""
+    path = request.url.path
+    if not path.endswith("/") or path == "/":
+        return None
+    target = path.rstrip("/")
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    scope = {"type": "http", "path": target, "method": "GET", "root_path": ""}
+    if not any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+        return None
+    query = request.url.query
+    return f"{target}?{query}" if query else target
+
+
+async def on_http(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (404, 405) as JSON, with their headers; a trailing slash redirected
+    to the route without it."""
     assert isinstance(exc, HTTPException)
-    allowed = (exc.headers or {}).get("Allow")
-    message = http_message(exc.status_code, str(exc.detail), request.method, allowed)
-    return error_response(exc.status_code, message, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ALLOWED
+    if exc.status_code == 404:
+        target = without_trailing_slash(request)
+        if target is not None:
+            return RedirectResponse(target, status_code=307)
+    message = http_message(exc.status_code, str(exc.detail), request.method)
+    return error_response(exc.status_code, message, headers=headers)
 
 
-async def on_database(request: Request, exc: Exception) -> JSONResponse:
+def unavailable(method: str, path: str, exc: Exception) -> JSONResponse:
     """503 for any database trouble; the cause goes to the log, not to the client."""
-    logger.warning(
-        "warehouse unavailable for %s %s: %s", request.method, request.url.path, _brief(exc)
-    )
+    logger.warning("warehouse unavailable for %s %s: %s", method, path, _brief(exc))
     return error_response(
         503, UNAVAILABLE_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
     )
 
 
-async def on_anything(request: Request, exc: Exception) -> JSONResponse:
+async def on_database(request: Request, exc: Exception) -> JSONResponse:
+    """503 for any database trouble (see :func:`unavailable`)."""
+    return unavailable(request.method, request.url.path, exc)
+
+
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
     """500 for a bug, logged with its traceback."""
-    logger.error("unexpected error for %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error("unexpected error for %s %s", method, path, exc_info=exc)
     return error_response(500, "internal error; it has been logged")
+
+
+async def on_anything(request: Request, exc: Exception) -> JSONResponse:
+    """500 for a bug (see :func:`internal_error`)."""
+    return internal_error(request.method, request.url.path, exc)
 
 
 def _brief(exc: Exception) -> str:

@@ -93,3 +93,17 @@ class ErrorPublic(BaseModel):
     message: str
     status_code: int
     errors: list[ParameterProblem] = Field(default_factory=list)
+
+
+class FreshnessPublic(BaseModel):
+    """How fresh the data is."""
+
+    data_version: str | None = Field(
+        description="The latest load that changed the data; null before the first load."
+    )
+    loaded_at: datetime | None = Field(
+        description="When that load finished, ISO 8601 in UTC; null before the first load."
+    )
+    age_seconds: float | None = Field(
+        description="Seconds since then, by the server's clock; null before the first load."
+    )

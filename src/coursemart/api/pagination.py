@@ -1,26 +1,34 @@
-"""Keyset cursors: the position after which the next page starts, as an opaque, bounded token.
+"""Keyset cursors: the position after which the next page starts, as an opaque, signed token.
 
-A cursor is the ``(start_date, course_id)`` of the last row of a page, packed into 17 bytes
-(a version byte and two big-endian 64-bit integers) and written as URL-safe base64 without padding.
+A cursor is the ``(start_date, course_id)`` of the last row of a page and the direction of the
+listing, packed into 18 bytes (a version byte, a direction byte and two big-endian 64-bit
+integers), followed by an 8-byte HMAC-SHA256 tag, and written as URL-safe base64 without padding
+(35 characters). The tag's key is per deployment (see :func:`signing_key`), so every worker and
+every instance behind a load balancer accepts the cursors the others wrote, and a cursor a client
+edited is refused.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol, TypeVar
+from typing import Final, TypeVar
 
-CURSOR_VERSION: Final = 1
-#: Longest cursor accepted; real ones are 23 characters.
+CURSOR_VERSION: Final = 2
+#: Longest cursor accepted; real ones are 35 characters.
 MAX_CURSOR_LENGTH: Final = 64
 CURSOR_PATTERN: Final = r"^[A-Za-z0-9_-]+$"
+NOT_A_CURSOR: Final = "is not a cursor returned by this API (use next_cursor as given)"
 
-_LAYOUT: Final = struct.Struct(">Bqq")
+_LAYOUT: Final = struct.Struct(">BBqq")
+_TAG_BYTES: Final = 8
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _ALPHABET: Final = re.compile(CURSOR_PATTERN)
@@ -32,59 +40,62 @@ class CursorError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class Cursor:
-    """The position after which a page starts: rows strictly older than this one come next."""
+    """The position after which a page starts, in the listing's direction."""
 
     start_date: datetime
     course_id: int
+    descending: bool = True
 
 
-class Keyed(Protocol):
-    """A row that has a keyset position."""
-
-    @property
-    def start_date(self) -> datetime: ...
-
-    @property
-    def course_id(self) -> int: ...
+Row = TypeVar("Row")
 
 
-Row = TypeVar("Row", bound=Keyed)
+def signing_key(secret: str) -> bytes:
+    """The HMAC key for cursors, from a per-deployment secret (``COURSEMART_CURSOR_KEY``, or
+    the warehouse URL when none is set: every worker and instance of a deployment shares it)."""
+    return hashlib.sha256(b"coursemart cursor\0" + secret.encode()).digest()
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """``Cursor`` -> opaque URL-safe token (``start_date`` must be timezone-aware)."""
+def _tag(key: bytes, packed: bytes) -> bytes:
+    return hmac.digest(key, packed, "sha256")[:_TAG_BYTES]
+
+
+def encode_cursor(cursor: Cursor, key: bytes) -> str:
+    """``Cursor`` -> opaque signed URL-safe token (``start_date`` must be timezone-aware)."""
     microseconds = (cursor.start_date - _EPOCH) // _MICROSECOND
-    packed = _LAYOUT.pack(CURSOR_VERSION, microseconds, cursor.course_id)
-    return base64.urlsafe_b64encode(packed).rstrip(b"=").decode("ascii")
+    packed = _LAYOUT.pack(CURSOR_VERSION, int(cursor.descending), microseconds, cursor.course_id)
+    return base64.urlsafe_b64encode(packed + _tag(key, packed)).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(token: str) -> Cursor:
-    """Opaque token -> ``Cursor``; ``CursorError`` for anything this API did not write."""
+def decode_cursor(token: str, key: bytes) -> Cursor:
+    """Opaque token -> ``Cursor``; ``CursorError`` for anything this API did not write with
+    ``key``, including a token changed by a single bit."""
     if not token or len(token) > MAX_CURSOR_LENGTH or not _ALPHABET.match(token):
-        raise CursorError("is not a cursor returned by this API (use next_cursor as given)")
+        raise CursorError(NOT_A_CURSOR)
     try:
-        packed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        version, microseconds, course_id = _LAYOUT.unpack(packed)
-    except (binascii.Error, ValueError, struct.error) as exc:
-        raise CursorError(
-            "is not a cursor returned by this API (use next_cursor as given)"
-        ) from exc
-    if version != CURSOR_VERSION:
-        raise CursorError("comes from another version of this API: start again without it")
+        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise CursorError(NOT_A_CURSOR) from exc
+    if data[:1] != bytes([CURSOR_VERSION]):
+        if len(data) == 17 and data[:1] == b"\x01":  # written by the previous, unsigned format
+            raise CursorError("comes from another version of this API: start again without it")
+        raise CursorError(NOT_A_CURSOR)
+    packed, tag = data[: _LAYOUT.size], data[_LAYOUT.size :]
+    if len(data) != _LAYOUT.size + _TAG_BYTES or not hmac.compare_digest(tag, _tag(key, packed)):
+        raise CursorError(NOT_A_CURSOR)
+    _, descending, microseconds, course_id = _LAYOUT.unpack(packed)
     try:
         start_date = _EPOCH + microseconds * _MICROSECOND
-    except OverflowError as exc:
+    except OverflowError as exc:  # only a cursor signed with a leaked key can hold this
         raise CursorError("holds an impossible date: start again without it") from exc
-    return Cursor(start_date, course_id)
+    return Cursor(start_date, course_id, bool(descending))
 
 
-def next_cursor(rows: Sequence[Row], limit: int) -> tuple[Sequence[Row], Cursor | None]:
-    """Split the ``limit + 1`` rows fetched for a page into the page and the cursor after it.
-
-    The extra row only tells that another page exists; the cursor is the page's last row.
-    """
+def split_page(rows: Sequence[Row], limit: int) -> tuple[Sequence[Row], Row | None]:
+    """Split the ``limit + 1`` rows fetched for a page into the page and, when another page
+    follows, the page's last row (the cursor's position). The extra row only tells that another
+    page exists."""
     if len(rows) <= limit:
         return rows, None
     page = rows[:limit]
-    last = page[-1]
-    return page, Cursor(last.start_date, last.course_id)
+    return page, page[-1]

@@ -72,10 +72,12 @@ Instant = Annotated[
 
 
 def check_range(since: datetime | None, until: datetime | None) -> None:
-    """``since`` must come before ``until``: the listing is ``since <= start_date < until``."""
-    if since is not None and until is not None and until <= since:
+    """``until`` must not come before ``since``: the listing is ``since <= start_date < until``
+    (``since == until`` is an empty range, a valid question with no courses)."""
+    if since is not None and until is not None and until < since:
         raise ParameterError(
-            "until", f"must be after since ({since.isoformat()}): the range is [since, until)"
+            "until",
+            f"must not be before since ({since.isoformat()}): the range is [since, until)",
         )
 
 

@@ -1,7 +1,12 @@
 """The API's SQL, as pure functions returning SQLAlchemy Core statements over the view.
 
-Every course query orders by ``start_date desc, course_id desc`` and pages by keyset, so each page
-is a range scan of the ``(start_date desc, course_id desc)`` index whatever the page's depth.
+Every course query orders by ``(start_date, course_id)``, most recent first or soonest first, and
+pages by keyset, so each page is a range scan of the ``(start_date desc, course_id desc)`` index
+(read backwards for the ascending order) whatever the page's depth.
+
+A listing's SQL depends only on its :class:`Shape` (which conditions it has, its direction) and its
+limit; the values are named bind parameters (:data:`PARAMETERS`), so the text is compiled once per
+shape and executed with the driver's own parameters.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ view: Final = sa.table(
 AWARE_BACKENDS: Final = frozenset({"postgresql", "mssql"})
 #: Backends that use a row-value comparison ``(a, b) < (x, y)`` as an index range.
 ROW_VALUE_BACKENDS: Final = frozenset({"sqlite", "postgresql"})
+#: The bind parameters of a listing, and those among them that hold instants.
+PARAMETERS: Final = ("category_id", "level_id", "since", "until", "cursor_date", "cursor_id")
+INSTANT_PARAMETERS: Final = frozenset({"since", "until", "cursor_date"})
 
 
 @dataclass(frozen=True)
@@ -49,48 +57,82 @@ def bind_instant(moment: datetime, backend: str) -> datetime:
     return utc if backend in AWARE_BACKENDS else utc.replace(tzinfo=None)
 
 
-def after(cursor: Cursor, backend: str) -> sa.ColumnElement[bool]:
-    """Rows strictly after ``cursor`` in ``start_date desc, course_id desc`` order."""
-    moment = bind_instant(cursor.start_date, backend)
+@dataclass(frozen=True)
+class Shape:
+    """Which conditions a listing has and its direction: all its SQL text depends on."""
+
+    category: bool = False
+    level: bool = False
+    since: bool = False
+    until: bool = False
+    cursor: bool = False
+    descending: bool = True
+
+    @classmethod
+    def of(cls, course_filter: CourseFilter, *, cursor: bool, descending: bool) -> Shape:
+        """The shape of a listing with ``course_filter``."""
+        return cls(
+            category=course_filter.category_id is not None,
+            level=course_filter.level_id is not None,
+            since=course_filter.since is not None,
+            until=course_filter.until is not None,
+            cursor=cursor,
+            descending=descending,
+        )
+
+
+def bind_values(course_filter: CourseFilter, cursor: Cursor | None) -> dict[str, object]:
+    """The bind parameters of a listing (instants still aware; see :func:`bind_instant`)."""
+    values: dict[str, object] = {
+        "category_id": course_filter.category_id,
+        "level_id": course_filter.level_id,
+        "since": course_filter.since,
+        "until": course_filter.until,
+    }
+    if cursor is not None:
+        values["cursor_date"] = cursor.start_date
+        values["cursor_id"] = cursor.course_id
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def after(backend: str, *, descending: bool = True) -> sa.ColumnElement[bool]:
+    """Rows strictly after the cursor (``:cursor_date``, ``:cursor_id``) in the listing's order."""
+    moment = sa.bindparam("cursor_date", type_=warehouse.Timestamp)
+    key = sa.bindparam("cursor_id", type_=sa.BigInteger())
     start_date, course_id = view.c.start_date, view.c.course_id
     if backend in ROW_VALUE_BACKENDS:
-        return sa.tuple_(start_date, course_id) < sa.tuple_(
-            sa.literal(moment, warehouse.Timestamp), sa.literal(cursor.course_id, sa.BigInteger())
-        )
-    # Spelled so that ``start_date <= x`` alone bounds the index range on every backend.
-    return sa.and_(
-        start_date <= moment,
-        sa.or_(start_date < moment, course_id < cursor.course_id),
-    )
+        mine, theirs = sa.tuple_(start_date, course_id), sa.tuple_(moment, key)
+        return mine < theirs if descending else mine > theirs
+    # Spelled so that ``start_date <= x`` (or ``>= x``) alone bounds the index range everywhere.
+    if descending:
+        return sa.and_(start_date <= moment, sa.or_(start_date < moment, course_id < key))
+    return sa.and_(start_date >= moment, sa.or_(start_date > moment, course_id > key))
 
 
-def where(course_filter: CourseFilter, backend: str) -> list[sa.ColumnElement[bool]]:
-    """The filter's conditions on the view."""
+def where(shape: Shape) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions on the view, as named bind parameters."""
     conditions: list[sa.ColumnElement[bool]] = []
-    if course_filter.category_id is not None:
-        conditions.append(view.c.category_id == course_filter.category_id)
-    if course_filter.level_id is not None:
-        conditions.append(view.c.level_id == course_filter.level_id)
-    if course_filter.since is not None:
-        conditions.append(view.c.start_date >= bind_instant(course_filter.since, backend))
-    if course_filter.until is not None:
-        conditions.append(view.c.start_date < bind_instant(course_filter.until, backend))
+    if shape.category:
+        conditions.append(view.c.category_id == sa.bindparam("category_id", type_=sa.Integer()))
+    if shape.level:
+        conditions.append(view.c.level_id == sa.bindparam("level_id", type_=sa.Integer()))
+    if shape.since:
+        conditions.append(view.c.start_date >= sa.bindparam("since", type_=warehouse.Timestamp))
+    if shape.until:
+        conditions.append(view.c.start_date < sa.bindparam("until", type_=warehouse.Timestamp))
     return conditions
 
 
-def recent_courses(
-    course_filter: CourseFilter, *, backend: str, limit: int, cursor: Cursor | None = None
-) -> sa.Select[*tuple[Any, ...]]:
-    """Up to ``limit`` courses, most recent ``start_date`` first, after ``cursor`` if given."""
-    conditions = where(course_filter, backend)
-    if cursor is not None:
-        conditions.append(after(cursor, backend))
-    return (
-        sa.select(*view.c)
-        .where(*conditions)
-        .order_by(view.c.start_date.desc(), view.c.course_id.desc())
-        .limit(limit)
-    )
+def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tuple[Any, ...]]:
+    """Up to ``limit`` courses in the shape's order, after the cursor if the shape has one."""
+    conditions = where(shape)
+    if shape.cursor:
+        conditions.append(after(backend, descending=shape.descending))
+    if shape.descending:
+        order = (view.c.start_date.desc(), view.c.course_id.desc())
+    else:
+        order = (view.c.start_date.asc(), view.c.course_id.asc())
+    return sa.select(*view.c).where(*conditions).order_by(*order).limit(limit)
 
 
 def categories() -> sa.Select[int, str]:
@@ -105,16 +147,16 @@ def levels() -> sa.Select[int, str]:
     return sa.select(table.c.level_id, table.c.level_name).order_by(table.c.level_id)
 
 
-def data_version() -> sa.Select[int, str | None]:
-    """How many loads changed the warehouse, and the latest one's id.
+def data_version() -> sa.Select[int, str | None, datetime | None]:
+    """How many loads changed the warehouse, the latest one's id and when the latest finished.
 
     The count only grows, even when loads commit out of their ids' order (two loaders waiting
     on the lock, or clocks that differ between loader hosts), so the version always moves.
     """
     loads = warehouse.loads
-    return sa.select(sa.func.count(), sa.func.max(loads.c.load_id)).where(
-        loads.c.status == "loaded"
-    )
+    return sa.select(
+        sa.func.count(), sa.func.max(loads.c.load_id), sa.func.max(loads.c.finished_at)
+    ).where(loads.c.status == "loaded")
 
 
 def version_text(loads: int, latest: str | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -11,39 +11,26 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from coursemart.api.catalog import Catalog
+from coursemart.api.listing import MAX_LIMIT, Order, RecentQuery, recent_query
+from coursemart.api.metrics import CONTENT_TYPE, DataCollector
 from coursemart.api.models import (
     CategoriesPublic,
-    CategoryPublic,
     CoursesPublic,
     ErrorPublic,
+    FreshnessPublic,
     HealthPublic,
-    LevelPublic,
     LevelsPublic,
     ReadyPublic,
     RecentCoursesEnvelope,
 )
-from coursemart.api.pagination import (
-    CURSOR_PATTERN,
-    MAX_CURSOR_LENGTH,
-    Cursor,
-    CursorError,
-    decode_cursor,
-    encode_cursor,
-    next_cursor,
-)
-from coursemart.api.params import (
-    MAX_NAME_LENGTH,
-    Instant,
-    ParameterError,
-    check_range,
-    resolve_dimension,
-)
+from coursemart.api.pagination import CURSOR_PATTERN, MAX_CURSOR_LENGTH
+from coursemart.api.params import MAX_NAME_LENGTH, Instant
 from coursemart.api.queries import CourseFilter
-from coursemart.api.service import Service, Snapshot
+from coursemart.api.service import Service
 
 STATIC: Final = Path(__file__).parent / "static"
-MAX_LIMIT: Final = 1000
+#: The page's policy: everything from this origin, nothing framed, no inline script.
+PAGE_POLICY: Final = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies
@@ -58,27 +45,12 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-async def get_snapshot(request: Request) -> Snapshot:
-    """The app's service at the warehouse's current data version, read once per request."""
-    service: Service = request.app.state.service
-    return await service.snapshot()
+async def get_version(service: ServiceDep) -> str:
+    """The warehouse's current data version, read once per request."""
+    return await service.version()
 
 
-SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
-
-
-@dataclass(frozen=True)
-class RecentQuery:
-    """A checked ``/v1/courses/recent`` request; ``key`` is its normalized form."""
-
-    limit: int
-    cursor: Cursor | None
-    course_filter: CourseFilter
-
-    @property
-    def key(self) -> tuple[object, ...]:
-        return ("recent", self.limit, self.cursor, self.course_filter)
-
+VersionDep = Annotated[str, Depends(get_version)]
 
 Limit = Annotated[
     int, Query(ge=1, le=MAX_LIMIT, description=f"Courses per page, 1 to {MAX_LIMIT}.")
@@ -116,36 +88,44 @@ UntilParam = Annotated[
     Instant | None,
     Query(description="Only courses starting before this instant (ISO 8601; naive = UTC)."),
 ]
+OrderParam = Annotated[
+    Order,
+    Query(
+        description="recent: every course, latest start first (the default); upcoming: from "
+        "now (or since) on, soonest first; past: before now (or until), most recent first."
+    ),
+]
 
 
-async def recent_query(
-    snapshot: SnapshotDep,
+async def recent_query_dep(
+    service: ServiceDep,
+    version: VersionDep,
     limit: Limit = 50,
     cursor: CursorParam = None,
     category: CategoryParam = None,
     level: LevelParam = None,
     since: SinceParam = None,
     until: UntilParam = None,
+    order: OrderParam = Order.recent,
 ) -> RecentQuery:
     """Check and normalize the parameters of ``/v1/courses/recent``."""
-    try:
-        position = decode_cursor(cursor) if cursor is not None else None
-    except CursorError as exc:
-        raise ParameterError("cursor", str(exc)) from exc
-    check_range(since, until)
-    dimensions = await snapshot.dimensions()
-    course_filter = CourseFilter(
-        category_id=None
-        if category is None
-        else resolve_dimension("category", category, dimensions.categories),
-        level_id=None if level is None else resolve_dimension("level", level, dimensions.levels),
+    dimensions = await service.dimensions(version)
+    return recent_query(
+        limit=limit,
+        cursor=cursor,
+        category=category,
+        level=level,
         since=since,
         until=until,
+        order=order,
+        categories=dimensions.categories,
+        levels=dimensions.levels,
+        cursor_key=service.cursor_key,
+        now=service.clock(),
     )
-    return RecentQuery(limit, position, course_filter)
 
 
-RecentQueryDep = Annotated[RecentQuery, Depends(recent_query)]
+RecentQueryDep = Annotated[RecentQuery, Depends(recent_query_dep)]
 
 # ---------------------------------------------------------------------------------------------
 # Documentation of the answers every route shares
@@ -175,23 +155,8 @@ CACHED: Final[dict[int | str, dict[str, Any]]] = {
 legacy = APIRouter(tags=["compatibility"])
 v1 = APIRouter(prefix="/v1", tags=["catalog"])
 operations = APIRouter(tags=["operations"])
+metrics = APIRouter(tags=["operations"])
 page = APIRouter(include_in_schema=False)
-
-
-def envelope(courses: CoursesPublic) -> RecentCoursesEnvelope:
-    """The original function's envelope: ``404`` in the body when there are no courses."""
-    if not courses.data:
-        return RecentCoursesEnvelope(message="No results found", status_code=404, data=[])
-    return RecentCoursesEnvelope(message="successful", status_code=200, data=courses.data)
-
-
-def course_page(catalog: Catalog, query: RecentQuery) -> CoursesPublic:
-    """One page of courses and the cursor to the next one."""
-    rows = catalog.recent(query.course_filter, limit=query.limit + 1, cursor=query.cursor)
-    data, following = next_cursor(rows, query.limit)
-    return CoursesPublic(
-        data=list(data), next_cursor=encode_cursor(following) if following else None
-    )
 
 
 @legacy.get(
@@ -202,7 +167,8 @@ def course_page(catalog: Catalog, query: RecentQuery) -> CoursesPublic:
 )
 async def get_recent_courses(
     request: Request,
-    snapshot: SnapshotDep,
+    service: ServiceDep,
+    version: VersionDep,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Courses to return, 1 to {MAX_LIMIT}.")
     ] = 100,
@@ -212,45 +178,46 @@ async def get_recent_courses(
     With no courses the body says ``"No results found"`` and ``404``; the HTTP status stays 200.
     """
     query = RecentQuery(limit, None, CourseFilter())
-    catalog = snapshot.service.catalog
-    return await snapshot.answer(
-        request, ("legacy", *query.key), lambda: envelope(course_page(catalog, query))
-    )
+    answer = await service.listing(version, query, envelope=True)
+    service.remember(request.scope, version, answer, None)
+    return service.respond(answer, request.headers.get("if-none-match"))
 
 
 @v1.get("/courses/recent", response_model=CoursesPublic, responses=CACHED)
 async def recent_courses(
-    request: Request, snapshot: SnapshotDep, query: RecentQueryDep
+    request: Request, service: ServiceDep, version: VersionDep, query: RecentQueryDep
 ) -> Response:
-    """Courses, most recent ``start_date`` first, paged by ``next_cursor`` and filtered."""
-    catalog = snapshot.service.catalog
-    return await snapshot.answer(request, query.key, lambda: course_page(catalog, query))
+    """Courses in the chosen order (latest start first by default), paged by ``next_cursor``
+    and filtered."""
+    answer = await service.listing(version, query, envelope=False)
+    service.remember(request.scope, version, answer, query.expires)
+    return service.respond(answer, request.headers.get("if-none-match"))
 
 
 @v1.get("/categories", response_model=CategoriesPublic, responses=CACHED)
-async def categories(request: Request, snapshot: SnapshotDep) -> Response:
+async def categories(request: Request, service: ServiceDep, version: VersionDep) -> Response:
     """Every category, by id."""
-    dimensions = await snapshot.dimensions()
-    return await snapshot.answer(
-        request,
-        ("categories",),
-        lambda: CategoriesPublic(
-            data=[CategoryPublic(category_id=k, category_name=n) for k, n in dimensions.categories]
-        ),
-    )
+    answer = await service.dimension(version, "categories")
+    service.remember(request.scope, version, answer, None)
+    return service.respond(answer, request.headers.get("if-none-match"))
 
 
 @v1.get("/levels", response_model=LevelsPublic, responses=CACHED)
-async def levels(request: Request, snapshot: SnapshotDep) -> Response:
+async def levels(request: Request, service: ServiceDep, version: VersionDep) -> Response:
     """Every level, by id."""
-    dimensions = await snapshot.dimensions()
-    return await snapshot.answer(
-        request,
-        ("levels",),
-        lambda: LevelsPublic(
-            data=[LevelPublic(level_id=k, level_name=n) for k, n in dimensions.levels]
-        ),
-    )
+    answer = await service.dimension(version, "levels")
+    service.remember(request.scope, version, answer, None)
+    return service.respond(answer, request.headers.get("if-none-match"))
+
+
+@v1.get("/freshness", response_model=FreshnessPublic, responses=ERRORS)
+async def freshness(service: ServiceDep, version: VersionDep) -> FreshnessPublic:
+    """How fresh the data is: its version and when the load that made it finished."""
+    loaded_at = service.catalog.loaded_at
+    age = None
+    if loaded_at is not None:
+        age = max(0.0, round(service.clock() - loaded_at.timestamp(), 3))
+    return FreshnessPublic(data_version=version or None, loaded_at=loaded_at, age_seconds=age)
 
 
 @operations.get("/health", response_model=HealthPublic)
@@ -266,14 +233,44 @@ async def ready(service: ServiceDep) -> ReadyPublic:
     return ReadyPublic(data_version=version or None)
 
 
+@metrics.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The Prometheus text format.",
+        },
+        401: ERRORS[401],
+        503: ERRORS[503],
+    },
+)
+async def prometheus_metrics(service: ServiceDep, version: VersionDep) -> Response:
+    """Requests and latency per route and status, courses served, the data version and the
+    last load's time and age, in the Prometheus text format."""
+
+    def read() -> tuple[str, datetime | None]:
+        return version, service.catalog.loaded_at
+
+    body = service.metrics.exposition(DataCollector(read))
+    return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+def page_file(name: str) -> FileResponse:
+    """A static HTML page, never framed, revalidated on each visit."""
+    return FileResponse(
+        STATIC / name,
+        headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"},
+    )
+
+
 @page.get("/")
 async def index() -> FileResponse:
     """The web page."""
-    return FileResponse(
-        STATIC / "index.html",
-        headers={
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' data:",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-cache",
-        },
-    )
+    return page_file("index.html")
+
+
+@page.get("/docs")
+async def docs() -> FileResponse:
+    """The API's interactive documentation (Swagger UI, served from this app)."""
+    return page_file("docs.html")

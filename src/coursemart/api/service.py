@@ -1,36 +1,45 @@
 """What one app holds (settings, the catalog and its pool, the caches) and how it answers.
 
 A cacheable answer is built at most once per data version and normalized query: the database is
-asked only when the cache has no body for that pair. A request that repeats one already answered at
-the current data version (same path, same query string) is answered before routing: see
-``RepeatedRequests``.
+asked only when the cache has no answer for that pair, and the JSON body and its ETag are made
+then, once. A request that repeats one already answered at the current data version (same path,
+same query string) is answered before routing from what it was answered with last time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Final, TypeVar
 
-from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, QueryParams
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
+from coursemart.api import render
 from coursemart.api.auth import any_key_is_valid
 from coursemart.api.caching import (
+    Answer,
     RequestIndex,
     ResponseCache,
-    Seen,
     cache_control,
     etag_matches,
     make_etag,
 )
 from coursemart.api.catalog import Catalog, Dimensions
+from coursemart.api.listing import RecentQuery
+from coursemart.api.metrics import Metrics
+from coursemart.api.pagination import signing_key
 from coursemart.config import Settings
 
-JSON = "application/json"
+JSON: Final = "application/json"
+#: Threads per app for database reads: as many as a server engine's pool has connections.
+THREADS: Final = 20
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,51 +48,125 @@ class Service:
 
     settings: Settings
     catalog: Catalog
+    metrics: Metrics = field(default_factory=Metrics)
     cache: ResponseCache = field(default_factory=ResponseCache)
     seen: RequestIndex = field(default_factory=RequestIndex)
+    clock: Callable[[], float] = time.time
+    threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(THREADS, thread_name_prefix="coursemart-read"),
+        repr=False,
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
         """A service for the warehouse the settings name; no connection is made yet."""
-        return cls(settings, Catalog(settings.warehouse_url))
+        return cls(settings, Catalog(settings.warehouse_url), Metrics())
 
-    async def snapshot(self) -> Snapshot:
-        """The service at the current data version: what one request reads at."""
-        return Snapshot(self, await self.version())
+    def __post_init__(self) -> None:
+        secret = self.settings.cursor_key or self.settings.warehouse
+        self.cursor_key = signing_key(secret.get_secret_value())
+        self._private = bool(self.settings.api_keys)
+        self._cache_control = cache_control(self.settings.cache_seconds, private=self._private)
+        self._inline = self.catalog.backend == "sqlite"
+
+    def close(self) -> None:
+        """Close the pool and stop the reading threads."""
+        self.catalog.close()
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    # -- reads ------------------------------------------------------------------------------
 
     async def version(self) -> str:
         """The data version, from memory when fresh, else from the database (in a thread)."""
         fresh = self.catalog.fresh_version()
         if fresh is not None:
             return fresh
-        return await run_in_threadpool(self.catalog.version)
+        return await self.offload(self.catalog.version)
 
     async def dimensions(self, version: str) -> Dimensions:
         """Categories and levels at ``version``."""
         cached = self.catalog.cached_dimensions(version)
         if cached is not None:
             return cached
-        return await run_in_threadpool(self.catalog.dimensions, version)
+        return await self.offload(lambda: self.catalog.dimensions(version))
 
-    async def answer(
-        self,
-        request: Request,
-        version: str,
-        query: Hashable,
-        build: Callable[[], BaseModel],
-    ) -> Response:
-        """The JSON answer to ``query``: ``304`` when the client's ETag is current, else the
-        cached body, else ``build()`` run in a thread, serialized and cached."""
-        seen = Seen(version, query, make_etag(version, query))
-        self.seen.put((request.scope["path"], request.scope["query_string"]), seen)
-        if etag_matches(request.headers.get("if-none-match"), seen.etag):
-            return self.not_modified(seen.etag)
-        key = (version, query)
-        body = self.cache.get(key)
-        if body is None:
-            body = await run_in_threadpool(_serialize, build)
-            self.cache.put(key, body)
-        return self.json(seen.etag, body)
+    async def listing(self, version: str, query: RecentQuery, *, envelope: bool) -> Answer:
+        """A page of courses (or the original envelope) at ``version``: from the cache, else
+        read and serialized once, in a thread."""
+        key = ("legacy", *query.key) if envelope else query.key
+        return await self._cached(version, key, lambda: self._read_listing(query, envelope))
+
+    async def dimension(self, version: str, which: str) -> Answer:
+        """``/v1/categories`` or ``/v1/levels`` at ``version``."""
+        dimensions = await self.dimensions(version)
+
+        def build() -> tuple[bytes, int]:
+            if which == "categories":
+                pairs, fields = dimensions.categories, ("category_id", "category_name")
+            else:
+                pairs, fields = dimensions.levels, ("level_id", "level_name")
+            return render.dimension(*fields, pairs), 0
+
+        return await self._cached(version, (which,), build)
+
+    def _read_listing(self, query: RecentQuery, envelope: bool) -> tuple[bytes, int]:
+        rows = self.catalog.recent(
+            query.course_filter,
+            limit=query.limit + (0 if envelope else 1),
+            cursor=query.cursor,
+            descending=query.descending,
+        )
+        if envelope:
+            return render.envelope(rows, query.limit)
+        return render.course_page(
+            rows, query.limit, descending=query.descending, cursor_key=self.cursor_key
+        )
+
+    async def _cached(
+        self, version: str, query: Hashable, build: Callable[[], tuple[bytes, int]]
+    ) -> Answer:
+        etag = make_etag(version, query)
+        answer = self.cache.get(etag)
+        if answer is None:
+            body, rows = await self.offload(build)
+            answer = Answer(body, etag, rows)
+            self.cache.put(etag, answer)
+        return answer
+
+    async def offload(self, work: Callable[[], T]) -> T:
+        """Run a database read: on the service's threads for a database server (the wait is
+        the network's), in the event loop for SQLite, whose indexed reads take a fraction of a
+        millisecond, less than a hand-off to a thread and back (and with no contention for
+        the interpreter lock between the threads and the loop, which shows in the slowest
+        answers). The request's context (its id, for logs) goes along."""
+        if self._inline:
+            return work()
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.threads, context.run, work)
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def remember(self, scope: Scope, version: str, answer: Answer, expires: float | None) -> None:
+        """Note what this exact request (path and query string) was answered with."""
+        self.seen.put((scope["path"], scope["query_string"]), (version, answer.etag, expires))
+
+    def respond(self, answer: Answer, if_none_match: str | None) -> Response:
+        """``304`` when the client's ETag is current, else the answer's body."""
+        headers = {"ETag": answer.etag, "Cache-Control": self._cache_control}
+        if if_none_match and etag_matches(if_none_match, answer.etag):
+            return Response(status_code=304, headers=headers)
+        if answer.rows:
+            self.metrics.rows_served.inc(answer.rows)
+        return Response(answer.body, media_type=JSON, headers=headers)
+
+    def key_is_valid(self, scope: Scope, headers: Headers) -> bool:
+        """With API keys configured, does the request carry one (in any of the three places)?"""
+        if not self._private:
+            return True
+        code = QueryParams(scope["query_string"]).get("code")
+        presented = (headers.get("x-api-key"), headers.get("x-functions-key"), code)
+        return any_key_is_valid(presented, self.settings.api_keys)
 
     def repeat(self, scope: Scope) -> Response | None:
         """The answer to a request already answered at the current data version, from memory;
@@ -92,69 +175,15 @@ class Service:
         if version is None:
             return None
         seen = self.seen.get((scope["path"], scope["query_string"]))
-        if seen is None or seen.version != version:
+        if seen is None:
+            return None
+        seen_version, etag, expires = seen
+        if seen_version != version or (expires is not None and self.clock() >= expires):
+            return None
+        answer = self.cache.get(etag)
+        if answer is None:
             return None
         headers = Headers(scope=scope)
-        if self.settings.api_keys:
-            code = QueryParams(scope["query_string"]).get("code")
-            presented = (headers.get("x-api-key"), headers.get("x-functions-key"), code)
-            if not any_key_is_valid(presented, self.settings.api_keys):
-                return None  # the app answers 401
-        if etag_matches(headers.get("if-none-match"), seen.etag):
-            return self.not_modified(seen.etag)
-        body = self.cache.get((version, seen.query))
-        return None if body is None else self.json(seen.etag, body)
-
-    def json(self, etag: str, body: bytes) -> Response:
-        """A cacheable JSON answer."""
-        return Response(body, media_type=JSON, headers=self._headers(etag))
-
-    def not_modified(self, etag: str) -> Response:
-        """``304 Not Modified`` for a client whose ETag is current."""
-        return Response(status_code=304, headers=self._headers(etag))
-
-    def _headers(self, etag: str) -> dict[str, str]:
-        private = bool(self.settings.api_keys)
-        return {
-            "ETag": etag,
-            "Cache-Control": cache_control(self.settings.cache_seconds, private=private),
-        }
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The service as one request sees it: at one data version, for every read and every key."""
-
-    service: Service
-    version: str
-
-    async def dimensions(self) -> Dimensions:
-        """Categories and levels at this version."""
-        return await self.service.dimensions(self.version)
-
-    async def answer(
-        self, request: Request, query: Hashable, build: Callable[[], BaseModel]
-    ) -> Response:
-        """The JSON answer to ``query`` at this version (see ``Service.answer``)."""
-        return await self.service.answer(request, self.version, query, build)
-
-
-class RepeatedRequests:
-    """ASGI middleware: answers a GET that repeats one already answered at the current data
-    version from memory, before routing, validation and dependencies; passes anything else on."""
-
-    def __init__(self, app: ASGIApp, service: Service) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            response = self.service.repeat(scope)
-            if response is not None:
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _serialize(build: Callable[[], BaseModel]) -> bytes:
-    return build().model_dump_json().encode()
+        if not self.key_is_valid(scope, headers):
+            return None  # the app answers 401
+        return self.respond(answer, headers.get("if-none-match"))

@@ -1,20 +1,16 @@
-"""``coursemart serve``: the API and the web page, run by uvicorn."""
+"""``coursemart serve``: the API and the web page, run by uvicorn (``coursemart.api.server``)."""
 
 from __future__ import annotations
 
-import copy
-import logging
-import os
-import re
 import socket
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 
-from coursemart.cli.app import app, err, say, settings
+from coursemart.cli.app import app, settings
 from coursemart.cli.options import WarehouseOption
 from coursemart.errors import InputError
-from coursemart.masking import mask_url
 
 HostOption = Annotated[
     str,
@@ -38,30 +34,31 @@ WorkersOption = Annotated[
 ]
 
 
-class HideQuerySecrets(logging.Filter):
-    """Masks ``?code=<API key>`` (and other secret query values) in access-log lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                hide_query_secrets(arg) if isinstance(arg, str) else arg for arg in record.args
-            )
-        return True
-
-
-def access_log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, its access lines passed through HideQuerySecrets."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["hide_secrets"] = {"()": f"{__name__}.HideQuerySecrets"}
-    config["handlers"]["access"]["filters"] = ["hide_secrets"]
-    return config
+AccessLogOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--access-log/--no-access-log",
+        help="One log line per request, API keys masked. Default: COURSEMART_ACCESS_LOG, off.",
+        show_default=False,
+    ),
+]
 
 
-def hide_query_secrets(path: str) -> str:
-    """``/api/x?code=abc&limit=5`` -> ``/api/x?code=***&limit=5``."""
-    return re.sub(r"(?i)([?&](?:code|api_key|key)=)[^&\s]*", r"\1***", path)
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format",
+        metavar="text|json",
+        help="text, or json (one object per line, with a request id). Default: "
+        "COURSEMART_LOG_FORMAT, text.",
+        show_default=False,
+    ),
+]
 
 
 CheckOption = Annotated[
@@ -101,29 +98,27 @@ def serve(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
     workers: WorkersOption = 1,
+    access_log: AccessLogOption = None,
+    log_format: LogFormatOption = None,
     check: CheckOption = False,
 ) -> None:
     """Serve the read-only API and the web page at http://HOST:PORT (Ctrl-C stops)."""
-    from coursemart.config import ENV_PREFIX
+    from coursemart.api import server
 
-    if warehouse:  # workers are processes of their own: they read settings from the environment
-        os.environ[f"{ENV_PREFIX}WAREHOUSE"] = warehouse
-    config = settings()  # a bad setting fails here, with the usual one-line message
-    check_address(host, port)
-    if check:
+    if check:  # the settings as serving reads them, then the address
+        config = settings()
+        from coursemart.warehouse import Warehouse
+
+        Warehouse.from_url(warehouse or config.warehouse_url)
+        check_address(host, port)
         return
-    import uvicorn
+    check_address(host, port)
 
-    where = f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})"
-    say(f"serving {mask_url(config.warehouse_url)} at {where}")
-    if not config.api_keys:
-        err.print("coursemart: no API keys configured (COURSEMART_API_KEYS): the API is open")
-    uvicorn.run(
-        "coursemart.api:create_app",
-        factory=True,
+    server.serve(
+        warehouse=warehouse,
         host=host,
         port=port,
         workers=workers,
-        server_header=False,
-        log_config=access_log_config(),
+        access_log=access_log,
+        log_format=log_format.value if log_format is not None else None,
     )

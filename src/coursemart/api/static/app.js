@@ -1,22 +1,31 @@
-// The coursemart page: recent courses from /v1/courses/recent, filters, and paging by cursor.
+// The coursemart page: courses from /v1/courses/recent, filtered, paged by cursor, with every
+// filter and the number of pages shown in the page's URL (reload, back and a shared link give
+// the same view).
 "use strict";
 
 const PAGE_SIZE = 50;
+const MAX_LIMIT = 1000;
 const KEY_STORAGE = "coursemart.apiKey";
+const DEFAULTS = { order: "upcoming" };
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 const elements = {
   keyForm: document.getElementById("key-form"),
   key: document.getElementById("api-key"),
+  filters: document.getElementById("filters"),
   category: document.getElementById("category"),
   level: document.getElementById("level"),
   error: document.getElementById("error"),
   status: document.getElementById("status"),
+  freshness: document.getElementById("freshness"),
+  table: document.getElementById("courses"),
   rows: document.querySelector("#courses tbody"),
   more: document.getElementById("more"),
 };
 
 let nextCursor = null;
 let shown = 0;
+let pages = 1;
 let generation = 0; // a newer listing makes older answers stale
 
 class ApiError extends Error {
@@ -29,7 +38,7 @@ class ApiError extends Error {
 async function api(path, params = {}) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(params)) {
-    if (value !== null && value !== "") url.searchParams.set(name, value);
+    if (value !== null && value !== undefined && value !== "") url.searchParams.set(name, value);
   }
   const headers = { Accept: "application/json" };
   const key = sessionStorage.getItem(KEY_STORAGE);
@@ -53,6 +62,63 @@ async function api(path, params = {}) {
   return body;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The view's state: the form's named controls, mirrored in the URL.
+
+function formState() {
+  const state = {};
+  for (const [name, value] of new FormData(elements.filters)) {
+    if (value !== "" && DEFAULTS[name] !== value) state[name] = String(value);
+  }
+  return state;
+}
+
+function urlState() {
+  const params = new URLSearchParams(window.location.search);
+  const state = {};
+  for (const [name, value] of params) {
+    if (name !== "pages" && value !== "") state[name] = value;
+  }
+  const wanted = Number.parseInt(params.get("pages") || "1", 10);
+  return { state, pages: Number.isFinite(wanted) ? Math.min(Math.max(wanted, 1), 20) : 1 };
+}
+
+function setForm(state) {
+  for (const control of elements.filters.elements) {
+    if (!control.name) continue;
+    const value = state[control.name] ?? DEFAULTS[control.name] ?? "";
+    if (control.type === "radio") control.checked = control.value === value;
+    else control.value = value;
+  }
+}
+
+function pageUrl(state, pageCount) {
+  const params = new URLSearchParams(state);
+  if (pageCount > 1) params.set("pages", String(pageCount));
+  const query = params.toString();
+  return query ? `?${query}` : window.location.pathname;
+}
+
+// The API's parameters for a view: the dates are whole days, "to" included.
+function apiParams(state) {
+  const params = { order: state.order || DEFAULTS.order };
+  for (const [name, value] of Object.entries(state)) {
+    if (name === "from") params.since = value;
+    else if (name === "to") params.until = nextDay(value);
+    else if (name !== "order") params[name] = value;
+  }
+  return params;
+}
+
+function nextDay(day) {
+  const moment = new Date(`${day}T00:00:00Z`);
+  if (Number.isNaN(moment.getTime())) return day;
+  return new Date(moment.getTime() + DAY_MS).toISOString().slice(0, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Showing courses
+
 function showError(error) {
   if (error.status === 401) {
     elements.keyForm.hidden = false;
@@ -73,9 +139,10 @@ function formatStart(iso) {
   return Number.isNaN(moment.getTime()) ? iso : moment.toISOString().slice(0, 16).replace("T", " ");
 }
 
-function cell(text, className) {
+function cell(text, label, className) {
   const td = document.createElement("td");
   td.textContent = text;
+  td.dataset.label = label;
   if (className) td.className = className;
   return td;
 }
@@ -86,17 +153,132 @@ function appendCourses(courses) {
     const tr = document.createElement("tr");
     tr.dataset.courseId = String(course.course_id);
     tr.append(
-      cell(formatStart(course.start_date), "when"),
-      cell(course.course_name),
-      cell(course.category_name),
-      cell(course.level_name),
-      cell(String(course.course_id), "id"),
+      cell(formatStart(course.start_date), "Start (UTC)", "when"),
+      cell(course.course_name, "Course", "name"),
+      cell(course.category_name, "Category"),
+      cell(course.level_name, "Level"),
+      cell(String(course.course_id), "Id", "id"),
     );
     fragment.append(tr);
   }
   elements.rows.append(fragment);
   shown += courses.length;
 }
+
+function describe() {
+  if (shown === 0) return "No courses match.";
+  const all = nextCursor ? "" : " (all of them)";
+  return `Showing ${shown} course${shown === 1 ? "" : "s"}${all}.`;
+}
+
+// Show the view for `state`, `pageCount` pages of it; then put the scroll where it was.
+async function showView(state, pageCount, scrollY) {
+  const mine = ++generation;
+  elements.more.disabled = true;
+  elements.status.textContent = "Loading…";
+  const params = apiParams(state);
+  try {
+    const wanted = pageCount * PAGE_SIZE;
+    let page = await api("/v1/courses/recent", { ...params, limit: Math.min(wanted, MAX_LIMIT) });
+    if (mine !== generation) return;
+    clearError();
+    elements.rows.replaceChildren();
+    shown = 0;
+    appendCourses(page.data);
+    nextCursor = page.next_cursor;
+    while (nextCursor && shown < wanted) {
+      const limit = Math.min(wanted - shown, MAX_LIMIT);
+      page = await api("/v1/courses/recent", { ...params, limit, cursor: nextCursor });
+      if (mine !== generation) return;
+      appendCourses(page.data);
+      nextCursor = page.next_cursor;
+    }
+    pages = Math.max(1, Math.ceil(shown / PAGE_SIZE));
+    elements.more.hidden = nextCursor === null;
+    elements.status.textContent = describe();
+    if (typeof scrollY === "number") window.scrollTo(0, scrollY);
+  } catch (error) {
+    if (mine === generation) showError(error);
+  } finally {
+    if (mine === generation) elements.more.disabled = false;
+  }
+}
+
+async function showMore() {
+  if (!nextCursor) return;
+  const mine = generation;
+  elements.more.disabled = true;
+  elements.status.textContent = "Loading…";
+  try {
+    const params = apiParams(formState());
+    const page = await api("/v1/courses/recent", {
+      ...params,
+      limit: PAGE_SIZE,
+      cursor: nextCursor,
+    });
+    if (mine !== generation) return;
+    clearError();
+    appendCourses(page.data);
+    nextCursor = page.next_cursor;
+    pages += 1;
+    // More is not a new view: the URL counts the pages, so that reload and back keep them.
+    history.replaceState(currentEntry(), "", pageUrl(formState(), pages));
+    elements.more.hidden = nextCursor === null;
+    elements.status.textContent = describe();
+    if (elements.more.hidden) elements.table.focus({ preventScroll: true });
+  } catch (error) {
+    if (mine === generation) showError(error);
+  } finally {
+    if (mine === generation) elements.more.disabled = false;
+  }
+}
+
+function currentEntry() {
+  return { scrollY: window.scrollY };
+}
+
+// ---------------------------------------------------------------------------------------------
+// How fresh the data is
+
+function ago(seconds) {
+  const format = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+  const steps = [
+    [60, "second", 1],
+    [3600, "minute", 60],
+    [86400, "hour", 3600],
+    [Infinity, "day", 86400],
+  ];
+  for (const [limit, unit, size] of steps) {
+    if (seconds < limit) return format.format(-Math.round(seconds / size), unit);
+  }
+  return "";
+}
+
+let freshness = null; // {loadedAt, ageSeconds, readAt}
+
+function showFreshness() {
+  if (!freshness) return;
+  if (freshness.loadedAt === null) {
+    elements.freshness.textContent = "No data loaded yet.";
+    return;
+  }
+  const age = freshness.ageSeconds + (Date.now() - freshness.readAt) / 1000;
+  elements.freshness.textContent = `Data loaded ${ago(Math.max(0, age))}.`;
+  elements.freshness.title = `Latest load finished at ${freshness.loadedAt}`;
+}
+
+async function loadFreshness() {
+  try {
+    const body = await api("/v1/freshness");
+    freshness = { loadedAt: body.loaded_at, ageSeconds: body.age_seconds ?? 0, readAt: Date.now() };
+    showFreshness();
+  } catch (error) {
+    elements.freshness.textContent = "";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
 
 function fillSelect(select, items, idField, nameField) {
   const current = select.value;
@@ -116,35 +298,19 @@ async function loadFilters() {
   fillSelect(elements.level, levels.data, "level_id", "level_name");
 }
 
-async function loadPage(first) {
-  const mine = first ? ++generation : generation;
-  elements.more.disabled = true;
-  elements.status.textContent = "Loading…";
-  try {
-    const page = await api("/v1/courses/recent", {
-      limit: PAGE_SIZE,
-      category: elements.category.value,
-      level: elements.level.value,
-      cursor: first ? null : nextCursor,
-    });
-    if (mine !== generation) return;
-    clearError();
-    if (first) {
-      elements.rows.replaceChildren();
-      shown = 0;
-    }
-    appendCourses(page.data);
-    nextCursor = page.next_cursor;
-    elements.more.hidden = nextCursor === null;
-    elements.status.textContent =
-      shown === 0
-        ? "No courses match."
-        : `Showing ${shown} course${shown === 1 ? "" : "s"}${nextCursor ? "" : " (all of them)"}.`;
-  } catch (error) {
-    if (mine === generation) showError(error);
-  } finally {
-    elements.more.disabled = false;
-  }
+function fromUrl(scrollY) {
+  const { state, pages: wanted } = urlState();
+  setForm(state);
+  return showView(formState(), wanted, scrollY);
+}
+
+function onFilterChange() {
+  const state = formState();
+  const url = pageUrl(state, 1);
+  if (new URL(url, window.location.href).href === window.location.href) return; // same view
+  history.replaceState(currentEntry(), "", window.location.href);
+  history.pushState({ scrollY: 0 }, "", url);
+  showView(state, 1, 0);
 }
 
 async function start() {
@@ -154,12 +320,22 @@ async function start() {
     showError(error);
     return;
   }
-  await loadPage(true);
+  loadFreshness();
+  await fromUrl(history.state && history.state.scrollY);
 }
 
-elements.category.addEventListener("change", () => loadPage(true));
-elements.level.addEventListener("change", () => loadPage(true));
-elements.more.addEventListener("click", () => loadPage(false));
+if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+elements.filters.addEventListener("change", onFilterChange);
+elements.filters.addEventListener("submit", (event) => event.preventDefault());
+elements.filters.addEventListener("reset", () => setTimeout(onFilterChange));
+elements.more.addEventListener("click", showMore);
+window.addEventListener("popstate", (event) => fromUrl(event.state && event.state.scrollY));
+let scrollTimer = null;
+window.addEventListener("scroll", () => {
+  clearTimeout(scrollTimer);
+  scrollTimer = setTimeout(() => history.replaceState(currentEntry(), ""), 150);
+});
+setInterval(showFreshness, 30_000);
 elements.keyForm.addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(KEY_STORAGE, elements.key.value.trim());

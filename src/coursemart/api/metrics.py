@@ -1,0 +1,121 @@
+"""Prometheus metrics: requests and latency per route and status, courses served, and the data's
+version and age.
+
+Request counts and latencies are prometheus-client metrics in a registry per app. With several
+worker processes (``coursemart serve --workers N``), the server points prometheus-client's
+multiprocess mode at a folder of its own (``PROMETHEUS_MULTIPROC_DIR``): each worker writes its
+counts there and ``/metrics``, whichever worker answers it, adds up every worker's. The data
+version and the last load's time and age are not counted but read when ``/metrics`` is asked,
+from the warehouse that every worker shares.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+#: The environment variable that turns on prometheus-client's multiprocess mode.
+MULTIPROCESS_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+#: Latency buckets, in seconds: most answers take well under a millisecond.
+BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: The route label of a request no route matched (so that unknown paths add no label values).
+UNMATCHED: Final = "unmatched"
+
+
+class DataCollector(Collector):
+    """The data version and the last load, as the warehouse says when ``/metrics`` is read."""
+
+    def __init__(self, read: Callable[[], tuple[str, datetime | None]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        version, loaded_at = self.read()
+        info = InfoMetricFamily(
+            "coursemart_data_version", "The data version: the latest load that changed the data."
+        )
+        info.add_metric([], {"version": version})
+        yield info
+        if loaded_at is None:
+            return
+        yield GaugeMetricFamily(
+            "coursemart_last_load_timestamp_seconds",
+            "When the latest load that changed the data finished (Unix time).",
+            value=loaded_at.timestamp(),
+        )
+        yield GaugeMetricFamily(
+            "coursemart_last_load_age_seconds",
+            "Seconds since the latest load that changed the data finished.",
+            value=max(0.0, time.time() - loaded_at.timestamp()),
+        )
+
+
+class Metrics:
+    """One app's request metrics."""
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS_DIR))
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "coursemart_http_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "coursemart_http_request_duration_seconds",
+            "Time from a request's arrival to its answer's end, by route.",
+            ["route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.rows_served = Counter(
+            "coursemart_rows_served",
+            "Courses sent in answers (304 answers send none).",
+            registry=self.registry,
+        )
+        self._counts: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[str, Histogram] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        count = self._counts.get((route, method, status))
+        if count is None:
+            count = self._counts[route, method, status] = self.requests.labels(
+                route, method, str(status)
+            )
+        count.inc()
+        latency = self._latencies.get(route)
+        if latency is None:
+            latency = self._latencies[route] = self.latency.labels(route)
+        latency.observe(seconds)
+
+    def exposition(self, data: DataCollector) -> bytes:
+        """The Prometheus text format: every worker's counts (in multiprocess mode) and the data
+        collector's reading."""
+        registry = CollectorRegistry()
+        if self.multiprocess:
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(_Forward(self.registry))
+        registry.register(data)
+        return generate_latest(registry)
+
+
+class _Forward(Collector):
+    """Another registry's metrics, collected into this one."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.registry.collect()

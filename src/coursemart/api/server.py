@@ -1,0 +1,84 @@
+"""``coursemart serve``: uvicorn with the app factory, the project's logging, and metrics shared
+by every worker.
+
+Workers are processes of their own that build the app from the environment, so what the command
+line sets (warehouse, access log, log format) is handed to them as ``COURSEMART_*`` variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from coursemart.api.logs import LogFormat, log_config
+from coursemart.api.metrics import MULTIPROCESS_DIR
+from coursemart.config import ENV_PREFIX, Settings
+from coursemart.masking import mask_url
+
+logger = logging.getLogger("coursemart.server")
+
+
+@contextmanager
+def shared_metrics(workers: int) -> Iterator[str | None]:
+    """With several workers, a fresh folder for prometheus-client's multiprocess mode (removed
+    afterwards), unless ``PROMETHEUS_MULTIPROC_DIR`` already names one; else nothing."""
+    if workers < 2 or os.environ.get(MULTIPROCESS_DIR):
+        yield os.environ.get(MULTIPROCESS_DIR)
+        return
+    folder = tempfile.mkdtemp(prefix="coursemart-metrics-")
+    os.environ[MULTIPROCESS_DIR] = folder
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROCESS_DIR, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve(
+    *,
+    warehouse: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool | None,
+    log_format: LogFormat | None,
+) -> None:
+    """Serve the API until interrupted; options left ``None`` come from the settings."""
+    import uvicorn
+
+    if warehouse:
+        os.environ[f"{ENV_PREFIX}WAREHOUSE"] = warehouse
+    if access_log is not None:
+        os.environ[f"{ENV_PREFIX}ACCESS_LOG"] = "true" if access_log else "false"
+    if log_format is not None:
+        os.environ[f"{ENV_PREFIX}LOG_FORMAT"] = log_format
+    settings = Settings()  # a bad setting fails here, with the usual one-line message
+    config = log_config(settings.log_format)
+    logging.config.dictConfig(config)
+    where = f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})"
+    logger.info("serving %s at %s", mask_url(settings.warehouse_url), where)
+    logger.info(
+        "access log %s", "on (API keys masked)" if settings.access_log else "off (--access-log)"
+    )
+    if not settings.api_keys:
+        logger.warning("no API keys configured (COURSEMART_API_KEYS): the API is open")
+    with shared_metrics(workers) as folder:
+        if folder:
+            logger.info(
+                "metrics of the workers in %s (prometheus-client multiprocess mode)", folder
+            )
+        uvicorn.run(
+            "coursemart.api:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            server_header=False,
+            access_log=False,  # the app writes its own, masked (COURSEMART_ACCESS_LOG)
+            log_config=config,
+        )

@@ -1,0 +1,203 @@
+"""/metrics in the Prometheus text format, and the server's logs: access lines off by default,
+masked when on, JSON with a request id as an option. Real servers, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from coursemart.api import create_app
+from tests.conftest import stop
+from tests.test_api import fill, settings_for
+
+
+@pytest.fixture(scope="module")
+def sqlite_warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("observability")
+    url = f"sqlite:///{folder / 'warehouse.db'}"
+    fill(folder / "lake", url, courses=200, crowded=0)
+    return url
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    """Every sample of a Prometheus text exposition, read by prometheus-client's own parser."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def requests_of(
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float], **labels: str
+) -> float:
+    key = ("coursemart_http_requests_total", tuple(sorted(labels.items())))
+    return found.get(key, 0.0)
+
+
+def test_metrics_count_requests_per_route_and_status_and_the_data_they_served(
+    sqlite_warehouse: str,
+) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse))) as client:
+        first = client.get("/v1/courses/recent?limit=7")
+        client.get("/v1/courses/recent?limit=7")  # a repeat, answered from memory
+        client.get("/v1/courses/recent?limit=7", headers={"if-none-match": first.headers["etag"]})
+        client.get("/v1/courses/recent?limit=0")
+        client.get("/no/such/path/1")
+        client.get("/no/such/path/2")
+        client.head("/health")
+        response = client.get("/metrics")
+        ready = client.get("/ready").json()
+        freshness = client.get("/v1/freshness").json()
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    found = samples(response.text)
+    recent = {"route": "/v1/courses/recent", "method": "GET"}
+    assert requests_of(found, **recent, status="200") == 2
+    assert requests_of(found, **recent, status="304") == 1
+    assert requests_of(found, **recent, status="422") == 1
+    assert requests_of(found, route="unmatched", method="GET", status="404") == 2
+    assert requests_of(found, route="/health", method="HEAD", status="200") == 1
+    latency = ("coursemart_http_request_duration_seconds_count", (("route", "/v1/courses/recent"),))
+    assert found[latency] == 4
+    assert found["coursemart_rows_served_total", ()] == 14  # two answers of 7; the 304 sent none
+    info = ("coursemart_data_version_info", (("version", ready["data_version"]),))
+    assert found[info] == 1
+    loaded = datetime.fromisoformat(freshness["loaded_at"]).timestamp()
+    assert found["coursemart_last_load_timestamp_seconds", ()] == pytest.approx(loaded)
+    age = found["coursemart_last_load_age_seconds", ()]
+    assert 0 <= age < time.time() - loaded + 5
+
+
+def test_metrics_are_behind_the_api_key_when_keys_are_set(sqlite_warehouse: str) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse, api_keys="k1"))) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"x-api-key": "k1"}).status_code == 200
+        assert client.get("/metrics?code=k1").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# The server as users start it
+
+
+@dataclass
+class Served:
+    base: str
+    log: str = ""
+
+    def get(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.base + path, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, dict(answer.headers), answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+
+@contextmanager
+def serving(warehouse: str, *args: str, **env: str) -> Iterator[Served]:
+    """``coursemart serve`` as users start it, on a free port; its output ends up in ``log``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", warehouse]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COURSEMART_")}
+    process = subprocess.Popen(
+        [*command, "--port", str(port), *args],
+        env={**environment, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    served = Served(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                served.get("/health")
+                break
+            except OSError:
+                assert process.poll() is None, "coursemart serve exited"
+                assert time.monotonic() < deadline, "coursemart serve did not answer"
+                time.sleep(0.2)
+        yield served
+    finally:
+        stop(process)
+        assert process.stdout is not None
+        served.log = process.stdout.read()
+
+
+KEY = "k3y-s3cret"
+KEYED_PATHS = [f"/v1/levels?code={KEY}", f"/v1/levels?%63ode={KEY}", f"/v1/levels?x=1;code={KEY}"]
+
+
+def test_the_access_log_is_off_by_default(sqlite_warehouse: str) -> None:
+    with serving(sqlite_warehouse, COURSEMART_API_KEYS=KEY) as served:
+        assert served.get(KEYED_PATHS[0])[0] == 200
+    assert "access log off" in served.log
+    assert "/v1/levels" not in served.log
+    assert KEY not in served.log
+
+
+def test_the_access_log_masks_keys_however_they_are_sent(sqlite_warehouse: str) -> None:
+    with serving(sqlite_warehouse, "--access-log", COURSEMART_API_KEYS=KEY) as served:
+        statuses = [served.get(path)[0] for path in KEYED_PATHS]
+    assert statuses == [200, 200, 401]  # ";code=" is not a key to the server, nor in the log
+    assert KEY not in served.log
+    assert '"GET /v1/levels?code=*** HTTP/1.1" 200' in served.log
+    assert '"GET /v1/levels?%63ode=*** HTTP/1.1" 200' in served.log
+    assert '"GET /v1/levels?x=*** HTTP/1.1" 401' in served.log
+
+
+def test_json_logs_carry_the_request_id(tmp_path: Path, sqlite_warehouse: str) -> None:
+    missing = f"sqlite:///{tmp_path / 'nowhere' / 'warehouse.db'}"
+    with serving(missing, "--access-log", "--log-format", "json") as served:
+        status, headers, _ = served.get("/v1/levels", **{"X-Request-ID": "trace-42"})
+        assert status == 503
+        assert headers["x-request-id"] == "trace-42"
+        _, made, _ = served.get("/health")
+    entries = [json.loads(line) for line in served.log.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
+    about_42 = [entry for entry in entries if entry.get("request_id") == "trace-42"]
+    assert {entry["logger"] for entry in about_42} == {"coursemart.api", "coursemart.access"}
+    warning = next(entry for entry in about_42 if entry["logger"] == "coursemart.api")
+    assert warning["level"] == "warning" and "warehouse unavailable" in warning["message"]
+    access = next(entry for entry in about_42 if entry["logger"] == "coursemart.access")
+    assert (access["method"], access["path"], access["status"]) == ("GET", "/v1/levels", 503)
+    assert any(entry.get("request_id") == made["x-request-id"] for entry in entries)
+
+
+def test_several_workers_report_every_worker_s_counts(sqlite_warehouse: str) -> None:
+    with serving(sqlite_warehouse, "--workers", "2") as served:
+        for number in range(40):  # new connections: both workers get some
+            assert served.get(f"/v1/courses/recent?limit={number % 5 + 1}")[0] == 200
+        texts = [served.get("/metrics")[2].decode() for _ in range(6)]
+    counted = {
+        requests_of(samples(text), route="/v1/courses/recent", method="GET", status="200")
+        for text in texts
+    }
+    assert counted == {40.0}  # whichever worker answered /metrics
+    folder = next(
+        line.split("metrics of the workers in ")[1].strip()
+        for line in served.log.splitlines()
+        if "metrics of the workers in " in line
+    )
+    assert not Path(folder).exists()  # removed when the server stopped
