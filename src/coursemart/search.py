@@ -9,6 +9,7 @@ A query matches a course when each of its words starts a word of the course's na
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 import pyarrow as pa
@@ -29,52 +30,80 @@ def fold(names: Any) -> Any:
     return pc.utf8_trim_whitespace(folded)
 
 
-def query_words(query: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def query_words(query: str) -> tuple[str, ...]:
     """The words a query searches for, folded as names are (at most :data:`MAX_WORDS`, each cut
-    to :data:`MAX_WORD_LENGTH`); empty when it holds no letter or digit."""
+    to :data:`MAX_WORD_LENGTH`); empty when it holds no letter or digit. Remembered: folding
+    compiles its patterns each time, and the same queries come back."""
     folded = fold(pa.array([query], pa.string()))[0].as_py() or ""
-    words = list(dict.fromkeys(word[:MAX_WORD_LENGTH] for word in folded.split()))
+    words = tuple(dict.fromkeys(word[:MAX_WORD_LENGTH] for word in folded.split()))
     return words[:MAX_WORDS]
 
 
-def matching_ids(words: list[str], dialect: str) -> Any:
-    """``SELECT course_id FROM courses`` where each of ``words`` (folded, non-empty) starts a
-    word of the name, through the database's own text index."""
+#: InnoDB's FULLTEXT indexes words of at least this many characters (innodb_ft_min_token_size):
+#: shorter query words are matched by LIKE alone.
+FULLTEXT_MIN_LENGTH: Final = 3
+#: Bind parameters of a search: the index's expression and one LIKE pattern per word.
+PARAMETERS: Final = ("search", *(f"word_{i}" for i in range(MAX_WORDS)))
+
+
+def indexed(words: tuple[str, ...], dialect: str) -> bool:
+    """Whether the database's text index can take part in searching ``words``."""
+    if dialect in ("mysql", "mariadb"):
+        return any(len(word) >= FULLTEXT_MIN_LENGTH for word in words)
+    return dialect in ("sqlite", "postgresql")
+
+
+def values(words: tuple[str, ...], dialect: str) -> dict[str, str]:
+    """The bind parameters that search ``words`` (see :func:`index_condition`)."""
+    found = {f"word_{i}": f"% {word}%" for i, word in enumerate(words)}
+    if dialect == "sqlite":
+        found["search"] = " AND ".join(f'"{word}"*' for word in words)
+    elif dialect == "postgresql":
+        found["search"] = " & ".join(f"{word}:*" for word in words)
+    elif dialect in ("mysql", "mariadb"):
+        long = [word for word in words if len(word) >= FULLTEXT_MIN_LENGTH]
+        found["search"] = " ".join(f"+{word}*" for word in long)
+    return found
+
+
+def matching(dialect: str, words: int) -> Any:
+    """``SELECT course_id FROM courses`` matching ``:search`` (and ``:word_0`` … for the words
+    a FULLTEXT index does not hold), through the database's own text index."""
     import sqlalchemy as sa
 
     if dialect == "sqlite":
-        expression = " AND ".join(f'"{word}"*' for word in words)
         return (
             sa.select(sa.column("rowid"))
             .select_from(sa.table("courses_search"))
-            .where(sa.text("courses_search MATCH :expression").bindparams(expression=expression))
+            .where(sa.text("courses_search MATCH :search"))
         )
     courses = sa.table("courses", sa.column("course_id"), sa.column("search_name"))
     if dialect == "postgresql":
-        terms = " & ".join(f"{word}:*" for word in words)
-        condition: Any = sa.text(
-            "to_tsvector('simple', search_name) @@ to_tsquery('simple', :terms)"
-        ).bindparams(terms=terms)
+        condition = sa.text("to_tsvector('simple', search_name) @@ to_tsquery('simple', :search)")
         return sa.select(courses.c.course_id).where(condition)
-    conditions = [_starts_a_word(courses.c.search_name, word) for word in words]
-    indexed = [word for word in words if len(word) >= FULLTEXT_MIN_LENGTH]
-    if dialect in ("mysql", "mariadb") and indexed:
-        expression = " ".join(f"+{word}*" for word in indexed)
-        match = sa.text("MATCH (search_name) AGAINST (:expression IN BOOLEAN MODE)").bindparams(
-            expression=expression
-        )
-        conditions.insert(0, match)
-    return sa.select(courses.c.course_id).where(*conditions)
+    match = sa.text("MATCH (search_name) AGAINST (:search IN BOOLEAN MODE)")
+    return sa.select(courses.c.course_id).where(
+        match, *word_conditions(courses.c.search_name, words)
+    )
 
 
-#: InnoDB's FULLTEXT indexes words of at least this many characters (innodb_ft_min_token_size):
-#: a shorter query word is matched by LIKE alone.
-FULLTEXT_MIN_LENGTH: Final = 3
-
-
-def _starts_a_word(column: Any, word: str) -> Any:
-    """``column`` (a folded name) has a word starting with ``word``."""
+def word_conditions(search_name: Any, words: int) -> list[Any]:
+    """``search_name`` (a folded name) has a word starting with each of ``:word_0`` … (patterns
+    ``% word%``): a scan's test, and the exact test behind a FULLTEXT index."""
     import sqlalchemy as sa
 
-    spaced = sa.literal(" ") + column
-    return spaced.like(f"% {word}%")
+    spaced = sa.literal(" ") + search_name
+    return [spaced.like(sa.bindparam(f"word_{i}", type_=sa.String())) for i in range(words)]
+
+
+def matching_ids(words: tuple[str, ...], dialect: str) -> Any:
+    """``SELECT course_id`` of the courses matching ``words``, with its values bound."""
+    import sqlalchemy as sa
+
+    bound = values(words, dialect)
+    if indexed(words, dialect):
+        return matching(dialect, len(words)).params(**bound)
+    courses = sa.table("courses", sa.column("course_id"), sa.column("search_name"))
+    conditions = word_conditions(courses.c.search_name, len(words))
+    return sa.select(courses.c.course_id).where(*conditions).params(**bound)

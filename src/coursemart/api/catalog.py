@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from coursemart import warehouse
+from coursemart import search, warehouse
 from coursemart.api import queries
 from coursemart.api.pagination import Cursor
 
@@ -46,6 +47,12 @@ POOL_OVERFLOW: Final = 0
 #: How much of a SQLite warehouse each API connection maps into memory (address space, not RAM:
 #: the pages are the operating system's file cache, shared by every connection and process).
 SQLITE_MMAP_BYTES: Final = 1 << 30
+#: A search whose words match at least this many courses scans the listing in order (each page
+#: then comes after about limit × courses / matches rows); fewer matches are taken from the text
+#: index and ordered.
+SCAN_ABOVE: Final = 5_000
+#: Searches whose way (scan or index) is remembered per process.
+SEARCHES_KEPT: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,8 @@ class Catalog:
         self._loaded_at: datetime | None = None
         self._dimensions: tuple[str, Dimensions] | None = None
         self.statement = functools.lru_cache(maxsize=1024)(self._compile)
+        self._searches: OrderedDict[tuple[str, tuple[str, ...]], bool] = OrderedDict()
+        self._search_lock = threading.Lock()
 
     # -- the pool ----------------------------------------------------------------------------
 
@@ -241,9 +250,13 @@ class Catalog:
         descending: bool = True,
     ) -> list[CourseRow]:
         """Up to ``limit`` courses after ``cursor``, most recent first (or soonest first)."""
-        shape = queries.Shape.of(course_filter, cursor=cursor is not None, descending=descending)
+        scan = bool(course_filter.words) and self.scans(course_filter.words)
+        shape = queries.Shape.of(
+            course_filter, cursor=cursor is not None, descending=descending, scan=scan
+        )
         statement = self.statement(shape, limit)
-        values = {**statement.fixed, **self._bind(queries.bind_values(course_filter, cursor))}
+        bound = queries.bind_values(course_filter, cursor, self.backend)
+        values = {**statement.fixed, **self._bind(bound)}
         parameters: Any = (
             values
             if statement.positions is None
@@ -266,6 +279,32 @@ class Catalog:
         finally:
             connection.close()
         return rows
+
+    def scans(self, words: tuple[str, ...]) -> bool:
+        """Whether a search for ``words`` reads the listing in order and tests each name (many
+        courses match: the first page comes after a short scan) rather than taking every match
+        from the text index and ordering them (few match).
+
+        Decided by asking the index for up to :data:`SCAN_ABOVE` matches, once per data version.
+        """
+        if not search.indexed(words, self.backend):
+            return True
+        key = (self._version[1] if self._version else "", words)
+        with self._search_lock:
+            known = self._searches.get(key)
+        if known is not None:
+            return known
+        probe = sa.select(sa.func.count()).select_from(
+            search.matching(self.backend, len(words)).limit(SCAN_ABOVE).subquery()
+        )
+        with self.reading() as connection:
+            found = connection.execute(probe, search.values(words, self.backend)).scalar_one()
+        many = int(found) >= SCAN_ABOVE
+        with self._search_lock:
+            self._searches[key] = many
+            while len(self._searches) > SEARCHES_KEPT:
+                self._searches.popitem(last=False)
+        return many
 
     def _bind(self, values: dict[str, object]) -> dict[str, object]:
         """Instants as the driver wants them: aware or naive UTC, then the dialect's own form

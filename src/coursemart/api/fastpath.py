@@ -20,7 +20,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coursemart.api.handlers import unavailable
-from coursemart.api.listing import MAX_LIMIT, Order, RecentQuery, recent_query
+from coursemart.api.listing import (
+    MAX_LIMIT,
+    MAX_QUERY_LENGTH,
+    Order,
+    RecentQuery,
+    recent_query,
+)
 from coursemart.api.observe import ROUTE_KEY
 from coursemart.api.pagination import MAX_CURSOR_LENGTH
 from coursemart.api.params import MAX_NAME_LENGTH, ParameterError, parse_instant
@@ -60,11 +66,18 @@ def plain_limit(value: str | None, default: int) -> int:
     return int(value)
 
 
-def plain_text(value: str | None, most: int, pattern: re.Pattern[str] | None = None) -> str | None:
+def plain_text(
+    value: str | None,
+    most: int,
+    pattern: re.Pattern[str] | None = None,
+    *,
+    allow_empty: bool = False,
+) -> str | None:
     """A text parameter within the length (and alphabet) the route declares."""
     if value is None:
         return None
-    if not 1 <= len(value) <= most or (pattern is not None and not pattern.match(value)):
+    least = 0 if allow_empty else 1
+    if not least <= len(value) <= most or (pattern is not None and not pattern.match(value)):
         raise NotPlain("text")
     return value
 
@@ -132,6 +145,7 @@ class FastPath:
                 since=None if since is None else parse_instant(since),
                 until=None if until is None else parse_instant(until),
                 order=order,
+                q=plain_text(parameters.get("q"), MAX_QUERY_LENGTH, allow_empty=True),
                 categories=dimensions.categories,
                 levels=dimensions.levels,
                 cursor_key=self.service.cursor_key,

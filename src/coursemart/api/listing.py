@@ -23,9 +23,12 @@ from typing import Final
 from coursemart.api.pagination import Cursor, CursorError, decode_cursor
 from coursemart.api.params import ParameterError, check_range, resolve_dimension
 from coursemart.api.queries import CourseFilter
+from coursemart.search import query_words
 
 #: Largest page a listing returns.
 MAX_LIMIT: Final = 1000
+#: Longest search text accepted (``q``).
+MAX_QUERY_LENGTH: Final = 200
 #: Seconds an implicit "now" bound stays the same.
 NOW_STEP: Final = 60
 
@@ -75,6 +78,7 @@ def recent_query(
     since: datetime | None,
     until: datetime | None,
     order: Order,
+    q: str | None = None,
     categories: Sequence[tuple[int, str]],
     levels: Sequence[tuple[int, str]],
     cursor_key: bytes,
@@ -98,6 +102,11 @@ def recent_query(
                 "cursor", f"belongs to a listing in the other direction than order={order.value}"
             )
     check_range(since, until)
+    words: tuple[str, ...] = ()
+    if q is not None and q.strip():
+        words = query_words(q)
+        if not words:
+            raise ParameterError("q", "holds no letter or digit to search for")
     course_filter = CourseFilter(
         category_id=None
         if category is None
@@ -105,5 +114,6 @@ def recent_query(
         level_id=None if level is None else resolve_dimension("level", level, levels),
         since=since,
         until=until,
+        words=words,
     )
     return RecentQuery(limit, position, course_filter, order.descending, expires)

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from coursemart import warehouse
+from coursemart import search, warehouse
 from coursemart.api.pagination import Cursor
 
 #: The view as a selectable: the queries read the view, never the tables behind it.
@@ -36,8 +36,18 @@ view: Final = sa.table(
 AWARE_BACKENDS: Final = frozenset({"postgresql", "mssql"})
 #: Backends that use a row-value comparison ``(a, b) < (x, y)`` as an index range.
 ROW_VALUE_BACKENDS: Final = frozenset({"sqlite", "postgresql"})
+#: The course table, for what the view does not show: the folded name a search scans.
+courses: Final = sa.table("courses", sa.column("course_id"), sa.column("search_name"))
 #: The bind parameters of a listing, and those among them that hold instants.
-PARAMETERS: Final = ("category_id", "level_id", "since", "until", "cursor_date", "cursor_id")
+PARAMETERS: Final = (
+    "category_id",
+    "level_id",
+    "since",
+    "until",
+    "cursor_date",
+    "cursor_id",
+    *search.PARAMETERS,
+)
 INSTANT_PARAMETERS: Final = frozenset({"since", "until", "cursor_date"})
 
 
@@ -49,6 +59,8 @@ class CourseFilter:
     level_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Words each of which must start a word of the course's name (folded; see ``search``).
+    words: tuple[str, ...] = ()
 
 
 def bind_instant(moment: datetime, backend: str) -> datetime:
@@ -67,9 +79,15 @@ class Shape:
     until: bool = False
     cursor: bool = False
     descending: bool = True
+    #: Words searched for, and how: through the text index (the matches, then ordered) or by a
+    #: scan in the listing's order that tests each name (when many courses match).
+    words: int = 0
+    scan: bool = False
 
     @classmethod
-    def of(cls, course_filter: CourseFilter, *, cursor: bool, descending: bool) -> Shape:
+    def of(
+        cls, course_filter: CourseFilter, *, cursor: bool, descending: bool, scan: bool = False
+    ) -> Shape:
         """The shape of a listing with ``course_filter``."""
         return cls(
             category=course_filter.category_id is not None,
@@ -78,12 +96,17 @@ class Shape:
             until=course_filter.until is not None,
             cursor=cursor,
             descending=descending,
+            words=len(course_filter.words),
+            scan=scan and bool(course_filter.words),
         )
 
 
-def bind_values(course_filter: CourseFilter, cursor: Cursor | None) -> dict[str, object]:
+def bind_values(
+    course_filter: CourseFilter, cursor: Cursor | None, backend: str = "sqlite"
+) -> dict[str, object]:
     """The bind parameters of a listing (instants still aware; see :func:`bind_instant`)."""
     values: dict[str, object] = {
+        **search.values(course_filter.words, backend),
         "category_id": course_filter.category_id,
         "level_id": course_filter.level_id,
         "since": course_filter.since,
@@ -109,9 +132,13 @@ def after(backend: str, *, descending: bool = True) -> sa.ColumnElement[bool]:
     return sa.and_(start_date >= moment, sa.or_(start_date > moment, course_id > key))
 
 
-def where(shape: Shape) -> list[sa.ColumnElement[bool]]:
+def where(shape: Shape, backend: str = "sqlite") -> list[sa.ColumnElement[bool]]:
     """The filter's conditions on the view, as named bind parameters."""
     conditions: list[sa.ColumnElement[bool]] = []
+    if shape.words and scans_names(shape, backend):
+        conditions.extend(search.word_conditions(courses.c.search_name, shape.words))
+    elif shape.words:
+        conditions.append(view.c.course_id.in_(search.matching(backend, shape.words)))
     if shape.category:
         conditions.append(view.c.category_id == sa.bindparam("category_id", type_=sa.Integer()))
     if shape.level:
@@ -123,16 +150,28 @@ def where(shape: Shape) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
+def scans_names(shape: Shape, backend: str) -> bool:
+    """Whether a search tests each course's folded name in the listing's order. PostgreSQL's
+    planner, with its statistics of the text index, chooses that walk itself."""
+    return shape.scan and backend != "postgresql"
+
+
 def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tuple[Any, ...]]:
     """Up to ``limit`` courses in the shape's order, after the cursor if the shape has one."""
-    conditions = where(shape)
+    conditions = where(shape, backend)
     if shape.cursor:
         conditions.append(after(backend, descending=shape.descending))
+    start_date: Any = view.c.start_date
+    if shape.words and not shape.scan:  # few matches: all of them, then ordered (no index walk)
+        start_date = sa.func.coalesce(view.c.start_date, view.c.start_date)
     if shape.descending:
-        order = (view.c.start_date.desc(), view.c.course_id.desc())
+        order = (start_date.desc(), view.c.course_id.desc())
     else:
-        order = (view.c.start_date.asc(), view.c.course_id.asc())
-    return sa.select(*view.c).where(*conditions).order_by(*order).limit(limit)
+        order = (start_date.asc(), view.c.course_id.asc())
+    rows: Any = view
+    if shape.words and scans_names(shape, backend):  # the folded names, beside the view's rows
+        rows = view.join(courses, courses.c.course_id == view.c.course_id)
+    return sa.select(*view.c).select_from(rows).where(*conditions).order_by(*order).limit(limit)
 
 
 def categories() -> sa.Select[int, str]:

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from coursemart.api.listing import MAX_LIMIT, Order, RecentQuery, recent_query
+from coursemart.api.listing import MAX_LIMIT, MAX_QUERY_LENGTH, Order, RecentQuery, recent_query
 from coursemart.api.metrics import CONTENT_TYPE, DataCollector
 from coursemart.api.models import (
     CategoriesPublic,
@@ -88,6 +88,14 @@ UntilParam = Annotated[
     Instant | None,
     Query(description="Only courses starting before this instant (ISO 8601; naive = UTC)."),
 ]
+QueryParam = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_QUERY_LENGTH,
+        description="Search: courses whose name has a word starting with each word given, in "
+        "any order, any case, with or without accents (machine learn, café).",
+    ),
+]
 OrderParam = Annotated[
     Order,
     Query(
@@ -107,6 +115,7 @@ async def recent_query_dep(
     since: SinceParam = None,
     until: UntilParam = None,
     order: OrderParam = Order.recent,
+    q: QueryParam = None,
 ) -> RecentQuery:
     """Check and normalize the parameters of ``/v1/courses/recent``."""
     dimensions = await service.dimensions(version)
@@ -118,6 +127,7 @@ async def recent_query_dep(
         since=since,
         until=until,
         order=order,
+        q=q,
         categories=dimensions.categories,
         levels=dimensions.levels,
         cursor_key=service.cursor_key,

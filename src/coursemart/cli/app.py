@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+from coursemart.errors import Terminated
 
 app = typer.Typer(
     name="coursemart",
@@ -33,3 +36,15 @@ def settings() -> Settings:
     from coursemart.config import Settings
 
     return Settings()
+
+
+def stop_gracefully_on_sigterm() -> None:
+    """For commands that write: SIGTERM unwinds like Ctrl-C (transactions roll back, partial
+    files go), unless this process was started with SIGTERM ignored, which it then keeps.
+    (``serve`` leaves SIGTERM to uvicorn, which shuts down gracefully.)"""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated

@@ -35,7 +35,16 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; errors are one line on stderr: exit 2 for bad input, 1 otherwise."""
     command = typer.main.get_command(app)
-    stop_gracefully_on_sigterm()
+    handler = signal.getsignal(signal.SIGTERM)  # commands may change it; run in-process, put back
+    try:
+        return run(command, argv)
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGTERM) is not handler:
+            signal.signal(signal.SIGTERM, handler)
+
+
+def run(command: Any, argv: list[str] | None) -> int:
+    """Run ``command`` with ``argv``; every error is one line on stderr with its exit code."""
     try:
         result: Any = command.main(args=argv, prog_name="coursemart", standalone_mode=False)
     except typer.Exit as exc:
@@ -62,17 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coursemart: error: {one_line(mask_text(message))}", file=sys.stderr)
         return code
     return result if isinstance(result, int) else 0
-
-
-def stop_gracefully_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C (transactions roll back, partial files go), unless this
-    process was started with SIGTERM ignored, which it then keeps."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminate)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
 
 
 def one_line(message: str, longest: int = 2000) -> str:

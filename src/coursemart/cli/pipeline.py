@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from coursemart.cli.app import app, err, say, settings
+from coursemart.cli.app import app, err, say, settings, stop_gracefully_on_sigterm
 from coursemart.cli.options import (
     DEFAULT_COURSES,
     CoursesOption,
@@ -94,6 +94,7 @@ def generate(
     quiet: QuietOption = False,
 ) -> None:
     """Generate a synthetic catalog and commit it to the lake as one new batch."""
+    stop_gracefully_on_sigterm()
     config = settings()
     options = GenerateOptions(courses, seed, start, end, reschedule)
     with engine_session(config, engine, spark_master, spark_conf) as spark:
@@ -177,6 +178,7 @@ def load_command(
     quiet: QuietOption = False,
 ) -> None:
     """Load new committed lake batches into the warehouse, exactly once."""
+    stop_gracefully_on_sigterm()
     config = settings()
     with engine_session(config, engine, spark_master, spark_conf) as spark:
         load_lake(config, spark, lake or config.lake, LoadOptions(warehouse, since, wait), quiet)
@@ -201,6 +203,7 @@ def run(
 ) -> None:
     """Generate a batch (into an empty lake, or when --courses is given), then load every new
     batch into the warehouse."""
+    stop_gracefully_on_sigterm()
     config = settings()
     lake_url = lake or config.lake
     if courses is None and lake_has_courses(lake_url):
