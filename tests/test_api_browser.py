@@ -185,6 +185,55 @@ def test_every_filter_is_in_the_url_for_reload_back_and_a_shared_link(
     assert problems == []
 
 
+def test_searching_from_the_page_puts_the_words_in_the_url(
+    chromium: str, filled_sqlite: str
+) -> None:
+    from playwright.sync_api import expect
+
+    from coursemart.search import query_words
+    from tests.test_api_search import matches
+
+    names = {row["course_id"]: row for row in named(filled_sqlite)}
+    wanted = [
+        row["course_id"]
+        for row in upcoming(filled_sqlite)
+        if matches(names[row["course_id"]], "intro")
+    ][:50]
+    assert wanted and query_words("Intro") == ("intro",)
+    with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):
+        page.goto(f"{base}/")
+        rows = page.locator("#courses tbody tr")
+        expect(rows).to_have_count(50)
+
+        page.fill("#q", "Intro")  # typing searches once the typist pauses
+        expect(page).to_have_url(f"{base}/?q=Intro")
+        expect(rows.first).to_have_attribute("data-course-id", str(wanted[0]))
+        assert shown_ids(page) == wanted
+
+        page.reload()
+        expect(page.locator("#q")).to_have_value("Intro")
+        expect(rows.first).to_have_attribute("data-course-id", str(wanted[0]))
+        page.fill("#q", "zzzz nothing")
+        page.press("#q", "Enter")
+        expect(page.locator("#status")).to_have_text("No courses match.")
+    assert problems == []
+
+
+def named(url: str) -> list[dict[str, Any]]:
+    """Every course with the words of its folded name."""
+    import pyarrow as pa
+
+    from coursemart.search import fold
+    from tests.test_load import query
+
+    rows = query(url, "SELECT course_id, course_name FROM courses")
+    folded = fold(pa.array([str(name) for _, name in rows])).to_pylist()
+    return [
+        {"course_id": int(str(ident)), "words": name.split()}
+        for (ident, _), name in zip(rows, folded, strict=True)
+    ]
+
+
 def test_more_keeps_its_place_across_a_reload(chromium: str, filled_sqlite: str) -> None:
     from playwright.sync_api import expect
 
@@ -242,7 +291,7 @@ def test_the_page_can_be_used_with_the_keyboard_alone(chromium: str, filled_sqli
         page.keyboard.press("Tab")
         expect(page.locator(".skip")).to_be_focused()
         focus_order: list[str] = []
-        while len(focus_order) < 8:
+        while len(focus_order) < 9:
             page.keyboard.press("Tab")
             focused = page.evaluate(FOCUSED)
             if not focus_order or focus_order[-1] != focused:  # a date field has 3 parts
@@ -250,6 +299,7 @@ def test_the_page_can_be_used_with_the_keyboard_alone(chromium: str, filled_sqli
         assert focus_order == [
             "API documentation",
             "OpenAPI",
+            "q",
             "order",  # one stop for the radio group
             "category",
             "level",

@@ -119,3 +119,18 @@ def test_the_index_follows_renames_and_reschedules(lake_dir: Path, warehouse_url
     assert search(warehouse_url, "glass") == {201}
     assert search(warehouse_url, "pottery") == set()
     assert search(warehouse_url, "basics") == {201}
+
+
+def test_a_load_leaves_postgresql_the_statistics_its_searches_are_planned_by(
+    lake_dir: Path, postgres_url: str
+) -> None:
+    generate(str(lake_dir), courses=2_000, seed=1, window=WINDOW)
+
+    load(str(lake_dir), postgres_url)
+
+    analysed = query(
+        postgres_url,
+        "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() "
+        "AND tablename = 'courses'",
+    )
+    assert analysed[0][0] > 0

@@ -213,6 +213,7 @@ def _load(
     result = record_load(connection, plan, started_at, totals, skipped)
     job.checkpoint("before_commit")
     connection.commit()
+    backend.after_commit(totals.loaded)
     if rejected.parts:
         job.lake.publish_rejected(load_id)  # a crash before this: the next load publishes them
     return result

@@ -4,6 +4,7 @@
 "use strict";
 
 const PAGE_SIZE = 50;
+const SEARCH_PAUSE_MS = 400;
 const MAX_LIMIT = 1000;
 const KEY_STORAGE = "coursemart.apiKey";
 const DEFAULTS = { order: "upcoming" };
@@ -326,7 +327,17 @@ async function start() {
 
 if ("scrollRestoration" in history) history.scrollRestoration = "manual";
 elements.filters.addEventListener("change", onFilterChange);
-elements.filters.addEventListener("submit", (event) => event.preventDefault());
+elements.filters.addEventListener("submit", (event) => {
+  event.preventDefault(); // Enter in the search box: search now
+  clearTimeout(typingTimer);
+  onFilterChange();
+});
+// Typing searches once the typist pauses; each pause is one step of the history.
+let typingTimer = null;
+elements.filters.elements.namedItem("q").addEventListener("input", () => {
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(onFilterChange, SEARCH_PAUSE_MS);
+});
 elements.filters.addEventListener("reset", () => setTimeout(onFilterChange));
 elements.more.addEventListener("click", showMore);
 window.addEventListener("popstate", (event) => fromUrl(event.state && event.state.scrollY));

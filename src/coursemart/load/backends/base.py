@@ -129,6 +129,9 @@ class Backend:
         exists, the row of the greater batch id wins."""
         raise NotImplementedError
 
+    def after_commit(self, rows_loaded: int) -> None:
+        """Once the load has committed ``rows_loaded`` rows: upkeep outside its transaction."""
+
     def merge_courses(self) -> None:
         """Finish the current batch: move staged rows into ``courses``."""
         self.max_id = None  # the next batch may start above the ids this one added

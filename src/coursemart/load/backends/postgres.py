@@ -25,6 +25,8 @@ from coursemart.load.backends.base import (
 )
 from coursemart.load.backends.staging import MergesStages
 
+#: A load of at least this many rows refreshes the planner's statistics after it commits.
+ANALYZE_ROWS: Final = 1_000_000
 #: Seconds a load into an empty ``courses`` waits for readers before keeping its indexes.
 INDEX_LOCK_WAIT: Final = 5
 
@@ -204,6 +206,23 @@ class PostgresBackend(Backend, MergesStages):
                 )
                 self.staged = True
             self._copy(self.STAGE, known)
+
+    def after_commit(self, rows_loaded: int) -> None:
+        """Refresh the planner's statistics when the load changed a good part of ``courses``:
+        its choices for searches (the text index, or a walk in date order) follow them, and
+        autovacuum would come later."""
+        if rows_loaded <= 0:
+            return
+        try:
+            estimate = self.connection.exec_driver_sql(
+                "SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = 'courses'::regclass"
+            ).scalar_one()
+            self.connection.commit()
+            if rows_loaded * 10 >= float(estimate) or rows_loaded >= ANALYZE_ROWS:
+                self.connection.exec_driver_sql("ANALYZE courses")
+                self.connection.commit()
+        except sa.exc.DBAPIError:  # upkeep only: the load itself has committed
+            self.connection.rollback()
 
     def merge_courses(self) -> None:
         self.restore_indexes()
