@@ -72,6 +72,41 @@ end
 """
 
 
+def search_words() -> list[str]:
+    """Every word of the generated catalog's subjects: what the search runs ask for."""
+    from coursemart import vocabulary
+
+    names = (name for subject in vocabulary.SUBJECTS.values() for name in subject)
+    return sorted({word.lower() for name in names for word in name.split() if word.isalpha()})
+
+
+def search_lua() -> str:
+    """Searches: every request a random word of the catalog's vocabulary and a random
+    ``until`` (so every answer is read, none repeated from the response cache)."""
+    listed = ", ".join(f'"{word}"' for word in search_words())
+    return RANDOM_UNTIL_LUA.replace(
+        '  return wrk.format("GET", "/v1/courses/recent?limit=50&until=" .. moment)',
+        f"  local words = {{{listed}}}\n"
+        "  local word = words[math.random(#words)]\n"
+        '  local path = "/v1/courses/recent?limit=50&q=" .. word .. "&until=" .. moment\n'
+        '  return wrk.format("GET", path)',
+    )
+
+
+def first_searches(base: str) -> str:
+    """Each vocabulary word asked once, one request at a time, before any other search: what
+    a search costs when its matches are read from the text index (per data version and
+    process). The run after it measures searches whose matches are already in memory."""
+    took = []
+    for word in search_words():
+        started = time.perf_counter()
+        urllib.request.urlopen(f"{base}{COURSEMART_PATH}&q={word}", timeout=60).read()
+        took.append((time.perf_counter() - started) * 1000)
+    took.sort()
+    p50, p99 = took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
+    return f"first search of each of {len(took)} words: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+
+
 @dataclass(frozen=True)
 class Result:
     name: str
@@ -205,8 +240,10 @@ def coursemart(
     *,
     uncached: bool = False,
     access_log: bool = False,
+    notes: list[str] | None = None,
 ) -> list[Result]:
-    """Serve ``warehouse_url`` with ``coursemart serve``, as users start it, and measure it."""
+    """Serve ``warehouse_url`` with ``coursemart serve``, as users start it, and measure it
+    (what is not a wrk run, such as the first searches, is added to ``notes``)."""
     port = free_port()
     command = [
         sys.executable, "-m", "coursemart", "serve", "--warehouse", warehouse_url,
@@ -221,6 +258,14 @@ def coursemart(
         if uncached:
             results.append(
                 run_wrk(f"{name}, uncached", base + COURSEMART_PATH, duration, RANDOM_UNTIL_LUA)
+            )
+            first = f"{name}, {first_searches(base)}"
+            print(f"  {first}", flush=True)
+            if notes is not None:
+                notes.append(first)
+            run_wrk(f"{name}, search (warm-up)", base + COURSEMART_PATH, duration, search_lua())
+            results.append(
+                run_wrk(f"{name}, search", base + COURSEMART_PATH, duration, search_lua())
             )
     return results
 
@@ -317,6 +362,7 @@ def main() -> None:
         return
     worker_counts = [int(n) for n in args.workers.split(",")]
     results: list[Result] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="coursemart-bench-api-") as scratch:
         lake, database = str(Path(scratch) / "lake"), Path(scratch) / "warehouse.db"
         began = time.perf_counter()
@@ -326,7 +372,9 @@ def main() -> None:
         sqlite_url = f"sqlite:///{database}"
         for workers in worker_counts:
             name = f"coursemart sqlite, {workers} worker{'s' if workers > 1 else ''}"
-            results += coursemart(name, sqlite_url, workers, args.duration, uncached=True)
+            results += coursemart(
+                name, sqlite_url, workers, args.duration, uncached=True, notes=notes
+            )
         workers = worker_counts[-1]
         name = f"coursemart sqlite, {workers} worker{'s' if workers > 1 else ''}, --access-log"
         results += coursemart(name, sqlite_url, workers, args.duration, access_log=True)
@@ -338,8 +386,10 @@ def main() -> None:
                     settle(postgres_url)
                     workers = worker_counts[-1]
                     name = f"coursemart postgresql, {workers} worker{'s' if workers > 1 else ''}"
-                    results += coursemart(name, postgres_url, workers, args.duration, uncached=True)
-    checks = report(results, worker_counts)
+                    results += coursemart(
+                        name, postgres_url, workers, args.duration, uncached=True, notes=notes
+                    )
+    checks = report(results, worker_counts) + notes
     record.save(
         {"courses": args.courses, "results": [asdict(r) for r in results], "checks": checks}
     )
@@ -372,6 +422,7 @@ def report(results: list[Result], worker_counts: list[int]) -> list[str]:
     for ours, times, p99 in (
         (by_name[several], 40, 25.0),
         (by_name[f"{several}, uncached"], 10, 40.0),
+        (by_name[f"{several}, search"], 10, 40.0),
     ):
         ratio = ours.requests_per_second / fastest.requests_per_second
         verdicts.append(

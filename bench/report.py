@@ -432,7 +432,12 @@ The shipped server, measured as users start it: `coursemart serve --warehouse â€
 courses, then the same courses in PostgreSQL. Each server is started afresh on 127.0.0.1, warmed
 with one request, and loaded with `wrk -t2 -c32 --latency` for a page of 50 courses
 (`/v1/courses/recent?limit=50`); "uncached" runs ask for a different `until` (a random minute) on
-every request, so every answer is read from the database. Anchor, in the same run: Datasette
+every request, so every answer is read from the database. "Search" runs add `q=` with a word of
+the generated catalog's vocabulary (155 words, one at random per request) to the uncached
+request; each word is first asked once, one request at a time (the "first search" figures: its
+matches read through the database's text index), then a warm-up run of the same length, then the
+measured run (each search's matches are kept in memory per data version and process; see
+[api.md](api.md)). Anchor, in the same run: Datasette
 serving the same file, asked for the same page as a user writes it
 (`/warehouse/vw_most_recent_courses.json?_sort_desc=start_date&_size=50`, which counts the view's
 rows on every request) and with `&_nocount=1&_nofacet=1&_nosuggest=1`, its fastest form, against
@@ -459,6 +464,11 @@ Where the speed comes from:
   connection; rows become JSON through orjson, with no pydantic model per course (the models only
   document the answers). SQLite reads go through a memory map of the file and run in the event
   loop, where a thread hand-off cost more than the read.
+- **A search's matches read once.** The text index is asked once per data version for the
+  courses a search matches (when at most 20,000 do); every page of that search, whatever its
+  filters, cursor and direction, is then a binary search in memory and a read of one page of
+  rows by id. A search matching more courses scans the listing in order, where matches are
+  close together.
 - **No long pauses.** The caches hold only strings, bytes and flat tuples, which the garbage
   collector does not track, and start-up's objects are frozen out of its passes.
 - **The access log is off by default**: `--access-log` turns it on{access}, with API keys masked

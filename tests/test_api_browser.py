@@ -191,13 +191,13 @@ def test_searching_from_the_page_puts_the_words_in_the_url(
     from playwright.sync_api import expect
 
     from coursemart.search import query_words
-    from tests.test_api_search import matches
+    from tests.test_api_search import matched
 
     names = {row["course_id"]: row for row in named(filled_sqlite)}
     wanted = [
         row["course_id"]
         for row in upcoming(filled_sqlite)
-        if matches(names[row["course_id"]], "intro")
+        if matched(names[row["course_id"]], "intro")
     ][:50]
     assert wanted and query_words("Intro") == ("intro",)
     with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):

@@ -1,6 +1,6 @@
 """Search through the API (``q=``): the same answers on SQLite, PostgreSQL and MariaDB, with the
 filters, both orders and keyset paging complete and in order, whichever way the catalog reads
-the matches (the text index first, or a scan in the listing's order)."""
+the matches (through the text index, then kept in memory; or by a scan in the listing's order)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from coursemart import warehouse
-from coursemart.api import catalog, create_app
+from coursemart.api import create_app, matches
 from coursemart.search import fold, query_words
 from tests.conftest import BACKENDS, new_warehouse
 from tests.test_api import _utc, fill, settings_for, walk
@@ -54,14 +54,15 @@ def named_rows(searched_url: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda row: (row["start_date"], row["course_id"]), reverse=True)
 
 
-@pytest.fixture(params=["index first", "scan in order"])
+@pytest.fixture(params=["matches in memory", "scan in order"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every search read the text index's matches first, or every search scan in order."""
-    monkeypatch.setattr(catalog, "SCAN_ABOVE", 10**9 if request.param == "index first" else 1)
+    """Every search keeps the text index's matches in memory, or every search scans in order."""
+    kept = 10**9 if request.param == "matches in memory" else -1
+    monkeypatch.setattr(matches, "MAX_MATCHES", kept)
     return str(request.param)
 
 
-def matches(row: dict[str, Any], query: str) -> bool:
+def matched(row: dict[str, Any], query: str) -> bool:
     wanted = query_words(query)
     return all(any(word.startswith(q) for word in row["words"]) for q in wanted)
 
@@ -88,7 +89,7 @@ SEARCHES: list[tuple[dict[str, Any], Any]] = [
 def test_searching_pages_through_every_match_in_order(
     searched_url: str, named_rows: list[dict[str, Any]], way: str, params: dict[str, Any], keep: Any
 ) -> None:
-    rows = [row for row in named_rows if keep(row) and matches(row, params["q"])]
+    rows = [row for row in named_rows if keep(row) and matched(row, params["q"])]
     if params.get("order") == "upcoming":
         rows.reverse()
     with TestClient(create_app(settings_for(searched_url))) as client:
@@ -110,7 +111,7 @@ def test_the_same_search_answers_alike_on_every_database(
         for n in names
     )
     assert [c["course_id"] for c in found["data"]] == [
-        row["course_id"] for row in named_rows if matches(row, "intro data")
+        row["course_id"] for row in named_rows if matched(row, "intro data")
     ]
 
 

@@ -167,7 +167,9 @@ def test_the_api_serves_from_the_host_the_courses_the_pipeline_loaded_into_postg
 def test_the_page_lists_the_stacks_courses_in_chromium(stack: Stack, chromium: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    first = stack.recent_courses()[0]
+    stack.recent_courses()  # the stack serves courses
+    upcoming = httpx.get(f"{stack.url}/v1/courses/recent?order=upcoming&limit=1", timeout=10)
+    first = upcoming.json()["data"][0]  # the page opens on the upcoming courses
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:

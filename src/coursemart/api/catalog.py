@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from coursemart import search, warehouse
-from coursemart.api import queries
+from coursemart.api import matches, queries
 from coursemart.api.pagination import Cursor
 
 #: One course as the listings read it: the view's columns in order; ``start_date`` is a
@@ -47,12 +46,6 @@ POOL_OVERFLOW: Final = 0
 #: How much of a SQLite warehouse each API connection maps into memory (address space, not RAM:
 #: the pages are the operating system's file cache, shared by every connection and process).
 SQLITE_MMAP_BYTES: Final = 1 << 30
-#: A search whose words match at least this many courses scans the listing in order (each page
-#: then comes after about limit × courses / matches rows); fewer matches are taken from the text
-#: index and ordered.
-SCAN_ABOVE: Final = 5_000
-#: Searches whose way (scan or index) is remembered per process.
-SEARCHES_KEPT: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -140,8 +133,8 @@ class Catalog:
         self._loaded_at: datetime | None = None
         self._dimensions: tuple[str, Dimensions] | None = None
         self.statement = functools.lru_cache(maxsize=1024)(self._compile)
-        self._searches: OrderedDict[tuple[str, tuple[str, ...]], bool] = OrderedDict()
-        self._search_lock = threading.Lock()
+        self.by_ids = functools.lru_cache(maxsize=256)(self._compile_by_ids)
+        self._matches = matches.MatchesKept()
 
     # -- the pool ----------------------------------------------------------------------------
 
@@ -250,61 +243,81 @@ class Catalog:
         descending: bool = True,
     ) -> list[CourseRow]:
         """Up to ``limit`` courses after ``cursor``, most recent first (or soonest first)."""
-        scan = bool(course_filter.words) and self.scans(course_filter.words)
-        shape = queries.Shape.of(
-            course_filter, cursor=cursor is not None, descending=descending, scan=scan
-        )
-        statement = self.statement(shape, limit)
+        found = self.search_matches(course_filter.words) if course_filter.words else None
+        if found is not None:
+            page = found.page(course_filter, cursor, descending=descending, limit=limit)
+            return self._by_ids(page)
+        shape = queries.Shape.of(course_filter, cursor=cursor is not None, descending=descending)
         bound = queries.bind_values(course_filter, cursor, self.backend)
+        return self._run(self.statement(shape, limit), bound)
+
+    def search_matches(self, words: tuple[str, ...]) -> matches.Matches | None:
+        """The courses matching ``words``, read through the text index once per data version;
+        ``None`` when they are too many to keep (see :mod:`coursemart.api.matches`) or the
+        index cannot answer (the listing is then scanned in order)."""
+        if not search.indexed(words, self.backend):
+            return None
+        version = self._version[1] if self._version else ""
+        known, found = self._matches.get(version, words)
+        if known:
+            return found
+        ids = search.matching_ids(words, self.backend)
+        count = sa.select(sa.func.count()).select_from(
+            ids.limit(matches.MAX_MATCHES + 1).subquery()
+        )
+        ((many,),) = self._execute(*self._compiled_with_values(count))
+        found = None
+        if int(many) <= matches.MAX_MATCHES:  # the index alone counts: cheaper than the rows
+            view = queries.view.c
+            rows = sa.select(view.start_date, view.course_id, view.category_id, view.level_id)
+            read = rows.where(view.course_id.in_(ids))
+            found = matches.Matches.of(self._execute(*self._compiled_with_values(read)))
+        self._matches.put(version, words, found)
+        return found
+
+    def holds_matches(self, words: tuple[str, ...]) -> bool:
+        """Whether the matches of ``words`` are in memory (a page of them is a quick read)."""
+        version = self._version[1] if self._version else ""
+        return self._matches.get(version, words)[1] is not None
+
+    def _by_ids(self, ids: list[int]) -> list[CourseRow]:
+        """The listing rows of courses ``ids``, in that order."""
+        if not ids:
+            return []
+        values: dict[str, object] = {f"id_{i}": course_id for i, course_id in enumerate(ids)}
+        rows = self._run(self.by_ids(len(ids)), values)
+        position = {course_id: i for i, course_id in enumerate(ids)}
+        return sorted(rows, key=lambda row: position[row[0]])
+
+    def _run(self, statement: ListingStatement, bound: dict[str, object]) -> list[CourseRow]:
+        """A compiled listing with its values, on a pooled driver connection."""
         values = {**statement.fixed, **self._bind(bound)}
         parameters: Any = (
             values
             if statement.positions is None
             else tuple(values[name] for name in statement.positions)
         )
+        return self._execute(statement.sql, parameters)
+
+    def _execute(self, sql: str, parameters: Any) -> list[Any]:
+        """Run ``sql`` on a pooled driver connection and return its rows as tuples."""
         engine = self._engine or self.open()
         connection = engine.raw_connection()
         try:
             cursor_ = connection.cursor()
             try:
-                cursor_.execute(statement.sql, parameters)
-                rows: list[CourseRow] = list(cursor_.fetchall())
+                cursor_.execute(sql, parameters)
+                rows: list[Any] = list(cursor_.fetchall())
             finally:
                 cursor_.close()
         except engine.dialect.loaded_dbapi.Error as exc:
             connection.invalidate(exc)  # a fresh connection next time, whatever went wrong
             raise sa.exc.DBAPIError.instance(
-                statement.sql, parameters, exc, engine.dialect.loaded_dbapi.Error
+                sql, parameters, exc, engine.dialect.loaded_dbapi.Error
             ) from exc
         finally:
             connection.close()
         return rows
-
-    def scans(self, words: tuple[str, ...]) -> bool:
-        """Whether a search for ``words`` reads the listing in order and tests each name (many
-        courses match: the first page comes after a short scan) rather than taking every match
-        from the text index and ordering them (few match).
-
-        Decided by asking the index for up to :data:`SCAN_ABOVE` matches, once per data version.
-        """
-        if not search.indexed(words, self.backend):
-            return True
-        key = (self._version[1] if self._version else "", words)
-        with self._search_lock:
-            known = self._searches.get(key)
-        if known is not None:
-            return known
-        probe = sa.select(sa.func.count()).select_from(
-            search.matching(self.backend, len(words)).limit(SCAN_ABOVE).subquery()
-        )
-        with self.reading() as connection:
-            found = connection.execute(probe, search.values(words, self.backend)).scalar_one()
-        many = int(found) >= SCAN_ABOVE
-        with self._search_lock:
-            self._searches[key] = many
-            while len(self._searches) > SEARCHES_KEPT:
-                self._searches.popitem(last=False)
-        return many
 
     def _bind(self, values: dict[str, object]) -> dict[str, object]:
         """Instants as the driver wants them: aware or naive UTC, then the dialect's own form
@@ -322,11 +335,31 @@ class Catalog:
         return warehouse.Timestamp.dialect_impl(dialect).bind_processor(dialect)
 
     def _compile(self, shape: queries.Shape, limit: int) -> ListingStatement:
-        dialect = (self._engine or self.open()).dialect
-        compiled = queries.recent_courses(shape, backend=self.backend, limit=limit).compile(
-            dialect=dialect, compile_kwargs={"render_postcompile": True}
+        return self._listing_statement(
+            queries.recent_courses(shape, backend=self.backend, limit=limit)
+        )
+
+    def _compile_by_ids(self, count: int) -> ListingStatement:
+        return self._listing_statement(queries.by_ids(count))
+
+    def _listing_statement(self, statement: sa.Select[Any]) -> ListingStatement:
+        """``statement`` compiled for the driver, its own parameters apart from the listing's."""
+        compiled = statement.compile(
+            dialect=(self._engine or self.open()).dialect,
+            compile_kwargs={"render_postcompile": True},
         )
         mine = dict.fromkeys(queries.PARAMETERS)
         fixed = {k: v for k, v in compiled.construct_params(mine).items() if k not in mine}
         positions = tuple(compiled.positiontup) if compiled.positiontup is not None else None
         return ListingStatement(compiled.string, positions, fixed)
+
+    def _compiled_with_values(self, statement: sa.Select[Any]) -> tuple[str, Any]:
+        """``statement`` (its values bound) as the driver's SQL and parameters."""
+        compiled = statement.compile(
+            dialect=(self._engine or self.open()).dialect,
+            compile_kwargs={"render_postcompile": True},
+        )
+        values = compiled.construct_params()
+        if compiled.positiontup is None:
+            return compiled.string, values
+        return compiled.string, tuple(values[name] for name in compiled.positiontup)

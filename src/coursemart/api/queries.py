@@ -79,15 +79,12 @@ class Shape:
     until: bool = False
     cursor: bool = False
     descending: bool = True
-    #: Words searched for, and how: through the text index (the matches, then ordered) or by a
-    #: scan in the listing's order that tests each name (when many courses match).
+    #: Words searched for by a scan in the listing's order (searches with fewer matches are
+    #: answered from memory: see ``matches``).
     words: int = 0
-    scan: bool = False
 
     @classmethod
-    def of(
-        cls, course_filter: CourseFilter, *, cursor: bool, descending: bool, scan: bool = False
-    ) -> Shape:
+    def of(cls, course_filter: CourseFilter, *, cursor: bool, descending: bool) -> Shape:
         """The shape of a listing with ``course_filter``."""
         return cls(
             category=course_filter.category_id is not None,
@@ -97,7 +94,6 @@ class Shape:
             cursor=cursor,
             descending=descending,
             words=len(course_filter.words),
-            scan=scan and bool(course_filter.words),
         )
 
 
@@ -135,7 +131,7 @@ def after(backend: str, *, descending: bool = True) -> sa.ColumnElement[bool]:
 def where(shape: Shape, backend: str = "sqlite") -> list[sa.ColumnElement[bool]]:
     """The filter's conditions on the view, as named bind parameters."""
     conditions: list[sa.ColumnElement[bool]] = []
-    if shape.words and scans_names(shape, backend):
+    if shape.words and scans_names(backend):
         conditions.extend(search.word_conditions(courses.c.search_name, shape.words))
     elif shape.words:
         conditions.append(view.c.course_id.in_(search.matching(backend, shape.words)))
@@ -150,10 +146,10 @@ def where(shape: Shape, backend: str = "sqlite") -> list[sa.ColumnElement[bool]]
     return conditions
 
 
-def scans_names(shape: Shape, backend: str) -> bool:
+def scans_names(backend: str) -> bool:
     """Whether a search tests each course's folded name in the listing's order. PostgreSQL's
     planner, with its statistics of the text index, chooses that walk itself."""
-    return shape.scan and backend != "postgresql"
+    return backend != "postgresql"
 
 
 def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tuple[Any, ...]]:
@@ -161,17 +157,20 @@ def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tupl
     conditions = where(shape, backend)
     if shape.cursor:
         conditions.append(after(backend, descending=shape.descending))
-    start_date: Any = view.c.start_date
-    if shape.words and not shape.scan:  # few matches: all of them, then ordered (no index walk)
-        start_date = sa.func.coalesce(view.c.start_date, view.c.start_date)
     if shape.descending:
-        order = (start_date.desc(), view.c.course_id.desc())
+        order = (view.c.start_date.desc(), view.c.course_id.desc())
     else:
-        order = (start_date.asc(), view.c.course_id.asc())
+        order = (view.c.start_date.asc(), view.c.course_id.asc())
     rows: Any = view
-    if shape.words and scans_names(shape, backend):  # the folded names, beside the view's rows
+    if shape.words and scans_names(backend):  # the folded names, beside the view's rows
         rows = view.join(courses, courses.c.course_id == view.c.course_id)
     return sa.select(*view.c).select_from(rows).where(*conditions).order_by(*order).limit(limit)
+
+
+def by_ids(count: int) -> sa.Select[*tuple[Any, ...]]:
+    """The listing's rows of ``count`` courses, ids bound as ``:id_0`` … (in no order)."""
+    ids = [sa.bindparam(f"id_{i}", None, type_=sa.BigInteger()) for i in range(count)]
+    return sa.select(*view.c).where(view.c.course_id.in_(ids))
 
 
 def categories() -> sa.Select[int, str]:

@@ -94,7 +94,11 @@ class Service:
         """A page of courses (or the original envelope) at ``version``: from the cache, else
         read and serialized once, in a thread."""
         key = ("legacy", *query.key) if envelope else query.key
-        return await self._cached(version, key, lambda: self._read_listing(query, envelope))
+        words = query.course_filter.words
+        slow = bool(words) and not self.catalog.holds_matches(words)
+        return await self._cached(
+            version, key, lambda: self._read_listing(query, envelope), threaded=slow
+        )
 
     async def dimension(self, version: str, which: str) -> Answer:
         """``/v1/categories`` or ``/v1/levels`` at ``version``."""
@@ -123,23 +127,29 @@ class Service:
         )
 
     async def _cached(
-        self, version: str, query: Hashable, build: Callable[[], tuple[bytes, int]]
+        self,
+        version: str,
+        query: Hashable,
+        build: Callable[[], tuple[bytes, int]],
+        *,
+        threaded: bool = False,
     ) -> Answer:
         etag = make_etag(version, query)
         answer = self.cache.get(etag)
         if answer is None:
-            body, rows = await self.offload(build)
+            body, rows = await self.offload(build, threaded=threaded)
             answer = Answer(body, etag, rows)
             self.cache.put(etag, answer)
         return answer
 
-    async def offload(self, work: Callable[[], T]) -> T:
+    async def offload(self, work: Callable[[], T], *, threaded: bool = False) -> T:
         """Run a database read: on the service's threads for a database server (the wait is
         the network's), in the event loop for SQLite, whose indexed reads take a fraction of a
         millisecond, less than a hand-off to a thread and back (and with no contention for
         the interpreter lock between the threads and the loop, which shows in the slowest
-        answers). The request's context (its id, for logs) goes along."""
-        if self._inline:
+        answers). A search whose matches are not in memory yet runs on a thread: it reads
+        them, or scans. The request's context (its id, for logs) goes along."""
+        if self._inline and not threaded:
             return work()
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()

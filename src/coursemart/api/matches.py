@@ -1,0 +1,171 @@
+"""The courses a search matches, kept in memory per data version.
+
+A search's matches are read once through the database's text index: each matching course's
+start instant, id, category and level, as arrays in the listing's order. Every page of that
+search, whatever its category, level, date range, cursor and direction, is then two binary
+searches and a mask over those arrays, and a read of at most one page of rows by id. The same
+words come back often (people search for the same things, and a page's "More" asks again), so
+the index is asked once per words and data version, not once per page.
+
+A search that matches more than :data:`MAX_MATCHES` courses is not kept: its first page comes
+after a short scan of the listing in order (a course in every ``courses / matches``), which the
+database does faster than it could hand over the matches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from coursemart.api.pagination import Cursor
+from coursemart.api.queries import CourseFilter
+
+#: Searches matching more courses than this are answered by a scan in the listing's order.
+MAX_MATCHES: Final = 20_000
+#: Memory the kept matches may take in each process (24 bytes a match).
+BYTES_KEPT: Final = 128 << 20
+#: What a search that matches too many courses to keep costs in the memory budget.
+TOO_MANY_BYTES: Final = 256
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND: Final = timedelta(microseconds=1)
+
+#: One match as the database gives it: start instant (datetime, or ISO text from SQLite), id,
+#: category id, level id.
+MatchRow = tuple[datetime | str, int, int, int]
+Array = npt.NDArray[np.int64]
+
+
+def microseconds(moment: datetime) -> int:
+    """An instant as microseconds since the epoch (naive instants are UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return (aware - EPOCH) // MICROSECOND
+
+
+def _instants(values: Sequence[datetime | str]) -> Array:
+    """Start instants as microseconds since the epoch: ISO text is parsed by numpy at once."""
+    if values and isinstance(values[0], str):
+        return np.array(values, dtype="datetime64[us]").astype(np.int64)
+    return np.fromiter(
+        (microseconds(value) for value in values if isinstance(value, datetime)),
+        dtype=np.int64,
+        count=len(values),
+    )
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A search's matches in ascending ``(start, id)`` order, one array per column."""
+
+    starts: Array
+    ids: Array
+    categories: Array
+    levels: Array
+
+    @classmethod
+    def of(cls, rows: Sequence[MatchRow]) -> Matches:
+        """The matches read from the database, in any order."""
+        if not rows:
+            empty = np.empty(0, dtype=np.int64)
+            return cls(empty, empty, empty, empty)
+        starts_, ids_, categories_, levels_ = zip(*rows, strict=True)
+        starts = _instants(starts_)
+        ids = np.array(ids_, dtype=np.int64)
+        order = np.lexsort((ids, starts))
+        categories = np.array(categories_, dtype=np.int64)[order]
+        levels = np.array(levels_, dtype=np.int64)[order]
+        return cls(starts[order], ids[order], categories, levels)
+
+    @property
+    def nbytes(self) -> int:
+        return self.starts.nbytes + self.ids.nbytes + self.categories.nbytes + self.levels.nbytes
+
+    def page(
+        self,
+        course_filter: CourseFilter,
+        cursor: Cursor | None,
+        *,
+        descending: bool,
+        limit: int,
+    ) -> list[int]:
+        """The ids of up to ``limit`` matches after ``cursor`` in the listing's order."""
+        low, high = self._bounds(course_filter, cursor, descending=descending)
+        if low >= high:
+            return []
+        chosen: Array
+        if course_filter.category_id is None and course_filter.level_id is None:
+            if descending:
+                chosen = self.ids[max(low, high - limit) : high][::-1]
+            else:
+                chosen = self.ids[low : min(high, low + limit)]
+            return [int(course_id) for course_id in chosen]
+        keep = np.ones(high - low, dtype=bool)
+        if course_filter.category_id is not None:
+            keep &= self.categories[low:high] == course_filter.category_id
+        if course_filter.level_id is not None:
+            keep &= self.levels[low:high] == course_filter.level_id
+        positions = np.flatnonzero(keep)
+        picked = positions[::-1][:limit] if descending else positions[:limit]
+        return [int(course_id) for course_id in self.ids[low:high][picked]]
+
+    def _bounds(
+        self, course_filter: CourseFilter, cursor: Cursor | None, *, descending: bool
+    ) -> tuple[int, int]:
+        """The positions ``[low, high)`` within the date range and after the cursor."""
+        low, high = 0, len(self.ids)
+        if course_filter.since is not None:
+            low = int(np.searchsorted(self.starts, microseconds(course_filter.since), "left"))
+        if course_filter.until is not None:
+            high = int(np.searchsorted(self.starts, microseconds(course_filter.until), "left"))
+        if cursor is not None:
+            moment = microseconds(cursor.start_date)
+            first = int(np.searchsorted(self.starts, moment, "left"))
+            last = int(np.searchsorted(self.starts, moment, "right"))
+            same = self.ids[first:last]
+            if descending:  # before (moment, id): the ids below it at the same moment
+                high = min(high, first + int(np.searchsorted(same, cursor.course_id, "left")))
+            else:
+                low = max(low, first + int(np.searchsorted(same, cursor.course_id, "right")))
+        return low, high
+
+
+class MatchesKept:
+    """Matches by ``(data version, words)``, least recently used dropped past a memory budget;
+    ``None`` remembered for searches that match too many courses to keep."""
+
+    def __init__(self, budget: int = BYTES_KEPT) -> None:
+        self._budget = budget
+        self._used = 0
+        self._kept: OrderedDict[tuple[str, tuple[str, ...]], Matches | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: str, words: tuple[str, ...]) -> tuple[bool, Matches | None]:
+        """``(known, matches)``: whether the search is known, and its matches if kept."""
+        key = (version, words)
+        with self._lock:
+            if key not in self._kept:
+                return False, None
+            self._kept.move_to_end(key)
+            return True, self._kept[key]
+
+    def put(self, version: str, words: tuple[str, ...], matches: Matches | None) -> None:
+        key = (version, words)
+        with self._lock:
+            if key in self._kept:
+                return
+            self._kept[key] = matches
+            self._used += _size(matches)
+            while self._used > self._budget and len(self._kept) > 1:
+                _, dropped = self._kept.popitem(last=False)
+                self._used -= _size(dropped)
+
+
+def _size(matches: Matches | None) -> int:
+    return TOO_MANY_BYTES if matches is None else matches.nbytes + TOO_MANY_BYTES
