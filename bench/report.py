@@ -465,7 +465,7 @@ Where the speed comes from:
   document the answers). SQLite reads go through a memory map of the file and run in the event
   loop, where a thread hand-off cost more than the read.
 - **A search's matches read once.** The text index is asked once per data version for the
-  courses a search matches (when at most 20,000 do); every page of that search, whatever its
+  courses a search matches (when at most 100,000 do); every page of that search, whatever its
   filters, cursor and direction, is then a binary search in memory and a read of one page of
   rows by id. A search matching more courses scans the listing in order, where matches are
   close together.

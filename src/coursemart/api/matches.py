@@ -28,8 +28,8 @@ from coursemart.api.pagination import Cursor
 from coursemart.api.queries import CourseFilter
 
 #: Searches matching more courses than this are answered by a scan in the listing's order.
-MAX_MATCHES: Final = 20_000
-#: Memory the kept matches may take in each process (24 bytes a match).
+MAX_MATCHES: Final = 100_000
+#: Memory the kept matches may take in each process (32 bytes a match).
 BYTES_KEPT: Final = 128 << 20
 #: What a search that matches too many courses to keep costs in the memory budget.
 TOO_MANY_BYTES: Final = 256
