@@ -232,6 +232,21 @@ def run_wrk(
     return result
 
 
+#: Warm-up runs at most, before a measured run.
+WARM_UPS = 6
+
+
+def warm_up(name: str, url: str, duration: int, script: str) -> None:
+    """Runs of ``script`` until requests/s stops rising by a tenth (every process has read
+    what it keeps per data version, e.g. each search's matches), at most :data:`WARM_UPS`."""
+    previous = 0.0
+    for attempt in range(1, WARM_UPS + 1):
+        result = run_wrk(f"{name} (warm-up {attempt})", url, duration, script)
+        if result.requests_per_second < previous * 1.1:
+            return
+        previous = result.requests_per_second
+
+
 def coursemart(
     name: str,
     warehouse_url: str,
@@ -263,7 +278,7 @@ def coursemart(
             print(f"  {first}", flush=True)
             if notes is not None:
                 notes.append(first)
-            run_wrk(f"{name}, search (warm-up)", base + COURSEMART_PATH, duration, search_lua())
+            warm_up(f"{name}, search", base + COURSEMART_PATH, duration, search_lua())
             results.append(
                 run_wrk(f"{name}, search", base + COURSEMART_PATH, duration, search_lua())
             )

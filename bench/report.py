@@ -435,10 +435,10 @@ with one request, and loaded with `wrk -t2 -c32 --latency` for a page of 50 cour
 every request, so every answer is read from the database. "Search" runs add `q=` with a word of
 the generated catalog's vocabulary (155 words, one at random per request) to the uncached
 request; each word is first asked once, one request at a time (the "first search" figures: its
-matches read through the database's text index), then a warm-up run of the same length, then the
-measured run (each search's matches are kept in memory per data version and process; see
-[api.md](api.md)). Anchor, in the same run: Datasette
-serving the same file, asked for the same page as a user writes it
+matches read through the database's text index), then warm-up runs of the same length until
+requests/s stops rising by a tenth (every worker has then read every word's matches, which it
+keeps per data version; see [api.md](api.md)), then the measured run. Anchor, in the same run:
+Datasette serving the same file, asked for the same page as a user writes it
 (`/warehouse/vw_most_recent_courses.json?_sort_desc=start_date&_size=50`, which counts the view's
 rows on every request) and with `&_nocount=1&_nofacet=1&_nosuggest=1`, its fastest form, against
 which the targets are checked. wrk, the servers and the database share the machine's two cores

@@ -4,6 +4,9 @@ is the page the database's listing would give (here, the same rows sorted in Pyt
 from __future__ import annotations
 
 import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -103,3 +106,39 @@ def test_kept_matches_stay_within_their_memory_budget() -> None:
     assert kept.get("v1", ("f",)) == (True, small)
     assert kept.get("v1", ("many",)) == (True, None)  # too many: remembered, not kept
     assert kept.get("v2", ("f",)) == (False, None)  # another data version
+
+
+def test_matches_wanted_by_many_threads_at_once_are_read_once() -> None:
+    kept = MatchesKept()
+    found = Matches.of(catalog(2, 10))
+    reads: list[int] = []
+    started = threading.Event()
+
+    def read() -> Matches:
+        reads.append(1)
+        started.set()
+        time.sleep(0.2)  # the other threads ask meanwhile
+        return found
+
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(kept.get_or_read, "v1", ("a",), read)
+        started.wait(5)
+        others = [pool.submit(kept.get_or_read, "v1", ("a",), read) for _ in range(7)]
+        answers = [first.result(), *(other.result() for other in others)]
+
+    assert reads == [1]
+    assert all(answer is found for answer in answers)
+
+
+def test_a_failed_read_is_not_kept_and_the_next_asker_reads_again() -> None:
+    kept = MatchesKept()
+    found = Matches.of(catalog(3, 10))
+
+    def fail() -> Matches:
+        raise OSError("the database went away")
+
+    with pytest.raises(OSError, match="went away"):
+        kept.get_or_read("v1", ("a",), fail)
+
+    assert kept.get("v1", ("a",)) == (False, None)
+    assert kept.get_or_read("v1", ("a",), lambda: found) is found

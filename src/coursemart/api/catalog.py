@@ -258,22 +258,21 @@ class Catalog:
         if not search.indexed(words, self.backend):
             return None
         version = self._version[1] if self._version else ""
-        known, found = self._matches.get(version, words)
-        if known:
-            return found
+        return self._matches.get_or_read(version, words, lambda: self._read_matches(words))
+
+    def _read_matches(self, words: tuple[str, ...]) -> matches.Matches | None:
+        """Count the matches of ``words`` in the text index; read them if few enough to keep."""
         ids = search.matching_ids(words, self.backend)
         count = sa.select(sa.func.count()).select_from(
             ids.limit(matches.MAX_MATCHES + 1).subquery()
         )
         ((many,),) = self._execute(*self._compiled_with_values(count))
-        found = None
-        if int(many) <= matches.MAX_MATCHES:  # the index alone counts: cheaper than the rows
-            view = queries.view.c
-            rows = sa.select(view.start_date, view.course_id, view.category_id, view.level_id)
-            read = rows.where(view.course_id.in_(ids))
-            found = matches.Matches.of(self._execute(*self._compiled_with_values(read)))
-        self._matches.put(version, words, found)
-        return found
+        if int(many) > matches.MAX_MATCHES:  # the index alone counts: cheaper than the rows
+            return None
+        view = queries.view.c
+        rows = sa.select(view.start_date, view.course_id, view.category_id, view.level_id)
+        read = rows.where(view.course_id.in_(ids))
+        return matches.Matches.of(self._execute(*self._compiled_with_values(read)))
 
     def holds_matches(self, words: tuple[str, ...]) -> bool:
         """Whether the matches of ``words`` are in memory (a page of them is a quick read)."""

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from coursemart.api.pagination import Cursor
 from coursemart.api.queries import CourseFilter
@@ -31,6 +32,9 @@ from coursemart.api.queries import CourseFilter
 MAX_MATCHES: Final = 100_000
 #: Memory the kept matches may take in each process (32 bytes a match).
 BYTES_KEPT: Final = 128 << 20
+#: Matches read at once in each process: more only contend for the database's buffers and the
+#: interpreter, and finish later.
+READS_AT_ONCE: Final = 2
 #: What a search that matches too many courses to keep costs in the memory budget.
 TOO_MANY_BYTES: Final = 256
 
@@ -50,14 +54,12 @@ def microseconds(moment: datetime) -> int:
 
 
 def _instants(values: Sequence[datetime | str]) -> Array:
-    """Start instants as microseconds since the epoch: ISO text is parsed by numpy at once."""
+    """Start instants as microseconds since the epoch, converted at once: ISO text (SQLite's)
+    by numpy, datetimes (naive UTC, or aware) by Arrow."""
     if values and isinstance(values[0], str):
         return np.array(values, dtype="datetime64[us]").astype(np.int64)
-    return np.fromiter(
-        (microseconds(value) for value in values if isinstance(value, datetime)),
-        dtype=np.int64,
-        count=len(values),
-    )
+    instants = pa.array(values, type=pa.timestamp("us", tz="UTC"))
+    return np.asarray(instants.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,16 @@ class Matches:
 
 class MatchesKept:
     """Matches by ``(data version, words)``, least recently used dropped past a memory budget;
-    ``None`` remembered for searches that match too many courses to keep."""
+    ``None`` remembered for searches that match too many courses to keep. Safe to share between
+    threads: the matches of some words are read by one thread while the others wait for them."""
 
     def __init__(self, budget: int = BYTES_KEPT) -> None:
         self._budget = budget
         self._used = 0
         self._kept: OrderedDict[tuple[str, tuple[str, ...]], Matches | None] = OrderedDict()
+        self._reading: dict[tuple[str, tuple[str, ...]], threading.Event] = {}
         self._lock = threading.Lock()
+        self._reads = threading.BoundedSemaphore(READS_AT_ONCE)
 
     def get(self, version: str, words: tuple[str, ...]) -> tuple[bool, Matches | None]:
         """``(known, matches)``: whether the search is known, and its matches if kept."""
@@ -154,6 +159,32 @@ class MatchesKept:
                 return False, None
             self._kept.move_to_end(key)
             return True, self._kept[key]
+
+    def get_or_read(
+        self, version: str, words: tuple[str, ...], read: Callable[[], Matches | None]
+    ) -> Matches | None:
+        """The matches of ``words`` at ``version``: kept, being read by another thread (then
+        waited for), or read now by ``read`` and kept."""
+        key = (version, words)
+        while True:
+            with self._lock:
+                if key in self._kept:
+                    self._kept.move_to_end(key)
+                    return self._kept[key]
+                other = self._reading.get(key)
+                if other is None:
+                    mine = self._reading[key] = threading.Event()
+                    break
+            other.wait()  # then kept, or failed (and this thread reads them)
+        try:
+            with self._reads:
+                found = read()
+            self.put(version, words, found)
+            return found
+        finally:
+            with self._lock:
+                del self._reading[key]
+            mine.set()
 
     def put(self, version: str, words: tuple[str, ...], matches: Matches | None) -> None:
         key = (version, words)
