@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).parent))
 from coursemart.generate import generate  # noqa: E402
 from coursemart.load import load  # noqa: E402
-from measure import Results, add_run_options, table  # noqa: E402
+from measure import LUA_SEEDED, Results, add_run_options, table  # noqa: E402
 
 COURSEMART_PATH = "/v1/courses/recent?limit=50"
 DATASETTE_PATH = "/warehouse/vw_most_recent_courses.json?_sort_desc=start_date&_size=50"
@@ -55,21 +55,16 @@ POSTGRES_ADMIN = os.environ.get(
 )
 POSTGRES_DATABASE = "coursemart_bench"
 #: Uncached reads: every request asks for a different ``until`` (a random minute of 2026).
-RANDOM_UNTIL_LUA = """
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("id", counter)
-end
-function init(args)
-  math.randomseed(os.time() * 31 + id)
-end
+RANDOM_UNTIL_LUA = (
+    LUA_SEEDED
+    + """
 function request()
   local t = 1767225600 + math.random(0, 365 * 24 * 60) * 60
   local moment = os.date("!%Y-%m-%dT%H:%M:00Z", t)
   return wrk.format("GET", "/v1/courses/recent?limit=50&until=" .. moment)
 end
 """
+)
 
 
 def search_words() -> list[str]:

@@ -34,6 +34,19 @@ RESULTS = Path(__file__).parent / "results"
 QUICK_RESULTS = RESULTS / "quick"
 
 
+#: The start of a wrk Lua script whose requests are random: each wrk thread seeds its own.
+LUA_SEEDED = """
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
+function init(args)
+  math.randomseed(os.time() * 31 + id)
+end
+"""
+
+
 def load_average() -> float:
     """The machine's 1-minute load average now (2 cores: above 2 means work was waiting)."""
     return round(os.getloadavg()[0], 2)

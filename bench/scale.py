@@ -53,6 +53,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from api import Result, free_port, run_wrk, serving, settle  # noqa: E402
 from measure import (  # noqa: E402
+    LUA_SEEDED,
     Measurement,
     Results,
     add_run_options,
@@ -77,15 +78,9 @@ GOAL_P99_RATIO = 1.3
 GOAL_INCREMENT_RATIO = 2.0
 
 #: Lua helpers for uncached requests: a random minute of 2026 and a random search word.
-LUA_HELPERS = """
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("id", counter)
-end
-function init(args)
-  math.randomseed(os.time() * 31 + id)
-end
+LUA_HELPERS = (
+    LUA_SEEDED
+    + """
 local words = {"python", "design", "finance", "watercolor", "genetics", "nutrition", "data",
                "leadership", "drawing", "physics", "yoga", "marketing"}
 function minute()
@@ -95,6 +90,7 @@ function word()
   return words[math.random(#words)]
 end
 """
+)
 
 
 @dataclass(frozen=True)
