@@ -361,14 +361,17 @@ def spark_section(results: dict[str, Record], images: Path) -> str:
     bars(axes, labels, list(taken.values()), colours)
     axes.set_xlabel(f"seconds, end to end, {number(record['rows'])} courses, Spark local[2]")
     chart = save(figure, images, "spark")
+    seconds = record.get("warm_up_seconds")
+    warmed = f", done {seconds:.0f} s after the run returned" if seconds else ""
     return f"""## Spark (`bench/spark.py`)
 
 End to end, {number(record["rows"])} courses generated, written to a lake and loaded into a fresh
 PostgreSQL database, Spark in `local[2]`, each timed from its command's start (JVM start included;
 the original's generate and load are two Spark applications, as its two notebooks were).
 coursemart runs twice, each on a fresh lake and database: first as the first Spark run on a
-machine (no class archive yet: the driver JVM records one on stop), then as every later run goes
-(the archive mapped); {when(record)}.
+machine (no class archive yet: once it has succeeded, a warm-up records one in the
+background{warmed}), then, that warm-up finished, as every later run goes (the archive
+mapped); {when(record)}.
 
 {text}
 

@@ -52,6 +52,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
 from api import Result, free_port, run_wrk, serving, settle  # noqa: E402
+from coursemart.load.backends.base import COLUMN_LIST  # noqa: E402
 from measure import (  # noqa: E402
     LUA_SEEDED,
     Measurement,
@@ -338,7 +339,8 @@ def insert_floor(url: str, rows: int) -> Measurement:
             largest = int(run("SELECT max(course_id) FROM courses").scalar_one())
             run(
                 f"COPY (SELECT course_id + {largest}, course_name, category_id, level_id, "
-                f"start_date, batch_id FROM courses WHERE course_id > {largest - rows}) "
+                f"start_date, search_name, batch_id FROM courses "
+                f"WHERE course_id > {largest - rows}) "
                 f"TO '{csv}' (FORMAT csv)"
             )
             run("CHECKPOINT")
@@ -346,7 +348,7 @@ def insert_floor(url: str, rows: int) -> Measurement:
             began = time.perf_counter()
             run("BEGIN")
             run("SET LOCAL session_replication_role = replica")
-            run(f"COPY courses FROM '{csv}' (FORMAT csv)")
+            run(f"COPY courses ({COLUMN_LIST}) FROM '{csv}' (FORMAT csv)")
             taken = time.perf_counter() - began
             run("ROLLBACK")
     finally:

@@ -3,8 +3,9 @@
 Both generate 1,000,000 courses, write them to a lake and load them into a fresh PostgreSQL
 database, on Spark in local mode (`local[2]`), each in its own process, timed from the command's
 start to its end (JVM start included for both). coursemart runs twice, each time on a fresh lake
-and database: first with no JVM class archive (the first Spark run on a machine, which records
-it), then as every later run goes, with the archive mapped; the ratio is the later run's.
+and database: first with no JVM class archive (the first Spark run on a machine, which starts the
+warm-up that records it in the background once the run has succeeded), then, once that warm-up
+has finished, as every later run goes, with the archive mapped; the ratio is the later run's.
 
 The original notebooks' logic: courses built as a per-row Python list into a pandas frame, turned
 into a Spark frame; categories and levels written as CSV and courses as Parquet; then the batch
@@ -18,6 +19,7 @@ nothing, the original's appends every course again.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import subprocess
@@ -124,6 +126,7 @@ def main() -> None:
         # run maps it. Both are measured, each on a fresh lake and a fresh database.
         env = {**os.environ, "COURSEMART_SPARK_JVM_CACHE": str(Path(scratch) / "jvm")}
         times = {}
+        warmed = 0.0
         for label in ("coursemart, first run here", "coursemart"):
             with postgres_database() as url:
                 lake = str(Path(scratch) / label.replace(" ", "-").replace(",", ""))
@@ -135,6 +138,9 @@ def main() -> None:
                 first = courses(url)
                 timed([*cli, "load", *spark, "--lake", lake, "--warehouse", url], env)
                 rows.append([label, f"{times[label]:.1f}", _counts(first), _counts(courses(url))])
+                if label.endswith("first run here"):
+                    warmed = warm_up_finished(Path(env["COURSEMART_SPARK_JVM_CACHE"]))
+                    print(f"the background warm-up recorded the class archive {warmed:.0f} s after")
         with postgres_database() as url:
             lake = str(Path(scratch) / "original")
             jdbc = "jdbc:postgresql://127.0.0.1:5432/" + url.rsplit("/", 1)[1]
@@ -148,16 +154,38 @@ def main() -> None:
             rows.append(["original", f"{theirs:.1f}", _counts(first), _counts(courses(url))])
     print(table(rows))
     ratio = theirs / times["coursemart"]
+    first = times["coursemart, first run here"]
     checks = [
         f"coursemart is {ratio:.2f}x faster end to end (target >=2x: "
-        f"{'met' if ratio >= 2 else 'MISSED'}); its first Spark run on a machine, which also "
-        f"records the JVM class archive, {theirs / times['coursemart, first run here']:.2f}x; "
-        "only coursemart keeps one row per course on re-run"
+        f"{'met' if ratio >= 2 else 'MISSED'}); only coursemart keeps one row per course on re-run",
+        f"the first Spark run on a machine is {theirs / first:.2f}x faster than the original "
+        f"(target >=1.5x: {'met' if theirs / first >= 1.5 else 'MISSED'}) and "
+        f"{first / times['coursemart']:.2f}x the time of a later run (target <=1.2x: "
+        f"{'met' if first <= 1.2 * times['coursemart'] else 'MISSED'})",
     ]
-    print(checks[0])
+    print("\n".join(checks))
     record.save(
-        {"rows": n, "seconds": {**times, "original": theirs}, "table": rows, "checks": checks}
+        {
+            "rows": n,
+            "seconds": {**times, "original": theirs},
+            "warm_up_seconds": warmed,
+            "table": rows,
+            "checks": checks,
+        }
     )
+
+
+def warm_up_finished(folder: Path, timeout: float = 300.0) -> float:
+    """Seconds until the warm-up started by a first run has recorded the class archive in
+    ``folder`` and let go of its lock (a later run must not share the machine with it)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if any(folder.glob("spark-*.jsa")):
+            with open(folder / ".warmup.lock", "a+b") as lock:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # held while the warm-up runs
+            return time.monotonic() - began
+        time.sleep(0.5)
+    raise SystemExit(f"no class archive in {folder} after {timeout:.0f} s: see its warmup.log")
 
 
 def _counts(found: tuple[int, int]) -> str:
