@@ -165,44 +165,45 @@ Rule: TypeAlias = tuple[Callable[[pa.Table], Mask], Callable[[pa.Table], Mask | 
 
 def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
     """(broken, reason) per rule, in the order they are checked; each a function of the rows."""
+    problem: Rule = (
+        lambda t: pc.is_valid(t[PROBLEM]) if PROBLEM in t.column_names else _none(t),
+        lambda t: t[PROBLEM],
+    )
+    nulls = [_null(column) for column in model.COURSES_SCHEMA.names]
+    return [problem, *nulls, *_value_rules(rules, duplicates), *_name_rules(rules.max_name_length)]
+
+
+def _null(column: str) -> Rule:
+    return (lambda t: pc.is_null(t[column]), lambda t: f"null {column}")
+
+
+def _text(column: Mask) -> Mask:
+    return pc.cast(column, pa.string())
+
+
+def _value_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
+    """Ids, the dimension keys and the start date."""
     known_categories = pa.array(sorted(rules.categories), pa.int32())
     known_levels = pa.array(sorted(rules.levels), pa.int32())
     earliest = pa.scalar(rules.earliest, model.TIMESTAMP)
     latest = pa.scalar(rules.latest, model.TIMESTAMP)
     window = f" is outside {rules.earliest:%Y-%m-%d} to {rules.latest:%Y-%m-%d}"
-    longest = rules.max_name_length
-
-    def text(column: Mask) -> Mask:
-        return pc.cast(column, pa.string())
-
-    def null(column: str) -> Rule:
-        return (lambda t: pc.is_null(t[column]), lambda t: f"null {column}")
-
     return [
         (
-            lambda t: pc.is_valid(t[PROBLEM]) if PROBLEM in t.column_names else _none(t),
-            lambda t: t[PROBLEM],
-        ),
-        null("course_id"),
-        null("course_name"),
-        null("category_id"),
-        null("level_id"),
-        null("start_date"),
-        (
             lambda t: pc.less_equal(t["course_id"], 0),
-            lambda t: _join("non-positive course_id: ", text(t["course_id"])),
+            lambda t: _join("non-positive course_id: ", _text(t["course_id"])),
         ),
         (
             lambda t: pc.is_in(t["course_id"], value_set=duplicates),
-            lambda t: _join("duplicate course_id: ", text(t["course_id"]), " twice in the batch"),
+            lambda t: _join("duplicate course_id: ", _text(t["course_id"]), " twice in the batch"),
         ),
         (
             lambda t: pc.invert(pc.is_in(t["category_id"], value_set=known_categories)),
-            lambda t: _join("unknown category_id: ", text(t["category_id"])),
+            lambda t: _join("unknown category_id: ", _text(t["category_id"])),
         ),
         (
             lambda t: pc.invert(pc.is_in(t["level_id"], value_set=known_levels)),
-            lambda t: _join("unknown level_id: ", text(t["level_id"])),
+            lambda t: _join("unknown level_id: ", _text(t["level_id"])),
         ),
         (
             lambda t: pc.or_(
@@ -214,6 +215,12 @@ def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
                 window,
             ),
         ),
+    ]
+
+
+def _name_rules(longest: int) -> list[Rule]:
+    """The course name: not empty, no NUL, at most ``longest`` characters."""
+    return [
         (
             lambda t: pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["course_name"])), 0),
             lambda t: "empty course_name",
@@ -228,7 +235,7 @@ def _row_rules(rules: Rules, duplicates: pa.Array) -> list[Rule]:
             lambda t: pc.greater(pc.utf8_length(t["course_name"]), longest),
             lambda t: _join(
                 "over-long course_name: ",
-                text(pc.utf8_length(t["course_name"])),
+                _text(pc.utf8_length(t["course_name"])),
                 f" characters, at most {longest}",
             ),
         ),
