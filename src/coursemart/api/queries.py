@@ -128,13 +128,11 @@ def after(backend: str, *, descending: bool = True) -> sa.ColumnElement[bool]:
     return sa.and_(start_date >= moment, sa.or_(start_date > moment, course_id > key))
 
 
-def where(shape: Shape, backend: str = "sqlite") -> list[sa.ColumnElement[bool]]:
+def where(shape: Shape) -> list[sa.ColumnElement[bool]]:
     """The filter's conditions on the view, as named bind parameters."""
     conditions: list[sa.ColumnElement[bool]] = []
-    if shape.words and scans_names(backend):
+    if shape.words:  # too many matches to keep: each folded name tested in the listing's order
         conditions.extend(search.word_conditions(courses.c.search_name, shape.words))
-    elif shape.words:
-        conditions.append(view.c.course_id.in_(search.matching(backend, shape.words)))
     if shape.category:
         conditions.append(view.c.category_id == sa.bindparam("category_id", type_=sa.Integer()))
     if shape.level:
@@ -146,15 +144,9 @@ def where(shape: Shape, backend: str = "sqlite") -> list[sa.ColumnElement[bool]]
     return conditions
 
 
-def scans_names(backend: str) -> bool:
-    """Whether a search tests each course's folded name in the listing's order. PostgreSQL's
-    planner, with its statistics of the text index, chooses that walk itself."""
-    return backend != "postgresql"
-
-
 def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tuple[Any, ...]]:
     """Up to ``limit`` courses in the shape's order, after the cursor if the shape has one."""
-    conditions = where(shape, backend)
+    conditions = where(shape)
     if shape.cursor:
         conditions.append(after(backend, descending=shape.descending))
     if shape.descending:
@@ -162,7 +154,7 @@ def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tupl
     else:
         order = (view.c.start_date.asc(), view.c.course_id.asc())
     rows: Any = view
-    if shape.words and scans_names(backend):  # the folded names, beside the view's rows
+    if shape.words:  # the folded names, beside the view's rows
         rows = view.join(courses, courses.c.course_id == view.c.course_id)
     return sa.select(*view.c).select_from(rows).where(*conditions).order_by(*order).limit(limit)
 
