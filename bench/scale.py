@@ -388,7 +388,8 @@ def serve_and_measure(point: Point, url: str, duration: int) -> list[dict[str, A
                     api_result(kind, "uncached", uncached),
                 ]
         seconds = time.perf_counter() - began
-        peak_mib = int(peak_file.read().split()[-1]) / 1024
+        reported = peak_file.read().split()  # nothing when the server had to be killed
+        peak_mib = int(reported[-1]) / 1024 if reported and reported[-1].isdigit() else 0.0
     point.stages.setdefault("serve", Measurement("serve", seconds, peak_mib, load))
     return measured
 
