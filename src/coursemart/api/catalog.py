@@ -39,6 +39,8 @@ CONNECT_TIMEOUT: Final = 5
 #: Milliseconds a PostgreSQL read waits for a table lock (a first load into an empty ``courses``
 #: holds one from its first row to its commit) before the API answers 503 with Retry-After.
 READ_LOCK_TIMEOUT_MS: Final = 2000
+#: Memory for one sort or bitmap of a PostgreSQL read (a search's matches among 10^8 courses).
+READ_WORK_MEM: Final = "64MB"
 #: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
 #: than open (and close) extra ones, which costs a server far more than the wait.
 POOL_SIZE: Final = 20
@@ -80,10 +82,15 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def _postgresql_session(dbapi_connection: Any, _: object) -> None:
-    """A new PostgreSQL connection: read-only transactions, UTC instants, and a lock wait of at
-    most :data:`READ_LOCK_TIMEOUT_MS`."""
+    """A new PostgreSQL connection: read-only transactions, UTC instants, a lock wait of at
+    most :data:`READ_LOCK_TIMEOUT_MS`, and settings for short reads: no JIT compilation (a
+    quarter of a second spent on every search's first read), and memory enough that a search's
+    bitmap of matching rows stays exact (lossy, PostgreSQL tested half a million rows again:
+    1.9 s instead of 0.27 s to count 90,000 matches among 10 million courses)."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute(f"SET lock_timeout = {READ_LOCK_TIMEOUT_MS}")
+        cursor.execute("SET jit = off")
+        cursor.execute(f"SET work_mem = '{READ_WORK_MEM}'")
         cursor.execute("SET default_transaction_read_only = on")
         cursor.execute("SET TIME ZONE 'UTC'")
     dbapi_connection.commit()
