@@ -713,11 +713,10 @@ SCALE_WHY = f"""Why the curves have these shapes:
   rows (n log n), and past `maintenance_work_mem` PostgreSQL sorts on disk. The WAL is about the
   size of the table and its indexes: every row and every index page is written twice, once to
   the WAL and once to the table.
-- **a load's memory** is flat while a batch's id range fits the bitmap of the check for ids
-  repeated inside a batch (up to {number(MAX_BITMAP_IDS)} ids, a byte each); above that range
-  the check holds every id of the batch (8 bytes each) and sorts a copy, which is what a
-  10^8-course batch's load peaks on. A bit per id would keep it flat at any size; until then a
-  very large backfill loads flat as several batches (several `generate` runs).
+- **a load's memory** is flat: the check for ids repeated inside a batch is a bitmap of one bit
+  per id of the batch's id range (up to {number(MAX_BITMAP_IDS)} ids; 10^8 ids take 12 MiB).
+  The 10^8 run below was measured before that bitmap (a byte per id up to 64 million ids, then
+  every id held and sorted): its 2,642 MiB peak is that check's, and has not been measured again.
 - **a load with nothing to do** reads the manifest and the lake's listing of batches, not the
   rows: its time is the interpreter's start and a few queries, whatever the size.
 - **an incremental load** of new courses into a full warehouse writes the new rows at the end of
@@ -728,7 +727,16 @@ SCALE_WHY = f"""Why the curves have these shapes:
 - **the API** reads one page of an index by keyset, so its cost follows the page size, not the
   table's, as long as the index's upper levels and the pages read stay in memory. Cached answers
   do not touch the database at all: a change in their p99 from one size to another is the
-  machine's (its load average is beside each figure), not the warehouse's."""
+  machine's (its load average is beside each figure), not the warehouse's.
+- **uncached searches** are what does not scale yet. A search whose matches number at most
+  100,000 reads them once per data version and word (PostgreSQL, 10^7 courses: 0.3 s at the
+  median, 0.85 s at the 99th percentile, one request at a time) and then pages in memory; in
+  the run's ten seconds those first reads queue behind each other. A word with more
+  matches (at 10^7 most of the run's words) is answered by reading the listing in order and
+  testing each folded name, which on PostgreSQL costs a lookup of the course's row per row read
+  (75 ms for a page of 50 that read 2,137 rows, alone on the machine): thirty-two connections of
+  those queue on two cores. An index that holds the folded name beside `(start_date, course_id)`
+  (read without the table) or keeping larger match sets in memory would be the next steps."""
 
 
 # ---------------------------------------------------------------------------------------------
