@@ -4,16 +4,7 @@ masked when on, JSON with a request id as an option. Real servers, real HTTP."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from coursemart.api import create_app
-from tests.conftest import stop
+from tests.serving import serving
 from tests.test_api import fill, settings_for
 
 
@@ -96,53 +87,6 @@ def test_metrics_are_behind_the_api_key_when_keys_are_set(sqlite_warehouse: str)
 
 # ---------------------------------------------------------------------------------------------
 # The server as users start it
-
-
-@dataclass
-class Served:
-    base: str
-    log: str = ""
-
-    def get(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.base + path, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status, dict(answer.headers), answer.read()
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
-
-
-@contextmanager
-def serving(warehouse: str, *args: str, **env: str) -> Iterator[Served]:
-    """``coursemart serve`` as users start it, on a free port; its output ends up in ``log``."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", warehouse]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COURSEMART_")}
-    process = subprocess.Popen(
-        [*command, "--port", str(port), *args],
-        env={**environment, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    served = Served(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                served.get("/health")
-                break
-            except OSError:
-                assert process.poll() is None, "coursemart serve exited"
-                assert time.monotonic() < deadline, "coursemart serve did not answer"
-                time.sleep(0.2)
-        yield served
-    finally:
-        stop(process)
-        assert process.stdout is not None
-        served.log = process.stdout.read()
 
 
 KEY = "k3y-s3cret"

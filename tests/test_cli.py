@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from coursemart.lake import open_lake
-from tests.conftest import CliResult, stop
+from tests.conftest import CliResult
+from tests.serving import Served, serving
 
 Cli = Callable[..., CliResult]
 
@@ -199,18 +197,8 @@ def test_killing_generate_part_way_leaves_no_committed_batch(lake_dir: Path, sig
     assert lake.max_course_id() == 0
 
 
-@dataclass
-class Served:
-    port: int
-    log: str = ""
-
-    def get(self, path: str) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
-            return int(answer.status)
-
-
 @contextmanager
-def serving(tmp_path: Path, lake_dir: Path, **env: str) -> Iterator[Served]:
+def serving_a_catalog(tmp_path: Path, lake_dir: Path, **env: str) -> Iterator[Served]:
     """``coursemart serve`` on a free port over a small warehouse; its output is kept in ``log``."""
     from coursemart.generate import generate
     from coursemart.load import load
@@ -219,47 +207,24 @@ def serving(tmp_path: Path, lake_dir: Path, **env: str) -> Iterator[Served]:
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     generate(str(lake_dir), courses=20, seed=1, window=WINDOW)
     load(str(lake_dir), url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        served = Served(probe.getsockname()[1])
-    command = [sys.executable, "-m", "coursemart", "serve", "--warehouse", url]
-    process = subprocess.Popen(
-        [*command, "--port", str(served.port)],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                served.get("/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "coursemart serve did not answer"
-                time.sleep(0.2)
+    with serving(url, **env) as served:
         yield served
-    finally:
-        stop(process)
-        assert process.stdout is not None
-        served.log = process.stdout.read()
 
 
 def test_serve_answers_on_localhost(tmp_path: Path, lake_dir: Path) -> None:
-    with serving(tmp_path, lake_dir) as served:
-        assert served.get("/ready") == 200
-        assert served.get("/v1/courses/recent?limit=5") == 200
+    with serving_a_catalog(tmp_path, lake_dir) as served:
+        assert served.status("/ready") == 200
+        assert served.status("/v1/courses/recent?limit=5") == 200
 
     assert f"at http://127.0.0.1:{served.port}" in served.log
     assert "no API keys configured" in served.log
 
 
 def test_serve_keeps_api_keys_out_of_the_access_log(tmp_path: Path, lake_dir: Path) -> None:
-    with serving(
+    with serving_a_catalog(
         tmp_path, lake_dir, COURSEMART_API_KEYS="k3y-s3cret", COURSEMART_ACCESS_LOG="true"
     ) as served:
-        assert served.get("/api/GetRecentCourses?code=k3y-s3cret&limit=1") == 200
+        assert served.status("/api/GetRecentCourses?code=k3y-s3cret&limit=1") == 200
 
     assert "GET /api/GetRecentCourses?code=***&limit=1" in served.log
     assert "k3y-s3cret" not in served.log
