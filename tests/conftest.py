@@ -143,6 +143,18 @@ def empty_warehouse(url: str) -> None:
         engine.dispose()
 
 
+def execute(url: str, sql: str) -> None:
+    """Run one SQL statement on the warehouse, committed (what a DBA's change would do)."""
+    from coursemart import warehouse
+
+    engine = warehouse.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
 def snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every coursemart table, in key order: to prove a warehouse did not change."""
     import sqlalchemy as sa

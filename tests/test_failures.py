@@ -17,7 +17,7 @@ from coursemart.generate import generate
 from coursemart.lake import open_lake
 from coursemart.load import load
 from coursemart.masking import mask_text
-from tests.conftest import WINDOW, CliResult, new_warehouse, snapshot, unavailable
+from tests.conftest import WINDOW, CliResult, execute, new_warehouse, snapshot, unavailable
 from tests.test_load import course_count, run_load, write_raw_batch
 
 Cli = Callable[..., CliResult]
@@ -125,7 +125,7 @@ def test_a_failure_the_database_raises_is_recorded_with_its_message(
     generate(str(lake_dir), courses=100, seed=1, window=WINDOW)
     assert cli("load", "-q", "--lake", str(lake_dir), "--warehouse", postgres_url).exit_code == 0
     with_check = "ALTER TABLE courses ADD CONSTRAINT no_art CHECK (category_id <> 3) NOT VALID"
-    query_all(postgres_url, with_check)  # a rule a DBA added that coursemart does not know
+    execute(postgres_url, with_check)  # a rule a DBA added that coursemart does not know
     generate(str(lake_dir), courses=100, seed=2, window=WINDOW)
 
     result = cli("load", "--lake", str(lake_dir), "--warehouse", postgres_url)
@@ -136,17 +136,6 @@ def test_a_failure_the_database_raises_is_recorded_with_its_message(
     assert last[3] == "failed"
     assert str(last[9]).startswith("warehouse: ") and "no_art" in str(last[9])
     assert "INSERT" not in str(last[9])  # the database's message, not the SQL
-
-
-def query_all(url: str, sql: str) -> None:
-    from coursemart import warehouse
-
-    engine = warehouse.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------------

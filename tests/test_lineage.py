@@ -15,7 +15,7 @@ import pytest
 from coursemart import model
 from coursemart.generate import generate
 from coursemart.load import load
-from tests.conftest import WINDOW, new_warehouse
+from tests.conftest import WINDOW, execute, new_warehouse
 from tests.test_load import expected_courses, query, stored_courses, write_raw_batch
 
 LEGACY = Path(__file__).parent / "data" / "warehouse-0.1"
@@ -133,7 +133,7 @@ def test_a_server_warehouse_without_lineage_is_upgraded_by_the_next_load(
     for url in new_warehouse(backend, tmp_path):
         first = generate(str(lake_dir), courses=100, seed=1, window=WINDOW)
         load(str(lake_dir), url)
-        query_all(url, "ALTER TABLE courses DROP COLUMN batch_id")  # as 0.1 made it
+        execute(url, "ALTER TABLE courses DROP COLUMN batch_id")  # as 0.1 made it
         later = generate(str(lake_dir), courses=10, seed=2, window=WINDOW, reschedule=0.1)
 
         load(str(lake_dir), url)
@@ -142,14 +142,3 @@ def test_a_server_warehouse_without_lineage_is_upgraded_by_the_next_load(
         assert len(stored) == 110
         assert {b for _, b in stored.values()} == {first.batch_id, later.batch_id}
         assert stored_courses(url) == expected_courses(lake_dir)
-
-
-def query_all(url: str, sql: str) -> None:
-    from coursemart import warehouse
-
-    engine = warehouse.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
