@@ -54,6 +54,7 @@ class SQLiteBackend(Backend):
             if "locked" in str(exc.orig):
                 raise busy(self.display_url, time.monotonic() - began) from exc
             raise
+        self._raw().execute(self.CREATE_STAGE)  # in the transaction: gone again on a rollback
 
     def unlock(self) -> None:
         self._raw().execute("PRAGMA foreign_keys = ON")
@@ -74,13 +75,11 @@ class SQLiteBackend(Backend):
 
     def write_courses(self, rows: pa.Table) -> None:
         raw = self._raw()
-        raw.execute(self.CREATE_STAGE)
         for offset in range(0, rows.num_rows, ROWS_PER_STATEMENT * 5):
             raw.executemany(self.STAGE_ROWS, row_tuples(rows.slice(offset, ROWS_PER_STATEMENT * 5)))
 
     def merge_courses(self) -> None:
         raw = self._raw()
-        raw.execute(self.CREATE_STAGE)
         largest = self.largest_course_id()  # of the rows before this batch: none is in yet
         for statement in (self.INSERT, self.UPSERT):
             raw.execute(statement, (largest,))
