@@ -159,10 +159,12 @@ def test_every_filter_is_in_the_url_for_reload_back_and_a_shared_link(
         expect(page).to_have_url(f"{base}/?{query}")
         wanted = [row["course_id"] for row in art_past[:50]]
         expect(rows.first).to_have_attribute("data-course-id", str(wanted[0]))
+        expect(rows).to_have_count(len(wanted))  # the answer to these filters, not an earlier one
         assert shown_ids(page) == wanted
 
         page.reload()
         expect(rows.first).to_have_attribute("data-course-id", str(wanted[0]))
+        expect(rows).to_have_count(len(wanted))  # the answer to these filters, not an earlier one
         assert shown_ids(page) == wanted
         expect(page.locator("input[name=order][value=past]")).to_be_checked()
         expect(page.locator("#category")).to_have_value("3")
@@ -173,6 +175,7 @@ def test_every_filter_is_in_the_url_for_reload_back_and_a_shared_link(
         while page.url != f"{base}/":
             page.go_back()
         expect(rows.first).to_have_attribute("data-course-id", str(opening[0]))
+        expect(rows).to_have_count(len(opening))
         assert shown_ids(page) == opening
         expect(page.locator("#category")).to_have_value("")
 
@@ -181,6 +184,7 @@ def test_every_filter_is_in_the_url_for_reload_back_and_a_shared_link(
         expect(shared.locator("#courses tbody tr").first).to_have_attribute(
             "data-course-id", str(wanted[0])
         )
+        expect(shared.locator("#courses tbody tr")).to_have_count(len(wanted))
         assert shown_ids(shared) == wanted
     assert problems == []
 
@@ -208,6 +212,7 @@ def test_searching_from_the_page_puts_the_words_in_the_url(
         page.fill("#q", "Intro")  # typing searches once the typist pauses
         expect(page).to_have_url(f"{base}/?q=Intro")
         expect(rows.first).to_have_attribute("data-course-id", str(wanted[0]))
+        expect(rows).to_have_count(len(wanted))  # the answer to these filters, not an earlier one
         assert shown_ids(page) == wanted
 
         page.reload()
