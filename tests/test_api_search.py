@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 
 from coursemart import warehouse
 from coursemart.api import create_app, matches
+from coursemart.api.catalog import Catalog
+from coursemart.api.queries import Shape
 from coursemart.search import fold, query_words
 from tests.conftest import BACKENDS, new_warehouse
 from tests.test_api import _utc, fill, settings_for, walk
@@ -136,3 +138,88 @@ def test_a_search_text_without_words_is_refused_or_ignored(
         assert searched.json()["message"] == message
     else:
         assert searched.json()["data"] == plain.json()["data"]
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL at scale: common words are told apart, and scanned, through the listing index
+
+
+@pytest.fixture(scope="module")
+def postgres_searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("search-postgresql")
+    for url in new_warehouse("postgresql", folder):
+        fill(folder / "lake", url, courses=1500, crowded=200)
+        yield url
+
+
+def prefix_counts(url: str) -> dict[str, int]:
+    """For each word of the folded names: how many courses have a word starting with it."""
+    engine = warehouse.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            names = [
+                set(name.split())
+                for (name,) in connection.execute(sa.text("SELECT search_name FROM courses"))
+            ]
+    finally:
+        engine.dispose()
+    words = set().union(*names)
+    return {w: sum(any(n.startswith(w) for n in name) for name in names) for w in words}
+
+
+def test_postgresql_tells_common_words_from_a_sample_of_the_listing(
+    postgres_searched: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(matches, "MAX_MATCHES", 10)
+    counts = prefix_counts(postgres_searched)
+    common = max(counts, key=counts.__getitem__)
+    rare = min((w for w in counts if counts[w] <= 10), key=lambda w: (-counts[w], w))
+    catalog = Catalog(postgres_searched)
+    try:
+        assert counts[common] > 100
+        assert catalog._surely_too_many((common,))
+        assert not catalog._surely_too_many((rare,))
+        assert catalog.search_matches((common,)) is None  # pages come from a scan in order
+        kept = catalog.search_matches((rare,))
+    finally:
+        catalog.close()
+
+    assert kept is not None and len(kept.ids) == counts[rare]
+
+
+def test_a_scan_for_words_on_postgresql_reads_the_listing_index_alone(
+    postgres_searched: str,
+) -> None:
+    catalog = Catalog(postgres_searched)
+    shape = Shape(category=True, until=True, cursor=True, words=1)
+    statement = catalog.statement(shape, 51)  # the SQL the API runs, as the driver gets it
+    values = {
+        **statement.fixed,
+        "word_0": "% for%",
+        "category_id": 1,
+        "until": datetime(2026, 9, 1, tzinfo=UTC),
+        "cursor_date": datetime(2026, 8, 1, tzinfo=UTC),
+        "cursor_id": 10**9,
+    }
+    connection = catalog.open().raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SET enable_seqscan = off")  # as among millions of courses
+        cursor.execute("SET enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN {statement.sql}", values)
+        plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+    finally:
+        connection.close()
+        catalog.close()
+
+    assert "Index Only Scan using ix_courses_start_date_course_id on courses" in plan
+
+
+def test_api_reads_on_postgresql_stop_when_their_connection_is_gone(postgres_searched: str) -> None:
+    catalog = Catalog(postgres_searched)
+    try:
+        with catalog.reading() as connection:
+            interval = connection.exec_driver_sql("SHOW client_connection_check_interval")
+            assert interval.scalar() == "1s"
+    finally:
+        catalog.close()

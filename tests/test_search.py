@@ -14,7 +14,8 @@ from coursemart import model, warehouse
 from coursemart.generate import generate
 from coursemart.load import load
 from coursemart.search import fold, matching_ids, query_words
-from tests.conftest import WINDOW
+from coursemart.warehouse.search_index import listing_index_covers
+from tests.conftest import WINDOW, empty_warehouse, execute
 from tests.test_load import query, write_raw_batch
 
 NAMES = {
@@ -134,3 +135,50 @@ def test_a_load_leaves_postgresql_the_statistics_its_searches_are_planned_by(
         "AND tablename = 'courses'",
     )
     assert analysed[0][0] > 0
+
+
+def test_postgresql_listing_index_holds_what_a_search_tests(postgres_url: str) -> None:
+    empty_warehouse(postgres_url)
+
+    included = query(
+        postgres_url,
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY (i.indkey) WHERE i.indexrelid = to_regclass("
+        "'ix_courses_start_date_course_id') ORDER BY array_position(i.indkey::int2[], a.attnum)",
+    )
+    assert [name for (name,) in included] == [
+        "start_date",
+        "course_id",
+        "search_name",
+        "category_id",
+        "level_id",
+    ]
+
+
+def test_a_postgresql_warehouse_made_before_gets_the_covering_listing_index(
+    lake_dir: Path, postgres_url: str
+) -> None:
+    generate(str(lake_dir), courses=500, seed=1, window=WINDOW)
+    load(str(lake_dir), postgres_url)
+    execute(postgres_url, "DROP INDEX ix_courses_start_date_course_id")
+    execute(
+        postgres_url,
+        "CREATE INDEX ix_courses_start_date_course_id ON courses (start_date DESC, course_id DESC)",
+    )
+    engine = warehouse.create_engine(postgres_url)
+    try:
+        with engine.begin() as connection:
+            assert not listing_index_covers(connection)
+            added = warehouse.ensure_schema(connection)
+            assert listing_index_covers(connection)
+            again = warehouse.ensure_schema(connection)
+    finally:
+        engine.dispose()
+
+    assert added == ["ix_courses_start_date_course_id (with search_name, category_id, level_id)"]
+    assert again == []
+    assert search(postgres_url, "python") == {
+        course_id
+        for course_id, name in query(postgres_url, "SELECT course_id, search_name FROM courses")
+        if any(word.startswith("python") for word in name.split())
+    }

@@ -41,6 +41,10 @@ CONNECT_TIMEOUT: Final = 5
 READ_LOCK_TIMEOUT_MS: Final = 2000
 #: Memory for one sort or bitmap of a PostgreSQL read (a search's matches among 10^8 courses).
 READ_WORK_MEM: Final = "64MB"
+#: How often (milliseconds) a running PostgreSQL read checks that its connection is still open:
+#: when the API's process ends (stopped, or killed) in the middle of a read, the server stops
+#: that read then instead of running it to its end for nobody.
+CLIENT_CHECK_MS: Final = 1000
 #: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
 #: than open (and close) extra ones, which costs a server far more than the wait.
 POOL_SIZE: Final = 20
@@ -86,13 +90,19 @@ def _postgresql_session(dbapi_connection: Any, _: object) -> None:
     most :data:`READ_LOCK_TIMEOUT_MS`, and settings for short reads: no JIT compilation (a
     quarter of a second spent on every search's first read), and memory enough that a search's
     bitmap of matching rows stays exact (lossy, PostgreSQL tested half a million rows again:
-    1.9 s instead of 0.27 s to count 90,000 matches among 10 million courses)."""
+    1.9 s instead of 0.27 s to count 90,000 matches among 10 million courses); and a read
+    stops when its connection is gone (:data:`CLIENT_CHECK_MS`)."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute(f"SET lock_timeout = {READ_LOCK_TIMEOUT_MS}")
         cursor.execute("SET jit = off")
         cursor.execute(f"SET work_mem = '{READ_WORK_MEM}'")
         cursor.execute("SET default_transaction_read_only = on")
         cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.execute(  # PostgreSQL 14+: a read whose connection is gone stops
+            "SELECT set_config('client_connection_check_interval', %s, false) "
+            "WHERE current_setting('server_version_num')::int >= 140000",
+            (f"{CLIENT_CHECK_MS}ms",),
+        )
     dbapi_connection.commit()
 
 
@@ -269,6 +279,8 @@ class Catalog:
 
     def _read_matches(self, words: tuple[str, ...]) -> matches.Matches | None:
         """Count the matches of ``words`` in the text index; read them if few enough to keep."""
+        if self.backend == "postgresql" and self._surely_too_many(words):
+            return None
         ids = search.matching_ids(words, self.backend)
         count = sa.select(sa.func.count()).select_from(
             ids.limit(matches.MAX_MATCHES + 1).subquery()
@@ -280,6 +292,21 @@ class Catalog:
         rows = sa.select(view.start_date, view.course_id, view.category_id, view.level_id)
         read = rows.where(view.course_id.in_(ids))
         return matches.Matches.of(self._execute(*self._compiled_with_values(read)))
+
+    def _surely_too_many(self, words: tuple[str, ...]) -> bool:
+        """Whether ``words`` match more courses than are kept, judged from the most recent
+        courses of the listing and the planner's count of courses (PostgreSQL).
+
+        Counting in the text index reads a table row per match (100,001 rows, scattered over
+        the table: seconds among 10^8 courses); the sample reads only the listing index, which
+        holds the folded names.
+        """
+        sample = queries.probe(len(words)).params(**search.values(words, self.backend))
+        ((hits,),) = self._execute(*self._compiled_with_values(sample))
+        ((courses,),) = self._execute(
+            "SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = 'courses'::regclass", {}
+        )
+        return int(hits) * float(courses) > matches.MAX_MATCHES * queries.PROBE_ROWS
 
     def holds_matches(self, words: tuple[str, ...]) -> bool:
         """Whether the matches of ``words`` are in memory (a page of them is a quick read)."""

@@ -36,8 +36,17 @@ view: Final = sa.table(
 AWARE_BACKENDS: Final = frozenset({"postgresql", "mssql"})
 #: Backends that use a row-value comparison ``(a, b) < (x, y)`` as an index range.
 ROW_VALUE_BACKENDS: Final = frozenset({"sqlite", "postgresql"})
-#: The course table, for what the view does not show: the folded name a search scans.
-courses: Final = sa.table("courses", sa.column("course_id"), sa.column("search_name"))
+#: The course table, for what the view does not show: the folded name a search scans. A scan
+#: for words chooses its page from this table alone (PostgreSQL's listing index holds every
+#: column it reads, so the scan reads no table row), then reads the page's rows from the view.
+courses: Final = sa.table(
+    "courses",
+    sa.column("course_id", sa.BigInteger()),
+    sa.column("search_name", sa.String()),
+    sa.column("category_id", sa.Integer()),
+    sa.column("level_id", sa.Integer()),
+    sa.column("start_date", warehouse.Timestamp),
+)
 #: The bind parameters of a listing, and those among them that hold instants.
 PARAMETERS: Final = (
     "category_id",
@@ -114,11 +123,13 @@ def bind_values(
     return {name: value for name, value in values.items() if value is not None}
 
 
-def after(backend: str, *, descending: bool = True) -> sa.ColumnElement[bool]:
+def after(
+    backend: str, *, descending: bool = True, rows: sa.TableClause = view
+) -> sa.ColumnElement[bool]:
     """Rows strictly after the cursor (``:cursor_date``, ``:cursor_id``) in the listing's order."""
     moment = sa.bindparam("cursor_date", type_=warehouse.Timestamp)
     key = sa.bindparam("cursor_id", type_=sa.BigInteger())
-    start_date, course_id = view.c.start_date, view.c.course_id
+    start_date, course_id = rows.c.start_date, rows.c.course_id
     if backend in ROW_VALUE_BACKENDS:
         mine, theirs = sa.tuple_(start_date, course_id), sa.tuple_(moment, key)
         return mine < theirs if descending else mine > theirs
@@ -128,35 +139,68 @@ def after(backend: str, *, descending: bool = True) -> sa.ColumnElement[bool]:
     return sa.and_(start_date >= moment, sa.or_(start_date > moment, course_id > key))
 
 
-def where(shape: Shape) -> list[sa.ColumnElement[bool]]:
-    """The filter's conditions on the view, as named bind parameters."""
+def where(shape: Shape, rows: sa.TableClause = view) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions on ``rows`` (the view, or ``courses`` for a scan for words), as
+    named bind parameters."""
     conditions: list[sa.ColumnElement[bool]] = []
     if shape.words:  # too many matches to keep: each folded name tested in the listing's order
         conditions.extend(search.word_conditions(courses.c.search_name, shape.words))
     if shape.category:
-        conditions.append(view.c.category_id == sa.bindparam("category_id", type_=sa.Integer()))
+        conditions.append(rows.c.category_id == sa.bindparam("category_id", type_=sa.Integer()))
     if shape.level:
-        conditions.append(view.c.level_id == sa.bindparam("level_id", type_=sa.Integer()))
+        conditions.append(rows.c.level_id == sa.bindparam("level_id", type_=sa.Integer()))
     if shape.since:
-        conditions.append(view.c.start_date >= sa.bindparam("since", type_=warehouse.Timestamp))
+        conditions.append(rows.c.start_date >= sa.bindparam("since", type_=warehouse.Timestamp))
     if shape.until:
-        conditions.append(view.c.start_date < sa.bindparam("until", type_=warehouse.Timestamp))
+        conditions.append(rows.c.start_date < sa.bindparam("until", type_=warehouse.Timestamp))
     return conditions
 
 
+def in_order(rows: sa.TableClause, *, descending: bool) -> tuple[sa.UnaryExpression[Any], ...]:
+    """The listing's order over ``rows``: most recent first, or soonest first."""
+    if descending:
+        return rows.c.start_date.desc(), rows.c.course_id.desc()
+    return rows.c.start_date.asc(), rows.c.course_id.asc()
+
+
 def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tuple[Any, ...]]:
-    """Up to ``limit`` courses in the shape's order, after the cursor if the shape has one."""
-    conditions = where(shape)
+    """Up to ``limit`` courses in the shape's order, after the cursor if the shape has one.
+
+    A scan for words picks the page's ids from ``courses`` in the listing's order (one range of
+    its listing index, each folded name tested there), then reads those rows from the view.
+    """
+    rows = courses if shape.words else view
+    conditions = where(shape, rows)
     if shape.cursor:
-        conditions.append(after(backend, descending=shape.descending))
-    if shape.descending:
-        order = (view.c.start_date.desc(), view.c.course_id.desc())
-    else:
-        order = (view.c.start_date.asc(), view.c.course_id.asc())
-    rows: Any = view
-    if shape.words:  # the folded names, beside the view's rows
-        rows = view.join(courses, courses.c.course_id == view.c.course_id)
-    return sa.select(*view.c).select_from(rows).where(*conditions).order_by(*order).limit(limit)
+        conditions.append(after(backend, descending=shape.descending, rows=rows))
+    order = in_order(rows, descending=shape.descending)
+    chosen = sa.select(*view.c) if rows is view else sa.select(courses.c.course_id)
+    listing = chosen.select_from(rows).where(*conditions).order_by(*order).limit(limit)
+    if rows is view:
+        return listing
+    page = listing.subquery("page")
+    return (
+        sa.select(*view.c)
+        .join(page, page.c.course_id == view.c.course_id)
+        .order_by(*in_order(view, descending=shape.descending))
+    )
+
+
+#: How many of the most recent courses a search's words are first tried on (see :func:`probe`).
+PROBE_ROWS: Final = 10_000
+
+
+def probe(words: int) -> sa.Select[int]:
+    """How many of the :data:`PROBE_ROWS` most recent courses have the words (``:word_0`` …):
+    a sample of how common they are, read in the listing's order."""
+    recent = (
+        sa.select(courses.c.search_name)
+        .order_by(*in_order(courses, descending=True))
+        .limit(PROBE_ROWS)
+        .subquery("recent")
+    )
+    matching = search.word_conditions(recent.c.search_name, words)
+    return sa.select(sa.func.count()).select_from(recent).where(*matching)
 
 
 def by_ids(count: int) -> sa.Select[*tuple[Any, ...]]:
