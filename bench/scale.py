@@ -227,6 +227,31 @@ def database_sizes(url: str) -> dict[str, int]:
     return {"database": database, "courses_table": heap, "courses_indexes": indexes, "rows": rows}
 
 
+def wait_until_quiet(url: str, limit: float = 120.0) -> float:
+    """Wait, up to ``limit`` seconds, until no other client session of the database is running
+    a statement (a stopped server's last reads, say), so that a stage measures its own work;
+    returns the seconds waited."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    began = time.perf_counter()
+    try:
+        with engine.connect() as connection:
+            while time.perf_counter() - began < limit:
+                busy = connection.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND backend_type = 'client backend' AND state = 'active' "
+                    "AND pid <> pg_backend_pid()"
+                ).scalar_one()
+                if not busy:
+                    break
+                time.sleep(0.5)
+    finally:
+        engine.dispose()
+    waited = time.perf_counter() - began
+    if waited >= 1:
+        print(f"  waited {waited:.1f} s for the database's other sessions to finish", flush=True)
+    return waited
+
+
 def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -294,6 +319,7 @@ def add_courses(point: Point, increment: int, suffix: str) -> None:
     load = coursemart_command("load", "--lake", lake, "--warehouse", user_url(url))
     new = coursemart_command("generate", "--courses", str(increment), "--lake", lake)
     stage(point, f"generate {increment:,} more{suffix}", new)
+    wait_until_quiet(url)
     before, wal = database_sizes(url)["rows"], wal_position(url)
     with ActivitySampler(url) as sampler:
         stage(point, f"load {increment:,} new{suffix}", load)
@@ -302,6 +328,7 @@ def add_courses(point: Point, increment: int, suffix: str) -> None:
     }
     point.disk[f"wal_written_incremental{suffix}"] = wal_since(url, wal)
     assert database_sizes(url)["rows"] == before + increment
+    wait_until_quiet(url)
     point.stages[FLOOR + suffix] = insert_floor(url, increment)
     print(f"  floor: {point.stages[FLOOR + suffix].seconds:.1f} s", flush=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from coursemart.generate import generate
 from coursemart.lake import new_id, open_lake
 from coursemart.load import CHECKPOINTS, load
 from coursemart.load.validate import DimensionError
-from tests.conftest import WINDOW, empty_warehouse, snapshot
+from tests.conftest import WINDOW, empty_warehouse, new_warehouse, snapshot
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -517,3 +518,42 @@ def test_a_first_load_keeps_the_indexes_when_a_reader_holds_the_table(
     assert result.rows_loaded == 5_000
     assert courses_indexes(postgres_url) == schema_indexes
     assert index_oids(postgres_url) == schema_oids  # kept and updated row by row
+
+
+def test_into_a_listing_index_larger_than_memory_new_rows_go_in_its_order(
+    lake_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coursemart.load.backends.postgres import PostgresBackend
+
+    warehouse_on = contextlib.contextmanager(new_warehouse)
+    with (
+        warehouse_on("postgresql", tmp_path / "a") as plain,
+        warehouse_on("postgresql", tmp_path / "b") as ordered,
+    ):
+        generate(str(lake_dir), courses=2_000, seed=1, window=WINDOW)
+        load(str(lake_dir), plain)
+        load(str(lake_dir), ordered)
+        second = generate(str(lake_dir), courses=500, seed=2, window=WINDOW, reschedule=0.1)
+        generate(str(lake_dir), courses=10, seed=3, window=WINDOW, reschedule=0.5)
+        load(str(lake_dir), plain)  # a small warehouse: new rows copied straight in
+        monkeypatch.setattr(PostgresBackend, "listing_outgrew_memory", lambda self: True)
+        load(str(lake_dir), ordered)
+
+        assert snapshot(ordered)["courses"] == snapshot(plain)["courses"]
+        batch = f"batch_id = '{second.batch_id}' AND course_id > 2000"
+        in_table = query(ordered, f"SELECT course_id FROM courses WHERE {batch} ORDER BY ctid")
+        in_index = query(
+            ordered,
+            f"SELECT course_id FROM courses WHERE {batch} ORDER BY start_date DESC, course_id DESC",
+        )
+        assert len(in_table) > 200
+        assert in_table == in_index
+        monkeypatch.undo()
+        connection_url = plain
+        engine = warehouse.create_engine(connection_url)
+        try:
+            with engine.begin() as connection:
+                backend = PostgresBackend(connection, connection_url)
+                assert not backend.listing_outgrew_memory()  # 2,510 courses: far below
+        finally:
+            engine.dispose()
