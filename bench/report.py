@@ -271,7 +271,9 @@ every row and updates the primary key and the index row by row. coursemart has a
 every category and level id against the dimension tables under the load lock, share-locks them
 until commit, and skips the per-row triggers (`session_replication_role = replica`, when the role
 may; see [reliability.md](reliability.md)). New ids go straight into `courses` by COPY; only ids
-that may already exist go through the staging table and `INSERT … ON CONFLICT`. Into an empty
+that may already exist go through the staging table and `INSERT … ON CONFLICT` (and, once the
+listing index outgrows the server's shared buffers, every row, the new ids then inserted in that
+index's order: see the scaling section). Into an empty
 table (this benchmark's full load) the indexes are dropped and built again after the rows, inside
 the load's transaction
 ([reliability.md](reliability.md#a-first-load-builds-the-indexes-after-the-rows)); the
@@ -469,7 +471,7 @@ Where the speed comes from:
   courses a search matches (when at most 100,000 do); every page of that search, whatever its
   filters, cursor and direction, is then a binary search in memory and a read of one page of
   rows by id. A search matching more courses scans the listing in order, where matches are
-  close together.
+  close together (on PostgreSQL through the listing index alone, which holds the folded names).
 - **No long pauses.** The caches hold only strings, bytes and flat tuples, which the garbage
   collector does not track, and start-up's objects are frozen out of its passes.
 - **The access log is off by default**: `--access-log` turns it on{access}, with API keys masked
@@ -720,23 +722,27 @@ SCALE_WHY = f"""Why the curves have these shapes:
 - **a load with nothing to do** reads the manifest and the lake's listing of batches, not the
   rows: its time is the interpreter's start and a few queries, whatever the size.
 - **an incremental load** of new courses into a full warehouse writes the new rows at the end of
-  the table and of the primary key, but each of them goes into the `(start_date, course_id)`
-  index at a random place: the more history, the more of that index lies outside PostgreSQL's
-  shared buffers, and every index page touched for the first time after a checkpoint is written
-  whole to the WAL. That is the part of the cost that follows the history, not the new data.
+  the table and of the primary key, but each of them belongs at a random place of the listing
+  index `(start_date, course_id)` (new courses start on dates spread over the whole window). Once
+  that index is larger than PostgreSQL's shared buffers (128 MiB here: from about 2M courses on),
+  the loader stages the batch and inserts its new ids in the index's order, so that each index
+  page is visited once, in turn, rather than read again and again at random (in PostgreSQL's
+  view of the session, that insert is counted as "merge"). What still grows with the history
+  is the number of index pages the new rows touch: each is read when it is not in memory, and
+  written whole to the WAL the first time it changes after a checkpoint.
 - **the API** reads one page of an index by keyset, so its cost follows the page size, not the
   table's, as long as the index's upper levels and the pages read stay in memory. Cached answers
   do not touch the database at all: a change in their p99 from one size to another is the
   machine's (its load average is beside each figure), not the warehouse's.
-- **uncached searches** are what does not scale yet. A search whose matches number at most
-  100,000 reads them once per data version and word (PostgreSQL, 10^7 courses: 0.3 s at the
-  median, 0.85 s at the 99th percentile, one request at a time) and then pages in memory; in
-  the run's ten seconds those first reads queue behind each other. A word with more
-  matches (at 10^7 most of the run's words) is answered by reading the listing in order and
-  testing each folded name, which on PostgreSQL costs a lookup of the course's row per row read
-  (75 ms for a page of 50 that read 2,137 rows, alone on the machine): thirty-two connections of
-  those queue on two cores. An index that holds the folded name beside `(start_date, course_id)`
-  (read without the table) or keeping larger match sets in memory would be the next steps."""
+- **uncached searches** follow the page too, not the table. On PostgreSQL the listing index also
+  holds each course's folded name, category and level, so a search for a common word reads that
+  index in order, testing each folded name there, and no table row for the courses it passes
+  over (an index-only scan); then it reads the page's 50 rows. Whether a word is that common (more
+  than 50,000 matches) is judged from the 10,000 most recent courses of that same index (a few
+  milliseconds), not by counting its matches in the text index, which reads a table row for each
+  match. At 10^6 each of the run's words has fewer matches: they are read once through the text
+  index and kept in memory, and the run's p99 is those first reads. From 10^7 on every word of
+  the run is common, and every request is such a scan."""
 
 
 # ---------------------------------------------------------------------------------------------

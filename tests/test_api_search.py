@@ -171,6 +171,7 @@ def test_postgresql_tells_common_words_from_a_sample_of_the_listing(
     postgres_searched: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(matches, "MAX_MATCHES", 10)
+    monkeypatch.setattr(matches, "SCAN_MATCHES", 10)
     counts = prefix_counts(postgres_searched)
     common = max(counts, key=counts.__getitem__)
     rare = min((w for w in counts if counts[w] <= 10), key=lambda w: (-counts[w], w))

@@ -294,8 +294,8 @@ class Catalog:
         return matches.Matches.of(self._execute(*self._compiled_with_values(read)))
 
     def _surely_too_many(self, words: tuple[str, ...]) -> bool:
-        """Whether ``words`` match more courses than are kept, judged from the most recent
-        courses of the listing and the planner's count of courses (PostgreSQL).
+        """Whether ``words`` match more than :data:`matches.SCAN_MATCHES` courses, judged from
+        the most recent courses of the listing and the planner's count of courses (PostgreSQL).
 
         Counting in the text index reads a table row per match (100,001 rows, scattered over
         the table: seconds among 10^8 courses); the sample reads only the listing index, which
@@ -306,7 +306,7 @@ class Catalog:
         ((courses,),) = self._execute(
             "SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = 'courses'::regclass", {}
         )
-        return int(hits) * float(courses) > matches.MAX_MATCHES * queries.PROBE_ROWS
+        return int(hits) * float(courses) > matches.SCAN_MATCHES * queries.PROBE_ROWS
 
     def holds_matches(self, words: tuple[str, ...]) -> bool:
         """Whether the matches of ``words`` are in memory (a page of them is a quick read)."""
