@@ -17,7 +17,15 @@ from coursemart.generate import generate
 from coursemart.lake import open_lake
 from coursemart.load import load
 from coursemart.masking import mask_text
-from tests.conftest import WINDOW, CliResult, execute, new_warehouse, snapshot, unavailable
+from tests.conftest import (
+    AZURITE_KEY,
+    WINDOW,
+    CliResult,
+    execute,
+    new_warehouse,
+    snapshot,
+    unavailable,
+)
 from tests.test_load import course_count, run_load, write_raw_batch
 
 Cli = Callable[..., CliResult]
@@ -175,9 +183,9 @@ def test_a_malformed_warehouse_url_is_one_line_and_exit_2(
             "cannot read abfs://c@acct.dfs.core.windows.net/x?sv=2024&sig=Zm9v%2Bbar&se=1 now",
             "cannot read abfs://c@acct.dfs.core.windows.net/x?sv=2024&sig=***&se=1 now",
         ),
-        (  # a made-up account key, spelled in two parts so it reads as no real one
-            "DefaultEndpointsProtocol=https;AccountName=acct;" + "AccountKey=" + "not-a-key;x",
-            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=***;x",
+        (  # the emulator's published development key, the same for every Azurite
+            f"DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};x",
+            "DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=***;x",
         ),
         ("token sig=abc&se=2030 expired", "token sig=***&se=2030 expired"),
         ("GET /api/x?code=KEY123 200", "GET /api/x?code=*** 200"),
