@@ -131,28 +131,28 @@ def postgres_url(tmp_path: Path) -> Iterator[str]:
     yield from new_warehouse("postgresql", tmp_path)
 
 
+def committed(url: str, work: Callable[[Any], object]) -> None:
+    """Run ``work`` on a connection to the warehouse inside one transaction, then commit."""
+    from coursemart import warehouse
+
+    engine = warehouse.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            work(connection)
+    finally:
+        engine.dispose()
+
+
 def empty_warehouse(url: str) -> None:
     """Tables and view, no rows."""
     from coursemart import warehouse
 
-    engine = warehouse.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            warehouse.ensure_schema(connection)
-    finally:
-        engine.dispose()
+    committed(url, warehouse.ensure_schema)
 
 
 def execute(url: str, sql: str) -> None:
     """Run one SQL statement on the warehouse, committed (what a DBA's change would do)."""
-    from coursemart import warehouse
-
-    engine = warehouse.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
+    committed(url, lambda connection: connection.exec_driver_sql(sql))
 
 
 def snapshot(url: str) -> dict[str, list[tuple[object, ...]]]:
