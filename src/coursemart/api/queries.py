@@ -174,11 +174,10 @@ def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tupl
     if shape.cursor:
         conditions.append(after(backend, descending=shape.descending, rows=rows))
     order = in_order(rows, descending=shape.descending)
-    chosen = sa.select(*view.c) if rows is view else sa.select(courses.c.course_id)
-    listing = chosen.select_from(rows).where(*conditions).order_by(*order).limit(limit)
     if rows is view:
-        return listing
-    page = listing.subquery("page")
+        return sa.select(*view.c).where(*conditions).order_by(*order).limit(limit)
+    ids = sa.select(courses.c.course_id).where(*conditions).order_by(*order).limit(limit)
+    page = ids.subquery("page")
     return (
         sa.select(*view.c)
         .join(page, page.c.course_id == view.c.course_id)

@@ -282,16 +282,16 @@ class PostgresBackend(Backend, MergesStages):
         )
 
 
-def postgres_merge_sql(stage: str, where: str = "", *, distinct: bool = False) -> str:
-    """Staged rows into ``courses``: insert new ids, update a course only from a greater batch.
+def postgres_merge_sql(stage: str, where: str, *, distinct: bool = False) -> str:
+    """The stage's rows matching ``where`` into ``courses``: insert new ids, update a course only
+    from a greater batch.
 
     With ``distinct``, one row per ``course_id`` is taken from the stage.
     """
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS)
-    condition = f" WHERE {where}" if where else ""
     pick = "DISTINCT ON (course_id) " if distinct else ""
     order = " ORDER BY course_id" if distinct else ""
-    source = f"SELECT {pick}{COLUMN_LIST} FROM {stage}{condition}{order}"
+    source = f"SELECT {pick}{COLUMN_LIST} FROM {stage} WHERE {where}{order}"
     return (
         f"INSERT INTO courses AS c ({COLUMN_LIST}) {source} "
         f"ON CONFLICT (course_id) DO UPDATE SET {updates} "
