@@ -251,3 +251,19 @@ def test_a_second_generate_on_a_local_lake_waits_for_the_first(lake_dir: Path) -
 
     assert waiting.returncode == 0
     assert "ids 101–150" in out
+
+
+def test_a_drivers_own_log_line_never_reaches_stderr() -> None:
+    """psycopg logs "error ignored terminating <psycopg.Copy [BAD]>" while a COPY unwinds after
+    the server died; only coursemart's one-line error may show. (In a process of its own:
+    pytest's log capture would hide what logging's last resort prints.)"""
+    script = (
+        "import logging; from coursemart.cli import main; main(['config']); "
+        "logging.getLogger('psycopg').warning('error ignored terminating <psycopg.Copy [BAD]>')"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""

@@ -150,15 +150,25 @@ class PrivateServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
+        self.wait_until_ready()
+
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        """Until the server accepts a session and answers a query, as a user's retry would wait:
+        after a crash it listens before recovery has finished ("the database system is starting
+        up"), so an open port is not enough."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        problem = "no attempt"
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                time.sleep(0.5)
+                with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as probe:
+                    probe.execute("SELECT 1")
                 return
-            except OSError:
+            except psycopg.OperationalError as exc:
+                problem = str(exc).strip()
                 time.sleep(0.2)
-        raise AssertionError("the private PostgreSQL server did not start")
+        raise AssertionError(f"the private PostgreSQL server is not ready: {problem}")
 
     def wait_for(self, statement: str, timeout: float = 120) -> None:
         """Until a backend runs a statement LIKE ``statement``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import sys
@@ -25,6 +26,10 @@ STORAGE_LIBRARIES = frozenset(
     {"fsspec", "adlfs", "azure", "s3fs", "botocore", "aiobotocore", "aiohttp"}
 )
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Drivers that log what they ignore while unwinding (psycopg: "error ignored terminating
+#: <psycopg.Copy [BAD]>" after the server died mid-COPY). The error that ends the command is
+#: coursemart's one line; their lines would print before it through logging's last resort.
+QUIET_LIBRARIES = ("psycopg", "pymysql", "pyodbc")
 
 try:  # recent Typer vendors click under typer._click
     from typer._click import exceptions as click_errors
@@ -35,12 +40,22 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; errors are one line on stderr: exit 2 for bad input, 1 otherwise."""
     command = typer.main.get_command(app)
+    quiet_libraries()
     handler = signal.getsignal(signal.SIGTERM)  # commands may change it; run in-process, put back
     try:
         return run(command, argv)
     finally:
         if handler is not None and signal.getsignal(signal.SIGTERM) is not handler:
             signal.signal(signal.SIGTERM, handler)
+
+
+def quiet_libraries() -> None:
+    """Keep drivers' own log lines off stderr: only coursemart's lines may show there."""
+    for name in QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        if not any(isinstance(handler, logging.NullHandler) for handler in library.handlers):
+            library.addHandler(logging.NullHandler())
+        library.propagate = False
 
 
 def run(command: Any, argv: list[str] | None) -> int:
