@@ -38,13 +38,30 @@ def course_count(url: str) -> int:
 
 
 def write_raw_batch(lake_dir: Path, *tables: pa.Table, batch_id: str | None = None) -> str:
-    """Commit a batch of hand-made part files (any schema, nulls allowed) to the lake."""
+    """Commit hand-made part files (any schema, nulls allowed) to the lake's Delta table as one
+    version, as another writer could: the log names them, nothing checks what they hold."""
+    from deltalake.transaction import AddAction
+
     batch_id = batch_id or new_id()
+    lake = open_lake(str(lake_dir), create=True)
     folder = lake_dir / "courses" / f"batch_id={batch_id}"
     folder.mkdir(parents=True)
+    actions = []
     for number, table in enumerate(tables):
-        pq.write_table(table, folder / f"part-{number:05d}.parquet")
-    (folder / "_SUCCESS").write_text(json.dumps({"batch_id": batch_id}))
+        path = folder / f"part-{number:05d}.parquet"
+        pq.write_table(table, path)
+        stats = json.dumps({"numRecords": table.num_rows})
+        actions.append(
+            AddAction(
+                f"batch_id={batch_id}/{path.name}",
+                path.stat().st_size,
+                {"batch_id": batch_id},
+                0,
+                True,
+                stats,
+            )
+        )
+    lake.commit_files(batch_id, actions)
     return batch_id
 
 

@@ -7,6 +7,7 @@ course id and the date window: two runs with the same seed on empty lakes write 
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from coursemart import model, vocabulary
 from coursemart.errors import InputError
 from coursemart.lake import BatchWriter, Lake, new_id, open_lake
 from coursemart.lake.parquet import INT64_MAX
+from coursemart.lake.upkeep import remove_leftovers
 
 DEFAULT_COURSES: Final = 100_000
 CHUNK_ROWS: Final = 250_000
@@ -238,7 +240,7 @@ def rescheduled_courses(
     wanted = pa.array(chosen)
     pieces = []
     columns = ["course_id", "course_name", "category_id", "level_id"]
-    for _, record_batch in lake.read_batches(batches, columns=columns):
+    for _, record_batch in lake.read_batches(batches[::-1], columns=columns):  # newest first
         table = pa.Table.from_batches([record_batch])
         pieces.append(table.filter(pc.is_in(table["course_id"], value_set=wanted)))
     found = pa.concat_tables(pieces).combine_chunks()
@@ -270,7 +272,11 @@ def generate_batch(
     lake = open_lake(lake_url, create=True)
     lake.write_dimension("categories", model.categories_table())
     lake.write_dimension("levels", model.levels_table())
+    if not lake.is_delta() and lake.has_batch_folders():
+        raise lake.not_a_table()
     with lake.generate_lock():
+        if lake.is_local:  # no other generate runs: a marked folder is a killed one's
+            remove_leftovers(lake, grace_seconds=math.inf)
         first_id = lake.max_course_id() + 1
         if first_id + request.courses - 1 > INT64_MAX:
             raise InputError(

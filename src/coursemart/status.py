@@ -25,48 +25,63 @@ class StatusReport:
 
 def _loaded(
     target: Warehouse, *, details: bool = True
-) -> tuple[bool, set[str], dict[str, int], list[manifest.LoadRecord]]:
-    """Whether the warehouse has coursemart's tables, its loaded batch ids and, with
-    ``details``, its row counts and latest loads."""
+) -> tuple[bool, manifest.Position | None, dict[str, int], list[manifest.LoadRecord]]:
+    """Whether the warehouse has coursemart's tables, how far it loaded the lake's table and,
+    with ``details``, its row counts (cancelled courses among them) and latest loads."""
     missing = target.sqlite_file is not None and not target.sqlite_file.exists()
     engine = target.engine(read_only=not missing)  # a missing file cannot be opened read-only
     try:
         with engine.connect() as connection:
             names = set(sa.inspect(connection).get_table_names())
             if not {t.name for t in warehouse.metadata.sorted_tables} <= names:
-                return False, set(), {}, []
-            done = manifest.loaded_batch_ids(connection)
+                return False, None, {}, []
+            position = manifest.lake_position(connection)
             if not details:
-                return True, done, {}, []
-            return True, done, manifest.row_counts(connection), manifest.latest_loads(connection)
+                return True, position, {}, []
+            counts = manifest.row_counts(connection)
+            counts["cancelled courses"] = manifest.cancelled_courses(connection)
+            return True, position, counts, manifest.latest_loads(connection)
     finally:
         engine.dispose()
 
 
-def _pending(lake_url: str, done: set[str]) -> list[tuple[str, int]]:
+def _pending(lake_url: str, position: manifest.Position | None) -> list[tuple[str, int]]:
+    """The table's versions after ``position``: a label for each and the rows it added."""
     lake = open_lake(lake_url)
-    pending = lake.pending_batches(done) if lake.exists() else []
-    return [(batch_id, lake.batch_row_count(batch_id)) for batch_id in pending]
+    if not lake.exists() or not lake.is_delta():
+        return []
+    latest = int(lake.delta().version())
+    first = 0 if position is None else position.version + 1
+    found = []
+    for commit in lake.commits(first, latest) if first <= latest else []:
+        rows = sum(
+            file.rows if file.rows is not None else lake.file_rows(file.path)
+            for file in commit.added
+        )
+        batch = commit.batch_id or next((f.batch_id for f in commit.added if f.batch_id), None)
+        label = f"version {commit.version}  {commit.operation.lower() or 'commit'}"
+        found.append((label + (f"  batch {batch}" if batch else ""), rows))
+    return found
 
 
 def status(lake_url: str, warehouse_url: str) -> StatusReport:
-    """Row counts, the latest loads, and the committed batches not loaded yet."""
+    """Row counts, the latest loads, and the committed versions not loaded yet."""
     target = Warehouse.from_url(warehouse_url)
-    initialised, done, counts, loads = _loaded(target)
+    initialised, position, counts, loads = _loaded(target)
     return StatusReport(
         warehouse_url=target.display,
         lake_url=mask_url(lake_url),
         initialised=initialised,
         counts=counts,
-        pending=_pending(lake_url, done),
+        pending=_pending(lake_url, position),
         loads=loads,
     )
 
 
 def pending_rows(lake_url: str, warehouse_url: str) -> int:
-    """Rows in batches waiting to be loaded (for a progress bar): no counting of tables."""
-    _, done, _, _ = _loaded(Warehouse.from_url(warehouse_url), details=False)
-    return sum(rows for _, rows in _pending(lake_url, done))
+    """Rows in versions waiting to be loaded (for a progress bar): no counting of tables."""
+    _, position, _, _ = _loaded(Warehouse.from_url(warehouse_url), details=False)
+    return sum(rows for _, rows in _pending(lake_url, position))
 
 
 def render(report: StatusReport) -> str:
@@ -79,8 +94,9 @@ def render(report: StatusReport) -> str:
             "rows:      " + ", ".join(f"{name} {count:,}" for name, count in report.counts.items())
         )
     pending_total = sum(rows for _, rows in report.pending)
-    lines.append(f"pending:   {len(report.pending)} batches, {pending_total:,} rows")
-    lines.extend(f"  {batch_id}  {rows:,} rows" for batch_id, rows in report.pending)
+    count = len(report.pending)
+    lines.append(f"pending:   {count} version{'' if count == 1 else 's'}, {pending_total:,} rows")
+    lines.extend(f"  {label}  {rows:,} rows" for label, rows in report.pending)
     if report.loads:
         lines.append("latest loads:")
         header = ("load_id", "status", "batches", "read", "loaded", "rejected", "finished (UTC)")

@@ -3,8 +3,8 @@
 Each command module registers on :data:`coursemart.cli.app.app`; :func:`main` runs it.
 """
 
-from coursemart.cli import pipeline, reports, serve, spark
+from coursemart.cli import lake, pipeline, reports, serve, spark
 from coursemart.cli.app import app
 from coursemart.cli.main import main
 
-__all__ = ["app", "main", "pipeline", "reports", "serve", "spark"]
+__all__ = ["app", "lake", "main", "pipeline", "reports", "serve", "spark"]

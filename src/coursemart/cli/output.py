@@ -65,12 +65,22 @@ def generate_summary(result: GenerateResult) -> str:
 def load_summary(result: LoadResult) -> str:
     """The one-line summary of a load."""
     if result.status == "nothing to do":
-        return f"nothing to do: every committed batch is already loaded (load {result.load_id})"
+        return f"nothing to do: every committed version is already loaded (load {result.load_id})"
+    versions = result.versions
+    span = (
+        f"version {versions[0]}"
+        if len(versions) == 1
+        else f"versions {versions[0]}–{versions[-1]}"
+        if versions
+        else "no version"
+    )
     line = (
         f"loaded {len(result.batches)} batch{'es' if len(result.batches) != 1 else ''} "
-        f"(load {result.load_id}): {result.rows_read:,} rows read, {result.rows_loaded:,} loaded, "
-        f"{result.rows_rejected:,} rejected"
+        f"({span}, load {result.load_id}): {result.rows_read:,} rows read, "
+        f"{result.rows_loaded:,} loaded, {result.rows_rejected:,} rejected"
     )
+    if result.cancelled:
+        line += f", {result.cancelled:,} cancelled courses removed"
     if result.rows_skipped:
         line += f", {result.rows_skipped:,} before --since skipped"
     line += f", {result.seconds:.1f} s"

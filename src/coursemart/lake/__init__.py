@@ -3,8 +3,10 @@
 ```
 <lake>/categories.csv                        dimension snapshot, replaced atomically
 <lake>/levels.csv
-<lake>/courses/batch_id=<id>/part-*.parquet  one folder per generate run, never modified
-<lake>/courses/batch_id=<id>/_SUCCESS        written last: a batch without it does not exist
+<lake>/courses/_delta_log/…                  the Delta table's log: one commit per generate,
+                                             delete or outside write
+<lake>/courses/batch_id=<id>/part-*.parquet  data files, partitioned by batch; only those the log
+                                             names exist for readers
 <lake>/_rejected/load_id=<id>/part-*.parquet rows the loader refused, with a ``reason`` column
 ```
 
@@ -14,9 +16,10 @@ a :class:`Lake` is opened once from its URL, and its methods are the verbs.
 
 from __future__ import annotations
 
-from coursemart.lake.batches import Batches, BatchWriter, Listing, is_sorted_by_start
 from coursemart.lake.contents import Batch, SuccessRecord, batch_id_problem
+from coursemart.lake.delta import Commit, DataFile
 from coursemart.lake.dimensions import DimensionFiles
+from coursemart.lake.legacy import LegacyBatches, Listing
 from coursemart.lake.parquet import PARQUET_COMPRESSION, ROW_GROUP_ROWS
 from coursemart.lake.rejected import RejectedFiles
 from coursemart.lake.store import (
@@ -28,10 +31,12 @@ from coursemart.lake.store import (
     connect,
     new_id,
 )
+from coursemart.lake.writer import BatchFiles, BatchWriter, is_sorted_by_start
 
 
-class Lake(Batches, DimensionFiles, RejectedFiles):
-    """A lake root on some filesystem: batches, dimension snapshots and rejected rows."""
+class Lake(BatchFiles, LegacyBatches, DimensionFiles, RejectedFiles):
+    """A lake root on some filesystem: the courses table, dimension snapshots, rejected rows,
+    and the batch folders of the earlier layout (for conversion)."""
 
 
 def open_lake(url: str, *, create: bool = False) -> Lake:
@@ -50,6 +55,8 @@ __all__ = [
     "SUCCESS",
     "Batch",
     "BatchWriter",
+    "Commit",
+    "DataFile",
     "Lake",
     "Listing",
     "SuccessRecord",

@@ -132,6 +132,8 @@ class Batch:
     footers: Mapping[str, Any] = field(default_factory=dict, repr=False)
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: The table version that committed the batch's files (None in the earlier layout).
+    version: int | None = None
 
     @property
     def refused(self) -> bool:

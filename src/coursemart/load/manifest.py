@@ -28,9 +28,69 @@ class LoadRecord:
     message: str | None = None
 
 
-def loaded_batch_ids(connection: Connection) -> set[str]:
-    """Ids of the batches already in the warehouse."""
-    return set(connection.execute(sa.select(warehouse.loaded_batches.c.batch_id)).scalars())
+def loaded_batch_ids(connection: Connection, among: list[str] | None = None) -> set[str]:
+    """Ids of the batches already in the warehouse (of ``among``, when given)."""
+    query = sa.select(warehouse.loaded_batches.c.batch_id)
+    if among is not None:
+        query = query.where(warehouse.loaded_batches.c.batch_id.in_(among))
+    return set(connection.execute(query).scalars())
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far a warehouse has loaded the lake's table: its id and the last version loaded."""
+
+    table_id: str
+    version: int
+
+
+def lake_position(connection: Connection) -> Position | None:
+    """The table and last version this warehouse loaded (None before its first Delta load)."""
+    table = warehouse.loaded_versions
+    latest = connection.execute(
+        sa.select(table.c.table_id).order_by(table.c.loaded_at.desc(), table.c.version.desc())
+    ).first()
+    if latest is None:
+        return None
+    version = connection.execute(
+        sa.select(sa.func.max(table.c.version)).where(table.c.table_id == latest[0])
+    ).scalar_one()
+    return Position(str(latest[0]), int(version))
+
+
+def record_version(
+    connection: Connection,
+    *,
+    table_id: str,
+    version: int,
+    load_id: str,
+    operation: str,
+    counts: tuple[int, int, int, int],
+    committed_at: datetime,
+) -> None:
+    """Add a loaded version to the manifest (in the load's transaction, beside its rows);
+    ``counts`` are rows read, loaded, rejected and courses removed."""
+    read, loaded, rejected, cancelled = counts
+    connection.execute(
+        warehouse.loaded_versions.insert().values(
+            table_id=table_id,
+            version=version,
+            load_id=load_id,
+            operation=operation[:40] or "unknown",
+            rows_read=read,
+            rows_loaded=loaded,
+            rows_rejected=rejected,
+            rows_cancelled=cancelled,
+            committed_at=committed_at,
+            loaded_at=datetime.now(UTC),
+        )
+    )
+
+
+def cancelled_courses(connection: Connection) -> int:
+    """Courses removed from the warehouse because the lake deleted them."""
+    total = sa.select(sa.func.coalesce(sa.func.sum(warehouse.loaded_versions.c.rows_cancelled), 0))
+    return int(connection.execute(total).scalar_one())
 
 
 def committed_loads(connection: Connection, load_ids: list[str]) -> set[str]:

@@ -2,12 +2,14 @@
 a single owner.
 
 1. Take the warehouse's load lock (one loader at a time) and open the load's transaction.
-2. Create what is missing of the schema; find the committed batches missing from the manifest,
-   in the order they merge; read and check the dimension snapshots.
+2. Create what is missing of the schema; read the lake table's commits after the last version
+   the manifest holds: the batches they add and the courses they remove, in version order;
+   read and check the dimension snapshots.
 3. The engine stages the batches (Spark validates and writes them from its executors; the local
    engine does nothing yet).
 4. Merge the dimensions; for each batch, the engine writes and merges its rows, and the batch
-   enters the manifest.
+   enters the manifest; each version's removals are applied in turn; every version read enters
+   the manifest.
 5. Record the load and commit. On any failure: roll back, remove the refused rows written so far,
    record the failure; always release the lock.
 
@@ -20,15 +22,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Protocol, TypedDict, Unpack
+from typing import Any, Final, Protocol, TypedDict, Unpack
 
+import pyarrow as pa
 from sqlalchemy.engine import Connection, Engine
 
 from coursemart import warehouse
 from coursemart.errors import LakeError, failure_text
-from coursemart.lake import Batch, Lake, new_id, open_lake
+from coursemart.lake import Batch, Commit, Lake, new_id, open_lake
 from coursemart.load import manifest
 from coursemart.load.backends import Backend, LockBusyError, backend_for
+from coursemart.load.changes import Removal, changes
 from coursemart.load.dimensions import merge_snapshots, read_snapshots
 from coursemart.load.rejected import RejectedRows
 from coursemart.load.validate import Counts, Rules
@@ -111,8 +115,12 @@ class LoadResult:
     seconds: float = 0.0
     #: Batches not loaded because they do not match their ``_SUCCESS`` (loaded once whole).
     refused: tuple[str, ...] = ()
-    #: What the user must hear of: refused batches, skipped folders, files that are not parts.
+    #: What the user must hear of.
     warnings: tuple[str, ...] = ()
+    #: The table versions this load read, oldest first.
+    versions: tuple[int, ...] = ()
+    #: Courses removed because the lake deleted them.
+    cancelled: int = 0
 
 
 @dataclass
@@ -129,6 +137,11 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     #: The lake's dimension rows, checked, by table name (read when there is a batch to load).
     snapshots: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    #: The lake table's id, and the commits this load reads (after the last loaded version).
+    table_id: str = ""
+    commits: list[Commit] = field(default_factory=list)
+    removals: list[Removal] = field(default_factory=list)
+    cancelled: int = 0
 
 
 class EnginePart(Protocol):
@@ -200,7 +213,13 @@ def _load(
         backend.begin()
     merge_snapshots(connection, backend, job.lake, plan.snapshots)
     totals, skipped = Counts(), 0
+    by_version: dict[int, Counts] = {}
+    removed: dict[int, int] = {}
+    pending = list(plan.removals)
     for position, batch in enumerate(plan.batches):
+        while pending and pending[0].version < (batch.version or 0):
+            removal = pending.pop(0)
+            removed[removal.version] = backend.remove_courses(removal.rows)
         counts = part.write(plan, backend, batch, position)
         if position == 0:
             job.checkpoint("after_staging")
@@ -209,7 +228,12 @@ def _load(
         if position == 0:
             job.checkpoint("during_merge")
         totals.merge(counts)
+        by_version.setdefault(batch.version or 0, Counts()).merge(counts)
         skipped += batch.rows - counts.read
+    for removal in pending:
+        removed[removal.version] = backend.remove_courses(removal.rows)
+    record_versions(connection, plan, by_version, removed)
+    plan.cancelled = sum(removed.values())
     result = record_load(connection, plan, started_at, totals, skipped)
     job.checkpoint("before_commit")
     connection.commit()
@@ -220,22 +244,80 @@ def _load(
 
 
 def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: RejectedRows) -> Plan:
-    """The batches this load merges, in order, each checked against its ``_SUCCESS``; those that
-    do not match are refused (left for a later load), with a warning naming them."""
-    listing = job.lake.listing()
-    pending = job.lake.pending_batches(manifest.loaded_batch_ids(connection), listing)
-    opened = [job.lake.open_batch(batch_id) for batch_id in pending]
-    ready = [batch for batch in opened if not batch.refused]
-    snapshots = read_snapshots(job.lake) if ready else {}
-    plan = Plan(job, load_id, ready, rules_for(connection, snapshots), rejected)
+    """The batches and removals this load applies: the commits of the lake's table after the
+    last version this warehouse loaded, in version order. A table other than the one loaded
+    before is refused, naming both."""
+    table = job.lake.delta()
+    table_id, latest = str(table.metadata().id), int(table.version())
+    check_table_schema(table, job.lake.display)
+    position = manifest.lake_position(connection)
+    if position is not None and position.table_id != table_id:
+        raise LakeError(
+            f"the lake {job.lake.display} holds another Delta table (id {table_id}) than the one "
+            f"this warehouse loaded (id {position.table_id}, up to version {position.version}): "
+            "nothing loaded; point --lake at that table's lake, or load into a new warehouse"
+        )
+    if position is not None and position.version > latest:
+        raise LakeError(
+            f"this warehouse loaded version {position.version} of the lake's table, which is "
+            f"only at version {latest}: the table was restored to an earlier state; nothing "
+            "loaded (load into a new warehouse)"
+        )
+    first = 0 if position is None else position.version + 1
+    commits = job.lake.commits(first, latest) if first <= latest else []
+    legacy = manifest.loaded_batch_ids(connection) if position is None else set()
+    found = changes(job.lake, commits, frozenset(legacy))
+    snapshots = read_snapshots(job.lake) if found.batches else {}
+    plan = Plan(job, load_id, list(found.batches), rules_for(connection, snapshots), rejected)
     plan.snapshots = snapshots
-    plan.refused = [batch for batch in opened if batch.refused]
-    plan.warnings = [
-        *listing.warnings(),
-        *(batch.refusal() for batch in plan.refused),
-        *(note for batch in opened for note in batch.notes),
-    ]
+    plan.table_id, plan.commits, plan.removals = table_id, commits, list(found.removals)
     return plan
+
+
+def check_table_schema(table: Any, display: str) -> None:
+    """Refuse a table at the lake path that is not a table of courses, naming what differs."""
+    from coursemart.lake.delta import TABLE_SCHEMA
+
+    fields = {field.name: field.type for field in pa.schema(table.schema().to_arrow())}
+    problems = []
+    for expected in TABLE_SCHEMA:
+        found = fields.get(expected.name)
+        if found is None:
+            problems.append(f"no column {expected.name}")
+        elif not _same_kind(found, expected.type):
+            problems.append(f"{expected.name} is {found}, not {expected.type}")
+    if problems:
+        raise LakeError(
+            f"the Delta table {display}/courses is not a table of courses ({'; '.join(problems)}):"
+            " nothing loaded; point --lake at a coursemart lake"
+        )
+
+
+def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_integer(expected):
+        return bool(pa.types.is_integer(found))
+    if pa.types.is_timestamp(expected):
+        return bool(pa.types.is_timestamp(found))
+    if pa.types.is_string(expected):
+        return bool(pa.types.is_string(found) or pa.types.is_large_string(found))
+    return bool(found == expected)
+
+
+def record_versions(
+    connection: Connection, plan: Plan, by_version: dict[int, Counts], removed: dict[int, int]
+) -> None:
+    """Every version this load read enters the manifest, with what it brought."""
+    for commit in plan.commits:
+        counts = by_version.get(commit.version, Counts())
+        manifest.record_version(
+            connection,
+            table_id=plan.table_id,
+            version=commit.version,
+            load_id=plan.load_id,
+            operation=commit.operation,
+            counts=(counts.read, counts.loaded, counts.rejected, removed.get(commit.version, 0)),
+            committed_at=commit.timestamp,
+        )
 
 
 def rules_for(connection: Connection, snapshots: dict[str, list[dict[str, object]]]) -> Rules:
@@ -251,7 +333,10 @@ def rules_for(connection: Connection, snapshots: dict[str, list[dict[str, object
 def record_merged_batch(
     connection: Connection, batch_id: str, load_id: str, counts: Counts, since: datetime | None
 ) -> None:
-    """Add a merged batch to the manifest (inside the load's transaction)."""
+    """Add a merged batch to the manifest (inside the load's transaction), once: a batch id
+    already there (rows of a batch a later commit rewrote) keeps its first entry."""
+    if batch_id in manifest.loaded_batch_ids(connection, [batch_id]):
+        return
     manifest.record_batch(
         connection,
         batch_id=batch_id,
@@ -267,7 +352,7 @@ def record_load(
     connection: Connection, plan: Plan, started_at: datetime, totals: Counts, skipped: int
 ) -> LoadResult:
     """Record the load in the history (inside its transaction) and return its result."""
-    status = "loaded" if plan.batches else "nothing to do"
+    status = "loaded" if plan.commits else "nothing to do"
     message = "; ".join(filter(None, [reasons_text(totals.reasons), *plan.warnings]))
     manifest.record_load(
         connection,
@@ -296,6 +381,8 @@ def record_load(
         rejected_path=plan.rejected.folder if plan.rejected.rows else None,
         refused=tuple(batch.batch_id for batch in plan.refused),
         warnings=tuple(plan.warnings),
+        versions=tuple(commit.version for commit in plan.commits),
+        cancelled=plan.cancelled,
     )
 
 

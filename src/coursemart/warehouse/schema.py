@@ -88,6 +88,24 @@ loaded_batches = sa.Table(
     sa.Column("loaded_at", Timestamp, nullable=False),
 )
 
+#: The manifest of the Delta lake: one row per version of the lake's table that has been loaded
+#: (exactly-once by version), with the table's id so that another table at the same path is
+#: never taken for it.
+loaded_versions = sa.Table(
+    "coursemart_versions",
+    metadata,
+    sa.Column("table_id", sa.String(model.MAX_ID_LENGTH), primary_key=True),
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("load_id", sa.String(model.MAX_ID_LENGTH), nullable=False),
+    sa.Column("operation", sa.String(40), nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+    sa.Column("rows_rejected", sa.BigInteger, nullable=False),
+    sa.Column("rows_cancelled", sa.BigInteger, nullable=False),
+    sa.Column("committed_at", Timestamp, nullable=False),
+    sa.Column("loaded_at", Timestamp, nullable=False),
+)
+
 #: Every load, including those that had nothing to do and those that failed.
 loads = sa.Table(
     "coursemart_loads",

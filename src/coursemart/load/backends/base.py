@@ -129,6 +129,30 @@ class Backend:
         exists, the row of the greater batch id wins."""
         raise NotImplementedError
 
+    def remove_courses(self, rows: pa.Table) -> int:
+        """Remove the courses the lake deleted. Each row (``course_id``, ``batch_id``) removes its
+        course unless the warehouse holds it from a greater batch (a later row replaced the
+        deleted one); returns how many courses were removed."""
+        table = warehouse.courses
+        statement = table.delete().where(
+            table.c.course_id == sa.bindparam("removed_id"),
+            table.c.batch_id <= sa.bindparam("removed_batch"),
+        )
+        removed = 0
+        ids, batches = rows["course_id"].to_pylist(), rows["batch_id"].to_pylist()
+        for offset in range(0, rows.num_rows, ROWS_PER_STATEMENT):
+            chunk = [
+                {"removed_id": course_id, "removed_batch": batch_id}
+                for course_id, batch_id in zip(
+                    ids[offset : offset + ROWS_PER_STATEMENT],
+                    batches[offset : offset + ROWS_PER_STATEMENT],
+                    strict=True,
+                )
+            ]
+            result = self.connection.execute(statement, chunk)
+            removed += max(int(result.rowcount), 0)
+        return removed
+
     def after_commit(self, rows_loaded: int) -> None:
         """Once the load has committed ``rows_loaded`` rows: upkeep outside its transaction."""
 

@@ -226,6 +226,29 @@ class PostgresBackend(Backend, MergesStages):
                 self.staged = True
             self._copy(self.STAGE, rows)
 
+    def remove_courses(self, rows: pa.Table) -> int:
+        """COPY the removals into a temporary table, then one ``DELETE … USING`` it."""
+        if rows.num_rows == 0:
+            return 0
+        raw = self.connection.connection.driver_connection
+        assert raw is not None
+        buffer = io.BytesIO()
+        pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS coursemart_removed "
+                "(course_id bigint, batch_id text) ON COMMIT DROP"
+            )
+            cursor.execute("TRUNCATE coursemart_removed")
+            with cursor.copy("COPY coursemart_removed FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buffer.getbuffer())
+            cursor.execute(
+                "DELETE FROM courses USING coursemart_removed AS removed "
+                "WHERE courses.course_id = removed.course_id "
+                "AND courses.batch_id <= removed.batch_id"
+            )
+            return max(int(cursor.rowcount), 0)
+
     def after_commit(self, rows_loaded: int) -> None:
         """Refresh the planner's statistics when the load changed a good part of ``courses``:
         its choices for searches (the text index, or a walk in date order) follow them, and
