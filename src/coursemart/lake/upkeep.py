@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from coursemart.errors import InputError, LakeError
-from coursemart.lake.delta import PARTITION, footer_statistics
+from coursemart.lake.delta import PARTITION, CourseTable, footer_statistics
 from coursemart.lake.store import BATCH_PREFIX, COURSES_DIR
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class Vacuum:
     files: tuple[str, ...] = ()
 
 
-def leftover_folders(lake: Lake, grace_seconds: float) -> list[str]:
+def leftover_folders(lake: CourseTable, grace_seconds: float) -> list[str]:
     """Batch folders no commit names: those coursemart's writer marked (a killed generate),
     and those older than ``grace_seconds`` without the mark (another writer's leftovers)."""
     courses = lake.path(COURSES_DIR)
@@ -122,7 +122,7 @@ def leftover_folders(lake: Lake, grace_seconds: float) -> list[str]:
     return found
 
 
-def _named(lake: Lake, batch_id: str) -> bool:
+def _named(lake: CourseTable, batch_id: str) -> bool:
     """Whether any commit of the table's history names the batch (its rows since deleted)."""
     if not lake.is_delta():
         return False
@@ -136,7 +136,7 @@ def _mtime(entry: dict[str, object]) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def remove_leftovers(lake: Lake, grace_seconds: float = FOREIGN_GRACE_SECONDS) -> list[str]:
+def remove_leftovers(lake: CourseTable, grace_seconds: float = FOREIGN_GRACE_SECONDS) -> list[str]:
     """Remove the batch folders no commit names (see :func:`leftover_folders`)."""
     removed = []
     for folder in leftover_folders(lake, grace_seconds):
