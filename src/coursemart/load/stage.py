@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from coursemart import warehouse
 from coursemart.errors import LakeError, failure_text
 from coursemart.lake import Batch, Commit, Lake, new_id, open_lake
+from coursemart.lake.delta import TABLE_SCHEMA
 from coursemart.load import manifest
 from coursemart.load.backends import Backend, LockBusyError, backend_for
 from coursemart.load.changes import Removal, changes
@@ -38,6 +39,7 @@ from coursemart.load.rejected import RejectedRows
 from coursemart.load.validate import Counts, Rules
 from coursemart.masking import mask_text
 from coursemart.warehouse import Warehouse
+from coursemart.warehouse.columns import Extra, add_extras, check_extras, lake_extras
 
 Progress = Callable[[int], None]
 Checkpoint = Callable[[str], None]
@@ -142,6 +144,8 @@ class Plan:
     commits: list[Commit] = field(default_factory=list)
     removals: list[Removal] = field(default_factory=list)
     cancelled: int = 0
+    #: Columns of the lake's table beyond the catalog's own (added to the warehouse).
+    extras: list[Extra] = field(default_factory=list)
 
 
 class EnginePart(Protocol):
@@ -207,6 +211,7 @@ def _load(
     job.lake.settle_rejected(lambda load_ids: manifest.committed_loads(connection, load_ids))
     part.prepare(connection)
     plan = plan_load(job, connection, load_id, rejected)
+    add_extras(connection, plan.extras)
     part.stage(plan)
     if part.stages_apart:
         connection.commit()  # the load lock is still held: nobody else loaded meanwhile
@@ -249,7 +254,9 @@ def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: Reje
     before is refused, naming both."""
     table = job.lake.delta()
     table_id, latest = str(table.metadata().id), int(table.version())
-    check_table_schema(table, job.lake.display)
+    schema = check_table_schema(table, job.lake.display)
+    extras = lake_extras(schema, set(TABLE_SCHEMA.names))
+    check_extras(connection, extras)
     position = manifest.lake_position(connection)
     if position is not None and position.table_id != table_id:
         raise LakeError(
@@ -271,14 +278,15 @@ def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: Reje
     plan = Plan(job, load_id, list(found.batches), rules_for(connection, snapshots), rejected)
     plan.snapshots = snapshots
     plan.table_id, plan.commits, plan.removals = table_id, commits, list(found.removals)
+    plan.extras = extras
     return plan
 
 
-def check_table_schema(table: Any, display: str) -> None:
-    """Refuse a table at the lake path that is not a table of courses, naming what differs."""
-    from coursemart.lake.delta import TABLE_SCHEMA
-
-    fields = {field.name: field.type for field in pa.schema(table.schema().to_arrow())}
+def check_table_schema(table: Any, display: str) -> pa.Schema:
+    """The table's schema; a table at the lake path that is not a table of courses is refused,
+    naming what differs."""
+    schema = pa.schema(table.schema().to_arrow())
+    fields = {field.name: field.type for field in schema}
     problems = []
     for expected in TABLE_SCHEMA:
         found = fields.get(expected.name)
@@ -291,6 +299,7 @@ def check_table_schema(table: Any, display: str) -> None:
             f"the Delta table {display}/courses is not a table of courses ({'; '.join(problems)}):"
             " nothing loaded; point --lake at a coursemart lake"
         )
+    return schema
 
 
 def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:

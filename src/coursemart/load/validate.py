@@ -6,7 +6,7 @@ warehouse's column types.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
@@ -242,10 +242,16 @@ def _name_rules(longest: int) -> list[Rule]:
     ]
 
 
-def check(table: pa.Table, rules: Rules, duplicates: pa.Array | None = None) -> Checked:
+def check(
+    table: pa.Table,
+    rules: Rules,
+    duplicates: pa.Array | None = None,
+    extras: Sequence[str] = (),
+) -> Checked:
     """Split conformed rows into good and rejected, each rejected row with its first reason.
 
-    Columns beyond the course columns are carried along with the rejected rows.
+    Columns beyond the course columns are carried along with the rejected rows; those named in
+    ``extras`` (columns the lake's table gained) also with the good ones, after the course columns.
 
     The rules are first evaluated as cheap boolean masks over all rows; reason texts are built
     only for the (usually few) rows that break one.
@@ -257,14 +263,14 @@ def check(table: pa.Table, rules: Rules, duplicates: pa.Array | None = None) -> 
     for broken, _ in row_rules:
         refused = pc.or_(refused, pc.fill_null(broken(table), False))
     if not pc.any(refused).as_py():
-        return Checked(good=_lake_columns(table), rejected=_empty_rejected(table))
+        return Checked(good=_lake_columns(table, extras), rejected=_empty_rejected(table))
     bad = table.filter(refused)
     reason: Mask = pa.nulls(bad.num_rows, pa.string())
     for broken, message in reversed(row_rules):  # the first rule is applied last, so it wins
         text = message(bad)
         value = text if isinstance(text, str) else pc.fill_null(text, "")
         reason = pc.if_else(pc.fill_null(broken(bad), False), value, reason)
-    good = _lake_columns(table.filter(pc.invert(refused)))
+    good = _lake_columns(table.filter(pc.invert(refused)), extras)
     if PROBLEM in bad.column_names:
         bad = bad.drop_columns([PROBLEM])
     return Checked(good=good, rejected=bad.append_column("reason", reason))
@@ -274,9 +280,13 @@ def _none(table: pa.Table) -> Mask:
     return pa.array(np.zeros(table.num_rows, dtype=bool))
 
 
-def _lake_columns(table: pa.Table) -> pa.Table:
-    """The course columns with the lake's (non-null) types; extra columns stay with rejects."""
-    return table.select(model.COURSES_SCHEMA.names).cast(model.COURSES_SCHEMA)
+def _lake_columns(table: pa.Table, extras: Sequence[str] = ()) -> pa.Table:
+    """The course columns with the lake's (non-null) types, then ``extras``; other columns stay
+    with rejects."""
+    core = table.select(model.COURSES_SCHEMA.names).cast(model.COURSES_SCHEMA)
+    for name in extras:
+        core = core.append_column(name, table[name])
+    return core
 
 
 def _empty_rejected(table: pa.Table) -> pa.Table:

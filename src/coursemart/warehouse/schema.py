@@ -106,6 +106,15 @@ loaded_versions = sa.Table(
     sa.Column("loaded_at", Timestamp, nullable=False),
 )
 
+#: The columns the lake's table gained, as the warehouse added them (warehouse/columns.py).
+extra_columns_table = sa.Table(
+    "coursemart_columns",
+    metadata,
+    sa.Column("column_name", sa.String(model.MAX_ID_LENGTH), primary_key=True),
+    sa.Column("lake_type", sa.String(40), nullable=False),
+    sa.Column("added_at", Timestamp, nullable=False),
+)
+
 #: Every load, including those that had nothing to do and those that failed.
 loads = sa.Table(
     "coursemart_loads",
@@ -143,9 +152,11 @@ view_query = (
 # DDL
 
 
-def view_ddl(dialect: sa.Dialect) -> str:
-    """``CREATE VIEW vw_most_recent_courses`` for ``dialect``."""
-    body = str(view_query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+def view_ddl(dialect: sa.Dialect, extras: list[str] | None = None) -> str:
+    """``CREATE VIEW vw_most_recent_courses`` for ``dialect``, with the ``extras`` columns of
+    ``courses`` (those the lake's table gained) after the catalog's own."""
+    query = view_query.add_columns(*(sa.column(name, _selectable=courses) for name in extras or []))
+    body = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     return f"CREATE VIEW {VIEW_NAME} AS {body}"
 
 

@@ -129,6 +129,27 @@ class Backend:
         exists, the row of the greater batch id wins."""
         raise NotImplementedError
 
+    def update_extras(self, batch_id: str, rows: pa.Table) -> None:
+        """Set the extra columns (those the lake's table gained) of the rows ``batch_id`` won:
+        ``rows`` holds ``course_id`` then those columns."""
+        names = rows.column_names[1:]  # checked names (warehouse/columns.py): safe unquoted
+        assignments = ", ".join(f"{name} = :extra_{name}" for name in names)
+        statement = sa.text(
+            f"UPDATE courses SET {assignments} "
+            "WHERE course_id = :extra_course_id AND batch_id = :extra_batch_id"
+        )
+        columns = {name: rows[name].to_pylist() for name in rows.column_names}
+        for offset in range(0, rows.num_rows, ROWS_PER_STATEMENT):
+            chunk = [
+                {
+                    "extra_course_id": columns["course_id"][index],
+                    "extra_batch_id": batch_id,
+                    **{f"extra_{name}": columns[name][index] for name in names},
+                }
+                for index in range(offset, min(offset + ROWS_PER_STATEMENT, rows.num_rows))
+            ]
+            self.connection.execute(statement, chunk)
+
     def remove_courses(self, rows: pa.Table) -> int:
         """Remove the courses the lake deleted. Each row (``course_id``, ``batch_id``) removes its
         course unless the warehouse holds it from a greater batch (a later row replaced the
