@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     load_wait: float = Field(default=30.0, ge=0)
     """Seconds a load waits for another load on the same warehouse before giving up."""
 
+    follow_interval: float = Field(default=1.0, ge=0.05, le=3600)
+    """Seconds between two looks at the lake's log by ``coursemart load --follow``."""
+
     failpoint: str | None = None
     """For reliability tests only: the load checkpoint at which the loader kills itself
     (``before_commit``, or ``before_commit:SIGTERM`` for another signal than SIGKILL)."""

@@ -151,3 +151,24 @@ def spark_conf_pairs(pairs: list[str] | None) -> dict[str, str]:
             raise InputError(f"--spark-conf {pair!r} is not KEY=VALUE")
         conf[key.strip()] = value
     return conf
+
+
+FollowOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow",
+        help="After loading what is pending, keep watching the lake's table and load each new "
+        "version as it appears (SIGTERM or Ctrl-C stops it between loads).",
+    ),
+]
+IntervalOption = Annotated[
+    float | None,
+    typer.Option(
+        "--interval",
+        min=0.05,
+        metavar="SECONDS",
+        help="With --follow: seconds between looks at the table's log. Default: "
+        "COURSEMART_FOLLOW_INTERVAL, 1.",
+        show_default=False,
+    ),
+]

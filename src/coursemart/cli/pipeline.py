@@ -19,6 +19,8 @@ from coursemart.cli.options import (
     CoursesOption,
     EndOption,
     EngineOption,
+    FollowOption,
+    IntervalOption,
     LakeOption,
     QuietOption,
     RescheduleOption,
@@ -130,6 +132,8 @@ class LoadOptions:
     warehouse: str | None
     since: datetime | None
     wait: float | None
+    #: Seconds between looks at the lake's log when following it; None: load once.
+    follow: float | None = None
 
 
 def load_lake(
@@ -147,6 +151,9 @@ def load_lake(
         wait=wait,
         checkpoint=kill_at(config.failpoint),
     )
+    if options.follow is not None:
+        follow_lake(job, spark, options.follow, quiet)
+        return
     if spark is not None:
         from coursemart.engines.spark import SparkLoad
 
@@ -159,10 +166,37 @@ def load_lake(
         total = pending_rows(lake_url, warehouse_url) if interactive else None
         with progress_bar("loading", total, quiet) as advance:
             result = run_load(replace(job, progress=advance), LocalLoad())
+    report_load(result, quiet)
+
+
+def report_load(result: Any, quiet: bool) -> None:
+    """A load's warnings on stderr and its summary line."""
     for warning in result.warnings:
-        err.print(f"coursemart: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        warn(warning)
     if not quiet:
         say(load_summary(result))
+
+
+def warn(text: str) -> None:
+    err.print(f"coursemart: warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+def follow_lake(job: Any, spark: Any, interval: float, quiet: bool) -> None:
+    """``load --follow``: every pending version now, then each new one as it appears."""
+    from coursemart.load.follow import FollowEvents, follow
+
+    def make_part() -> Any:
+        if spark is not None:
+            from coursemart.engines.spark import SparkLoad
+
+            return SparkLoad(spark, job.warehouse)
+        from coursemart.load.local import LocalLoad
+
+        return LocalLoad()
+
+    if not quiet:
+        say(f"following {job.lake.display} every {interval:g} s into {job.warehouse.display}")
+    follow(job, make_part, FollowEvents(lambda r: report_load(r, quiet), warn), interval=interval)
 
 
 @app.command("load")
@@ -172,16 +206,29 @@ def load_command(
     warehouse: WarehouseOption = None,
     since: SinceOption = None,
     wait: WaitOption = None,
+    follow: FollowOption = False,
+    interval: IntervalOption = None,
     engine: EngineOption = None,
     spark_master: SparkMasterOption = None,
     spark_conf: SparkConfOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Load new committed lake batches into the warehouse, exactly once."""
+    """Load the lake's new committed versions into the warehouse, exactly once (--follow: and
+    keep loading each new one as it appears)."""
     stop_gracefully_on_sigterm()
     config = settings()
+    options = LoadOptions(warehouse, since, wait, following(config, follow, interval))
     with engine_session(config, engine, spark_master, spark_conf) as spark:
-        load_lake(config, spark, lake or config.lake, LoadOptions(warehouse, since, wait), quiet)
+        load_lake(config, spark, lake or config.lake, options, quiet)
+
+
+def following(config: Settings, follow: bool, interval: float | None) -> float | None:
+    """The follow interval asked for, or None when not following."""
+    if not follow:
+        if interval is not None:
+            raise InputError("--interval is for --follow: add --follow, or drop --interval")
+        return None
+    return config.follow_interval if interval is None else interval
 
 
 @app.command()
@@ -196,16 +243,19 @@ def run(
     reschedule: RescheduleOption = 0.0,
     since: SinceOption = None,
     wait: WaitOption = None,
+    follow: FollowOption = False,
+    interval: IntervalOption = None,
     engine: EngineOption = None,
     spark_master: SparkMasterOption = None,
     spark_conf: SparkConfOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Generate a batch (into an empty lake, or when --courses is given), then load every new
-    batch into the warehouse."""
+    version into the warehouse (--follow: and keep loading new ones as they appear)."""
     stop_gracefully_on_sigterm()
     config = settings()
     lake_url = lake or config.lake
+    loading = LoadOptions(warehouse, since, wait, following(config, follow, interval))
     if courses is None and lake_has_courses(lake_url):
         if not quiet:
             say(
@@ -218,7 +268,7 @@ def run(
     with engine_session(config, engine, spark_master, spark_conf) as spark:
         if options is not None:
             write_batch(config, spark, lake_url, options, quiet)
-        load_lake(config, spark, lake_url, LoadOptions(warehouse, since, wait), quiet)
+        load_lake(config, spark, lake_url, loading, quiet)
 
 
 def lake_has_courses(lake_url: str) -> bool:

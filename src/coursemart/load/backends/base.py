@@ -29,6 +29,8 @@ COLUMN_LIST: Final = ", ".join(STORED_COLUMNS)
 QMARKS: Final = ", ".join("?" * len(STORED_COLUMNS))
 FORMATS: Final = ", ".join(["%s"] * len(STORED_COLUMNS))
 LOCK_NAME: Final = "coursemart-load"
+#: The lock a follower (``coursemart load --follow``) holds for its whole life.
+FOLLOW_LOCK_NAME: Final = "coursemart-follow"
 ROWS_PER_STATEMENT: Final = 10_000
 
 
@@ -105,6 +107,14 @@ class Backend:
 
     def unlock(self) -> None:
         """Release the lock taken by :meth:`lock`."""
+
+    def hold_follow_lock(self) -> bool:
+        """Take the one-follower-per-warehouse lock on this connection, for as long as it is
+        open; False when another follower holds it."""
+        raise CoursemartError(
+            f"{self.connection.dialect.name} warehouses cannot be followed yet: run "
+            "`coursemart load` on a schedule instead"
+        )
 
     def begin(self) -> None:
         """Open the load's transaction."""

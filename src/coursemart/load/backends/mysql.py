@@ -24,6 +24,7 @@ from coursemart import warehouse
 from coursemart.errors import CoursemartError
 from coursemart.load.backends.base import (
     COLUMN_LIST,
+    FOLLOW_LOCK_NAME,
     FORMATS,
     LOCK_NAME,
     ROWS_PER_STATEMENT,
@@ -180,6 +181,13 @@ class MySQLBackend(Backend, MergesStages):
         self.connection.commit()
         if got != 1:
             raise busy(self.display_url, wait)
+
+    def hold_follow_lock(self) -> bool:
+        database = self.connection.engine.url.database or ""
+        name = f"{FOLLOW_LOCK_NAME}:{database}"[:64]
+        got = self.connection.execute(sa.select(sa.func.get_lock(name, 0))).scalar()
+        self.connection.commit()
+        return got == 1
 
     def unlock(self) -> None:
         self.fresh.discard()

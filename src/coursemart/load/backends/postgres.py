@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from coursemart.load.backends.base import (
     COLUMN_LIST,
+    FOLLOW_LOCK_NAME,
     LOCK_NAME,
     UPDATED_COLUMNS,
     Backend,
@@ -81,6 +82,14 @@ class PostgresBackend(Backend, MergesStages):
             if time.monotonic() - began >= wait:
                 raise busy(self.display_url, wait)
             time.sleep(0.1)
+
+    def hold_follow_lock(self) -> bool:
+        where = self.connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+        name = f"{FOLLOW_LOCK_NAME}:{where}"
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        got = self.connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+        self.connection.commit()
+        return bool(got)
 
     def unlock(self) -> None:
         self.connection.rollback()  # a failed transaction would refuse the unlock

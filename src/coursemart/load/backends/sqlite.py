@@ -7,8 +7,9 @@ statement at a time took three times as long (25 s against 9 s for a million cou
 
 from __future__ import annotations
 
+import fcntl
 import time
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from coursemart.load.backends.base import (
 
 class SQLiteBackend(Backend):
     dialects = ("sqlite",)
+    follow_lock: IO[bytes] | None = None
     STAGE: Final = "temp.coursemart_incoming"
     CREATE_STAGE: Final = f"CREATE TEMP TABLE IF NOT EXISTS coursemart_incoming ({COLUMN_LIST})"
     STAGE_ROWS: Final = f"INSERT INTO {STAGE} VALUES ({QMARKS})"
@@ -58,6 +60,21 @@ class SQLiteBackend(Backend):
 
     def unlock(self) -> None:
         self._raw().execute("PRAGMA foreign_keys = ON")
+
+    def hold_follow_lock(self) -> bool:
+        """SQLite has no session locks: an advisory lock on ``<file>.follow-lock`` beside the
+        database, held by an open file this backend keeps."""
+        database = self.connection.engine.url.database
+        if not database or database == ":memory:":
+            return True
+        handle = open(f"{database}.follow-lock", "a+b")  # noqa: SIM115 - held while following
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self.follow_lock = handle
+        return True
 
     def _raw(self) -> Any:
         raw = self.connection.connection.driver_connection
