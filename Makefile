@@ -89,6 +89,7 @@ bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios, wr
 	$(BIN)/python bench/spark.py $(BENCH_ARGS)
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+	$(BIN)/python bench/follow.py $(BENCH_ARGS)
 	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 bench-quick: ## The benchmarks at small sizes (a few minutes); report in bench/results/quick/

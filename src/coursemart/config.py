@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     load_wait: float = Field(default=30.0, ge=0)
     """Seconds a load waits for another load on the same warehouse before giving up."""
 
-    follow_interval: float = Field(default=1.0, ge=0.05, le=3600)
+    follow_interval: float = Field(default=0.5, ge=0.05, le=3600)
     """Seconds between two looks at the lake's log by ``coursemart load --follow``."""
 
     failpoint: str | None = None

@@ -168,7 +168,7 @@ IntervalOption = Annotated[
         min=0.05,
         metavar="SECONDS",
         help="With --follow: seconds between looks at the table's log. Default: "
-        "COURSEMART_FOLLOW_INTERVAL, 1.",
+        "COURSEMART_FOLLOW_INTERVAL, 0.5.",
         show_default=False,
     ),
 ]

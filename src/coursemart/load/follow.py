@@ -32,7 +32,7 @@ from coursemart.load.stage import EnginePart, LoadJob, LoadResult, run_load
 from coursemart.warehouse import Warehouse
 
 #: Seconds between two looks at the table's log when nothing fails.
-DEFAULT_INTERVAL: Final = 1.0
+DEFAULT_INTERVAL: Final = 0.5
 #: The longest wait between two attempts during an outage.
 MAX_BACKOFF: Final = 60.0
 
