@@ -235,6 +235,20 @@ ACCOUNT_KEY = "a2V5"  # base64, as account keys are
                 }
             ),
         ),
+        (
+            {"account_name": "acme", "identity_endpoint": "http://localhost:42356/msi/token"},
+            DeltaStorage(
+                {"account_name": "acme", "msi_endpoint": "http://localhost:42356/msi/token"}
+            ),
+        ),
+        (
+            {
+                "account_name": "acme",
+                "account_key": ACCOUNT_KEY,
+                "identity_endpoint": "http://localhost:42356/msi/token",
+            },
+            DeltaStorage({"account_name": "acme", "account_key": ACCOUNT_KEY}),
+        ),
         ({}, DeltaStorage()),
     ],
     ids=[
@@ -246,6 +260,8 @@ ACCOUNT_KEY = "a2V5"  # base64, as account keys are
         "name-and-key",
         "name-and-sas",
         "account-host",
+        "managed-identity",
+        "key-over-identity",
         "nothing",
     ],
 )

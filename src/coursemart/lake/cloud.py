@@ -6,9 +6,11 @@ configuration keys. For Azure, adlfs reads an account's credentials from its arg
 ``AZURE_STORAGE_CONNECTION_STRING``, ``AZURE_STORAGE_ACCOUNT_NAME``/``_KEY`` and
 ``AZURE_STORAGE_SAS_TOKEN``; object_store reads no connection string, so this module turns what
 adlfs holds into object_store's keys (``account_name``, ``account_key``, ``sas_token``,
-``azure_storage_endpoint``, ``allow_http``, ``use_emulator``). Service principals
-(``AZURE_STORAGE_CLIENT_ID``/``_SECRET``/``TENANT_ID``) and S3's ``AWS_*`` variables are read by
-both libraries themselves.
+``azure_storage_endpoint``, ``allow_http``, ``use_emulator``, ``msi_endpoint``). Service
+principals (``AZURE_STORAGE_CLIENT_ID``/``_SECRET``/``TENANT_ID``) and S3's ``AWS_*`` variables
+are read by both libraries themselves. With no key at all, both sign in with the host's managed
+identity: adlfs finds App Service's and Container Apps' token endpoint (``IDENTITY_ENDPOINT``)
+itself, object_store only when given it (it reads ``IDENTITY_HEADER`` itself).
 
 Azurite (the emulator) answers with path-style addresses (``http://host:port/<account>``) and
 does not implement the listing parameter (``startFrom``) object_store uses to read a table's log
@@ -53,10 +55,12 @@ def azure_storage(
     account_key: str | None = None,
     sas_token: str | None = None,
     account_host: str | None = None,
+    identity_endpoint: str | None = None,
 ) -> DeltaStorage:
     """object_store's options for an Azure storage account, from the credentials adlfs takes:
     a connection string (account key or SAS, Azurite's included) wins over account name with
-    key or SAS token, as it does in adlfs."""
+    key or SAS token, as it does in adlfs; with neither, the managed identity's token endpoint
+    (``identity_endpoint``) where the host has one."""
     options: dict[str, str] = {}
     endpoint: str | None = None
     if connection_string:
@@ -96,6 +100,8 @@ def azure_storage(
         options["account_key"] = account_key
     if sas_token:
         options["sas_token"] = sas_token.lstrip("?")
+    if identity_endpoint and not (account_key or sas_token):
+        options["msi_endpoint"] = identity_endpoint
     return DeltaStorage(options, emulator_url)
 
 
@@ -116,6 +122,7 @@ def delta_storage(url: str, fs: Any) -> DeltaStorage:
         account_key=credential("account_key"),
         sas_token=credential("sas_token"),
         account_host=credential("account_host"),
+        identity_endpoint=os.environ.get("IDENTITY_ENDPOINT"),
     )
 
 
