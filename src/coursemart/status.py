@@ -54,12 +54,16 @@ def _pending(lake_url: str, position: manifest.Position | None) -> list[tuple[st
     first = 0 if position is None else position.version + 1
     found = []
     for commit in lake.commits(first, latest) if first <= latest else []:
+        label = f"version {commit.version}  {commit.operation.lower() or 'commit'}"
+        if commit.changes:  # a delete: the rows it removed, not those of the files it rewrote
+            rows = sum(lake.file_rows(file.path) for file in commit.changes)
+            found.append((label + "  removes", rows))
+            continue
         rows = sum(
             file.rows if file.rows is not None else lake.file_rows(file.path)
             for file in commit.added
         )
         batch = commit.batch_id or next((f.batch_id for f in commit.added if f.batch_id), None)
-        label = f"version {commit.version}  {commit.operation.lower() or 'commit'}"
         found.append((label + (f"  batch {batch}" if batch else ""), rows))
     return found
 

@@ -10,7 +10,7 @@
 <lake>/_rejected/load_id=<id>/part-*.parquet rows the loader refused, with a ``reason`` column
 ```
 
-Local folders and fsspec URLs (``abfs://``, ``s3://``, ``memory://``) go through the same code:
+Local folders and cloud URLs (``abfs://``, ``s3://``) go through the same code:
 a :class:`Lake` is opened once from its URL, and its methods are the verbs.
 """
 

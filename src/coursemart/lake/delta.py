@@ -497,16 +497,29 @@ class TableWrites(CourseTable):
                 f"cannot commit batch {batch_id} to {self.display}/{COURSES_DIR}: {first(exc)}"
             ) from exc
 
-    def delete_courses(self, predicate: str) -> tuple[int, int]:
-        """Delete the rows ``predicate`` (a delta-rs SQL predicate) matches, as one commit with
-        its change data. Returns (version, rows deleted)."""
+    def delete_courses(self, ids: Sequence[int]) -> tuple[int, int]:
+        """Delete every row of the courses ``ids`` as one commit with its change data (a MERGE
+        whose source is the ids: a predicate listing tens of thousands of ids is too much for
+        delta-rs's planner). Returns (version, rows deleted)."""
+        from deltalake import WriterProperties
         from deltalake.exceptions import DeltaError
 
         table = self.delta()
+        source = pa.table({"course_id": pa.array(sorted(set(ids)), pa.int64())})
         try:
-            metrics = table.delete(predicate)
+            metrics = (
+                table.merge(
+                    source=source,
+                    predicate="target.course_id = source.course_id",
+                    source_alias="source",
+                    target_alias="target",
+                    writer_properties=WriterProperties(compression="ZSTD"),
+                )
+                .when_matched_delete()
+                .execute()
+            )
         except (DeltaError, OSError, ValueError) as exc:
             raise LakeError(
                 f"cannot delete from {self.display}/{COURSES_DIR}: {first(exc)}"
             ) from exc
-        return int(table.version()), int(metrics.get("num_deleted_rows", 0))
+        return int(table.version()), int(metrics.get("num_target_rows_deleted", 0))

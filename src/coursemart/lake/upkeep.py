@@ -171,12 +171,11 @@ class Cancellation:
     rows: int
 
 
-def id_predicate(ids: list[int]) -> str:
-    """The delete's predicate for the courses named, in delta-rs's SQL."""
-    bad = [course_id for course_id in ids if course_id <= 0]
+def check_ids(ids: list[int]) -> None:
+    """Course ids are positive integers that a BIGINT holds."""
+    bad = [course_id for course_id in ids if not 0 < course_id < 2**63]
     if bad:
-        raise InputError(f"course ids are positive integers; got {bad[0]}")
-    return f"course_id IN ({', '.join(str(course_id) for course_id in sorted(set(ids)))})"
+        raise InputError(f"course ids are positive integers below 2^63; got {bad[0]}")
 
 
 def starting_before(lake: Lake, before: datetime) -> list[int]:
@@ -219,5 +218,6 @@ def cancel(lake: Lake, ids: list[int], before: datetime | None) -> Cancellation:
     chosen = ids if before is None else starting_before(lake, before)
     if not chosen:
         return Cancellation(None, 0)
-    version, rows = lake.delete_courses(id_predicate(chosen))
+    check_ids(chosen)
+    version, rows = lake.delete_courses(chosen)
     return Cancellation(version if rows else None, rows)

@@ -63,10 +63,24 @@ def changes(lake: Lake, commits: list[Commit], skip_batches: frozenset[str]) -> 
     return Changes(tuple(batches), tuple(removals))
 
 
-def files_by_batch(commit: Commit) -> dict[str, tuple[DataFile, ...]]:
-    """The commit's added files grouped by batch id, in the order of their names."""
+def snapshot_changes(lake: Lake, files: list[DataFile], commit: Commit) -> Changes:
+    """A first load's work: every live file of the table as of ``commit``, as batches (the
+    greatest batch wins in the merge, so their order is that of their ids)."""
+    batches = [
+        Batch(batch_id, opened.parts, opened.footers, version=commit.version)
+        for batch_id, group in files_by_batch(commit, files).items()
+        for opened in [lake.open_batch(batch_id, group)]
+    ]
+    return Changes(tuple(batches), ())
+
+
+def files_by_batch(
+    commit: Commit, files: tuple[DataFile, ...] | list[DataFile] | None = None
+) -> dict[str, tuple[DataFile, ...]]:
+    """The commit's added files (or ``files``) grouped by batch id, in the order of their
+    names."""
     groups: dict[str, list[DataFile]] = {}
-    for file in sorted(commit.added, key=lambda file: file.path):
+    for file in sorted(commit.added if files is None else files, key=lambda file: file.path):
         batch_id = file.batch_id or commit.batch_id or commit.derived_batch_id
         groups.setdefault(batch_id, []).append(file)
     return {batch_id: tuple(files) for batch_id, files in sorted(groups.items())}

@@ -33,7 +33,7 @@ from coursemart.lake import Batch, Commit, Lake, new_id, open_lake
 from coursemart.lake.delta import TABLE_SCHEMA
 from coursemart.load import manifest
 from coursemart.load.backends import Backend, LockBusyError, backend_for
-from coursemart.load.changes import Removal, changes
+from coursemart.load.changes import Removal, changes, snapshot_changes
 from coursemart.load.dimensions import merge_snapshots, read_snapshots
 from coursemart.load.rejected import RejectedRows
 from coursemart.load.validate import Counts, Rules
@@ -270,16 +270,33 @@ def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: Reje
             f"only at version {latest}: the table was restored to an earlier state; nothing "
             "loaded (load into a new warehouse)"
         )
-    first = 0 if position is None else position.version + 1
-    commits = job.lake.commits(first, latest) if first <= latest else []
     legacy = manifest.loaded_batch_ids(connection) if position is None else set()
-    found = changes(job.lake, commits, frozenset(legacy))
+    if position is None and not legacy:
+        # A warehouse that never loaded: the table as it is now, whatever its log still holds
+        # (a checkpoint and the commits after it, once the oldest entries expired).
+        commits = [latest_commit(table, latest)]
+        found = snapshot_changes(job.lake, job.lake.live_files(table), commits[0])
+    else:
+        first = 0 if position is None else position.version + 1
+        commits = job.lake.commits(first, latest) if first <= latest else []
+        found = changes(job.lake, commits, frozenset(legacy))
     snapshots = read_snapshots(job.lake) if found.batches else {}
     plan = Plan(job, load_id, list(found.batches), rules_for(connection, snapshots), rejected)
     plan.snapshots = snapshots
     plan.table_id, plan.commits, plan.removals = table_id, commits, list(found.removals)
     plan.extras = extras
     return plan
+
+
+def latest_commit(table: Any, version: int) -> Commit:
+    """The table's latest version as a commit record (its time and operation, from history)."""
+    entries = table.history(1)
+    info = entries[0] if entries else {}
+    stamp = info.get("timestamp")
+    moment = (
+        datetime.fromtimestamp(stamp / 1000, UTC) if isinstance(stamp, int) else datetime.now(UTC)
+    )
+    return Commit(version=version, timestamp=moment, operation="SNAPSHOT")
 
 
 def check_table_schema(table: Any, display: str) -> pa.Schema:
