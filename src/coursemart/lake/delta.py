@@ -117,11 +117,11 @@ def parse_commit(version: int, text: str, folder: str, where: str) -> Commit:
         elif "metaData" in action:
             schema = (action["metaData"] or {}).get("schemaString")
         elif "add" in action and action["add"].get("dataChange", True):
-            added.append(_data_file(folder, action["add"]))
+            added.append(_data_file(folder, action["add"], where))
         elif "remove" in action and action["remove"].get("dataChange", True):
-            removed.append(_data_file(folder, action["remove"]))
+            removed.append(_data_file(folder, action["remove"], where))
         elif "cdc" in action:
-            changes.append(_data_file(folder, action["cdc"]))
+            changes.append(_data_file(folder, action["cdc"], where))
     stamp = info.get("timestamp")
     moment = (
         datetime.fromtimestamp(stamp / 1000, UTC) if isinstance(stamp, int) else datetime.now(UTC)
@@ -139,9 +139,14 @@ def parse_commit(version: int, text: str, folder: str, where: str) -> Commit:
     )
 
 
-def _data_file(folder: str, action: Mapping[str, Any]) -> DataFile:
+def _data_file(folder: str, action: Mapping[str, Any], where: str) -> DataFile:
     path = unquote(str(action.get("path", "")))
-    full = path if "://" in path else f"{folder.rstrip('/')}/{path}"
+    if "://" in path or path.startswith("/") or ".." in path.split("/"):
+        raise LakeError(
+            f"{where} names {path}, outside the table's folder: coursemart reads only files "
+            "inside it (as delta-rs does); nothing loaded"
+        )
+    full = f"{folder.rstrip('/')}/{path}"
     partition = (action.get("partitionValues") or {}).get(PARTITION)
     stats = _stats(action.get("stats"))
     rows = stats.get("numRecords")
@@ -289,21 +294,52 @@ class CourseTable(ParquetFiles):
         except TableNotFoundError as exc:
             raise self.not_a_table() from exc
         except (DeltaError, OSError, ValueError) as exc:
+            self.check_log()  # names a damaged commit file, when that is why
             raise LakeError(
                 f"cannot read the Delta table {self.display}/{COURSES_DIR}: {first(exc)}"
             ) from exc
         check_features(table, f"{self.display}/{COURSES_DIR}")
         return table
 
+    def check_log(self) -> None:
+        """Parse every commit file of the log, so that a damaged one is named (delta-rs's own
+        error does not say which): :class:`LakeError` for the first that is not valid JSON."""
+        log = self.path(COURSES_DIR, LOG_DIR)
+        self.fs.invalidate_cache(log)
+        names = sorted(str(name) for name in self.fs.ls(log, detail=False))
+        for name in names:
+            stem = name.rsplit("/", 1)[-1].removesuffix(".json")
+            if name.endswith(".json") and stem.isdigit():
+                self.commits(int(stem), int(stem))
+
     def not_a_table(self) -> LakeError:
-        """The error for a lake whose ``courses`` is not a Delta table."""
+        """The error for a lake whose ``courses`` is not a Delta table, saying what it is."""
         where = f"{self.display}/{COURSES_DIR}"
         if self.has_batch_folders():
             return LakeError(
                 f"{where} holds batch folders (the layout before Delta tables): run "
                 f"`coursemart lake convert --lake {self.display}` once, then load"
             )
+        courses = self.path(COURSES_DIR)
+        self.fs.invalidate_cache(courses)
+        if self.fs.isfile(courses):
+            return LakeError(
+                f"{where} is a file, not a Delta table: point --lake at a coursemart lake"
+            )
+        if self.fs.exists(courses) and self.foreign_files(courses):
+            return LakeError(
+                f"{where} holds files but no Delta log ({LOG_DIR}/): it is not a Delta table; "
+                "point --lake at a coursemart lake"
+            )
         return LakeError(f"{where} is not a Delta table: run `coursemart generate` first")
+
+    def foreign_files(self, courses: str) -> list[str]:
+        """Files under ``courses`` other than those of coursemart's uncommitted writes."""
+        from coursemart.lake.upkeep import WRITING_MARK
+
+        found = [str(path) for path in self.fs.find(courses, maxdepth=3)]
+        marked = {path.rsplit("/", 1)[0] for path in found if path.endswith("/" + WRITING_MARK)}
+        return [path for path in found if path.rsplit("/", 1)[0] not in marked]
 
     def has_batch_folders(self) -> bool:
         """Whether the lake holds committed batches of the earlier layout (``_SUCCESS``)."""
