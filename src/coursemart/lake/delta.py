@@ -484,6 +484,16 @@ def check_features(table: Any, where: str) -> None:
         )
 
 
+def committed_version(table: Any, batch_id: str) -> int:
+    """The version of the commit naming ``batch_id`` that ``table`` just made: delta-rs returns
+    none, and retries a commit that lost a race on a later version."""
+    table.update_incremental()
+    for entry in table.history(10):
+        if entry.get(BATCH_KEY) == batch_id:
+            return int(entry["version"])
+    return int(table.version())
+
+
 def first(exc: BaseException) -> str:
     """An error's first line."""
     text = str(exc).strip() or type(exc).__name__
@@ -527,7 +537,7 @@ class TableWrites(CourseTable):
                 partition_by=[PARTITION],
                 commit_properties=properties,
             )
-            return int(table.version())
+            return committed_version(table, batch_id)
         except (DeltaError, OSError, ValueError) as exc:
             raise LakeError(
                 f"cannot commit batch {batch_id} to {self.display}/{COURSES_DIR}: {first(exc)}"
