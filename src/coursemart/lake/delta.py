@@ -500,8 +500,52 @@ def first(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+#: Delta's primitive types by kind: a column of the kind coursemart writes takes its values.
+_KINDS: Final = {
+    "byte": "integer",
+    "short": "integer",
+    "integer": "integer",
+    "long": "integer",
+    "string": "string",
+    "timestamp": "timestamp",
+    "timestamp_ntz": "timestamp",
+}
+
+
+def write_problems(table: Any) -> list[str]:
+    """Why coursemart's batches cannot be committed to ``table`` (another table stands at the
+    lake path): a course column missing or of another kind, or another partitioning."""
+    from deltalake import Schema
+
+    found = {
+        field.name: getattr(field.type, "type", str(field.type)) for field in table.schema().fields
+    }
+    problems = []
+    for field in Schema.from_arrow(TABLE_SCHEMA).fields:
+        kind = found.get(field.name)
+        if kind is None:
+            problems.append(f"no column {field.name}")
+        elif _KINDS.get(kind, kind) != _KINDS[field.type.type]:
+            problems.append(f"{field.name} is {kind}, not {field.type.type}")
+    partitions = list(table.metadata().partition_columns)
+    if partitions != [PARTITION]:
+        problems.append(f"partitioned by {', '.join(partitions) or 'nothing'}, not {PARTITION}")
+    return problems
+
+
 class TableWrites(CourseTable):
     """Commits, deletes and clean-up of the table, all through delta-rs."""
+
+    def check_writable(self) -> None:
+        """Refuse, before anything is written, a lake whose ``courses`` is another table."""
+        if not self.is_delta():
+            return
+        problems = write_problems(self.delta())
+        if problems:
+            raise LakeError(
+                f"the Delta table {self.display}/{COURSES_DIR} is not a table of courses "
+                f"({'; '.join(problems)}): nothing written; point --lake at a coursemart lake"
+            )
 
     def commit_files(self, batch_id: str, actions: list[Any]) -> int:
         """Commit data files already in the table's folder as one version naming ``batch_id``;

@@ -122,6 +122,7 @@ class BatchWriter:
         self.committed = False
         self._next_part = 0
         self._lock = threading.Lock()
+        lake.check_writable()
         lake.fs.makedirs(lake.batch_dir(batch_id), exist_ok=True)
         lake.fs.pipe_file(self.mark, b"")  # a killed write is known by it (lake/upkeep.py)
 
