@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from coursemart.errors import LakeError
 from coursemart.generate import generate
 from coursemart.lake import batch_id_problem, open_lake
 from coursemart.load import load
-from tests.conftest import WINDOW, snapshot
+from tests.conftest import WINDOW, CliResult, snapshot
 from tests.test_bad_inputs import commit_file, course_table, parquet_bytes
 from tests.test_load import course_count, expected_courses, query, stored_courses
 
@@ -187,6 +188,53 @@ def test_batch_folders_no_commit_names_are_never_read(
 
     assert course_count(sqlite_url) == 10 and result.warnings == ()
     assert outside.batch_id not in open_lake(str(lake_dir)).committed_batches()
+
+
+@pytest.mark.parametrize(
+    ("table", "partition_by", "problem"),
+    [
+        (
+            pa.table({"isbn": ["978-0"], "title": ["Dune"]}),
+            None,
+            "no column course_id; no column course_name",
+        ),
+        (
+            course_table(course_id=pa.array(["100"])).append_column("batch_id", pa.array(["b"])),
+            ["batch_id"],
+            "(course_id is string, not long)",
+        ),
+        (
+            course_table(course_id=pa.array([100], pa.int64())).append_column(
+                "batch_id", pa.array(["b"])
+            ),
+            None,
+            "(partitioned by nothing, not batch_id)",
+        ),
+    ],
+)
+def test_generate_into_a_lake_holding_another_table_is_refused_before_writing(
+    lake_dir: Path,
+    cli: Callable[..., CliResult],
+    table: pa.Table,
+    partition_by: list[str] | None,
+    problem: str,
+) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    uri = str(lake_dir / "courses")
+    write_deltalake(uri, table, partition_by=partition_by)
+    files = sorted(p for p in (lake_dir / "courses").rglob("*") if p.is_file())
+
+    result = cli("generate", "-q", "-n", "10", "--lake", str(lake_dir))
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"coursemart: error: the Delta table {lake_dir}/courses is not a table of courses ("
+    )
+    assert problem in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stderr.rstrip().endswith("nothing written; point --lake at a coursemart lake")
+    assert DeltaTable(uri).version() == 0
+    assert sorted(p for p in (lake_dir / "courses").rglob("*") if p.is_file()) == files
 
 
 # ---------------------------------------------------------------------------------------------
