@@ -122,7 +122,8 @@ class BatchWriter:
         self.committed = False
         self._next_part = 0
         self._lock = threading.Lock()
-        lake.check_writable()
+        if not lake.fs.exists(lake.batch_dir(batch_id)):
+            lake.check_writable()  # once, by the writer that starts the batch (not each executor)
         lake.fs.makedirs(lake.batch_dir(batch_id), exist_ok=True)
         lake.fs.pipe_file(self.mark, b"")  # a killed write is known by it (lake/upkeep.py)
 
