@@ -294,7 +294,8 @@ class CourseTable(ParquetFiles):
         except TableNotFoundError as exc:
             raise self.not_a_table() from exc
         except (DeltaError, OSError, ValueError) as exc:
-            self.check_log()  # names a damaged commit file, when that is why
+            if "json" in str(exc).lower():
+                self.check_log()  # names the damaged commit file
             raise LakeError(
                 f"cannot read the Delta table {self.display}/{COURSES_DIR}: {first(exc)}"
             ) from exc
@@ -306,11 +307,14 @@ class CourseTable(ParquetFiles):
         error does not say which): :class:`LakeError` for the first that is not valid JSON."""
         log = self.path(COURSES_DIR, LOG_DIR)
         self.fs.invalidate_cache(log)
-        names = sorted(str(name) for name in self.fs.ls(log, detail=False))
-        for name in names:
-            stem = name.rsplit("/", 1)[-1].removesuffix(".json")
-            if name.endswith(".json") and stem.isdigit():
-                self.commits(int(stem), int(stem))
+        try:
+            names = sorted(str(name) for name in self.fs.ls(log, detail=False))
+            for name in names:
+                stem = name.rsplit("/", 1)[-1].removesuffix(".json")
+                if name.endswith(".json") and stem.isdigit():
+                    self.commits(int(stem), int(stem))
+        except OSError:
+            return  # the log cannot be read at all: delta-rs's error says so
 
     def not_a_table(self) -> LakeError:
         """The error for a lake whose ``courses`` is not a Delta table, saying what it is."""
