@@ -360,6 +360,26 @@ def test_a_generate_killed_before_its_commit_leaves_nothing_a_reader_sees(
     assert not killed.exists() and open_lake(str(lake_dir)).uncommitted_batches() == []
 
 
+def test_a_first_generate_killed_before_the_table_exists_is_removed_by_vacuum_alone(
+    lake_dir: Path, sqlite_url: str, cli: Callable[..., CliResult]
+) -> None:
+    (lake_dir / "courses" / "batch_id=theirs").mkdir(parents=True)
+    (lake_dir / "courses" / "batch_id=theirs" / "part-0.parquet").write_bytes(b"not ours")
+    hours_ago = time.time() - 7200  # older than vacuum's grace for other writers' leftovers
+    os.utime(lake_dir / "courses" / "batch_id=theirs" / "part-0.parquet", (hours_ago, hours_ago))
+
+    killed = kill_when_a_part_is_written(lake_dir, {"batch_id=theirs"})
+    refused = cli("load", "--lake", str(lake_dir), "--warehouse", sqlite_url)
+    vacuumed = cli("lake", "vacuum", "--lake", str(lake_dir))
+
+    assert refused.stderr == (
+        f"coursemart: error: {lake_dir}/courses holds files but no Delta log (_delta_log/): it "
+        "is not a Delta table; point --lake at a coursemart lake\n"
+    )
+    assert vacuumed.exit_code == 0 and not killed.exists()
+    assert (lake_dir / "courses" / "batch_id=theirs" / "part-0.parquet").exists()  # not ours
+
+
 # ---------------------------------------------------------------------------------------------
 # Batches other writers append
 
