@@ -1,8 +1,10 @@
-"""The bad-input corpus: odd types, encodings, time units, names, folders, part files and dimension
-files, each loaded by ``coursemart load`` on SQLite and PostgreSQL. Every case ends in one of:
-rows refused with their exact reasons (read = loaded + rejected, the rest loads), a batch left for
-later with a warning naming it, or a one-line refusal naming the file with the warehouse as it
-was. None may end in a traceback (the command runs in this process: one would fail the test)."""
+"""The bad-input corpus: odd types, encodings, time units, names, part files, the table's log,
+what stands at the lake path, and dimension files, each loaded by ``coursemart load`` on SQLite
+and PostgreSQL. Every case ends in one of: rows refused with their exact reasons (read = loaded +
+rejected, the rest loads), rows loaded with a warning naming what was odd, or a one-line refusal
+naming the file, version or feature with the warehouse as it was. None may end in a traceback
+(the command runs in this process: one would fail the test). Files other writers commit go
+through add actions, as any Delta writer's do: nothing checks what they hold but the load."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from coursemart import model
 from coursemart.generate import generate
-from coursemart.lake import open_lake
+from coursemart.lake import new_id, open_lake
 from tests.conftest import WINDOW, CliResult, new_warehouse, snapshot
 from tests.test_load import query, write_raw_batch
 
@@ -39,8 +42,7 @@ class Rows:
 
 @dataclass(frozen=True)
 class Warns:
-    """A warning holding ``text``; the odd input is left aside (or, with ``loads``, the batch
-    loads and only the odd file is left aside)."""
+    """A warning holding ``text``; ``loads`` courses load (none: the odd input is left aside)."""
 
     text: str
     loads: int = 0
@@ -369,11 +371,11 @@ SCHEMA_CASES = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Part files and batch folders
+# Part files and the table's log
 
 
 def generated(courses: int = 300, chunk_rows: int = 100) -> Callable[[Path], Path]:
-    """A committed batch written by coursemart, returning its folder."""
+    """A batch committed by coursemart (version 1 of the table), returning its folder."""
 
     def make(lake_dir: Path) -> Path:
         result = generate(
@@ -384,6 +386,32 @@ def generated(courses: int = 300, chunk_rows: int = 100) -> Callable[[Path], Pat
     return make
 
 
+def commit_file(lake_dir: Path, data: bytes, partition: str | None, path: str = "") -> str:
+    """Commit one file of these bytes through an add action, as another writer could: the
+    log names it with ``partition`` as its batch id; nothing checks what it holds. Returns the
+    batch id the commit names."""
+    from deltalake.transaction import AddAction
+
+    path = path or f"batch_id={new_id()}/part-00000.parquet"
+    target = lake_dir / "courses" / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    action = AddAction(path, len(data), {"batch_id": partition}, 0, True, '{"numRecords": 1}')
+    batch_id = new_id()
+    open_lake(str(lake_dir)).commit_files(batch_id, [action])
+    return batch_id
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def log_file(lake_dir: Path, version: int) -> Path:
+    return lake_dir / "courses" / "_delta_log" / f"{version:020d}.json"
+
+
 def cut_short(lake_dir: Path) -> None:
     part = generated()(lake_dir) / "part-00000.parquet"
     part.write_bytes(part.read_bytes()[:500])
@@ -392,14 +420,11 @@ def cut_short(lake_dir: Path) -> None:
 def damaged_footer(lake_dir: Path) -> None:
     part = generated()(lake_dir) / "part-00001.parquet"
     data = part.read_bytes()
-    part.write_bytes(data[:-40] + b"\xff" * 40)  # same size: it passes the record's check
+    part.write_bytes(data[:-40] + b"\xff" * 40)  # same size as the log says
 
 
 def not_parquet(lake_dir: Path) -> None:
-    folder = lake_dir / "courses" / "batch_id=20990101T000000.000000Z-csv0"
-    folder.mkdir(parents=True)
-    (folder / "part-00000.parquet").write_text("course_id,course_name\n1,x\n")
-    (folder / "_SUCCESS").write_text("")
+    commit_file(lake_dir, b"course_id,course_name\n1,x\n", "20990101T000000.000000Z-csv0")
 
 
 def missing_part(lake_dir: Path) -> None:
@@ -411,82 +436,160 @@ def extra_part(lake_dir: Path) -> None:
     shutil.copy(folder / "part-00000.parquet", folder / "part-00007.parquet")
 
 
-def rows_differ(lake_dir: Path) -> None:
-    folder = generated()(lake_dir)
-    marker = folder / "_SUCCESS"
-    marker.write_text(marker.read_text().replace('"rows": 300', '"rows": 299', 1))
+def statistics_differ(lake_dir: Path) -> None:
+    generated()(lake_dir)
+    log = log_file(lake_dir, 1)
+    log.write_text(log.read_text().replace('numRecords\\": 100', 'numRecords\\": 99'))
+    assert 'numRecords\\": 99' in log.read_text()
 
 
 def stray_file(lake_dir: Path) -> None:
     (generated()(lake_dir) / "README.txt").write_text("copied by hand")
 
 
-def odd_folder(name: str) -> Callable[[Path], None]:
-    def make(lake_dir: Path) -> None:
-        generated()(lake_dir).rename(lake_dir / "courses" / f"batch_id={name}")
-
-    return make
-
-
-def linked_folder(lake_dir: Path) -> None:
+def unlisted_folder(lake_dir: Path) -> None:
+    """Batch folders copied in by hand or linked, beside a committed batch: the log never
+    names them."""
+    generated()(lake_dir)
     elsewhere = generated()(lake_dir.parent / "elsewhere")
     os.symlink(elsewhere, lake_dir / "courses" / elsewhere.name)
+    shutil.copytree(elsewhere, lake_dir / "courses" / "batch_id=20990101T000000.000000Z-copy")
 
 
+def odd_batch_id(name: str) -> Callable[[Path], None]:
+    """A file committed with ``name`` as its partition value."""
+    table = course_table(course_id=pa.array([500], pa.int64()))
+
+    def commit(lake_dir: Path) -> None:
+        commit_file(lake_dir, parquet_bytes(table), name)
+
+    return commit
+
+
+def outside_the_table(lake_dir: Path) -> None:
+    """A log entry naming a file by an absolute path (outside the table's folder)."""
+    elsewhere = generated()(lake_dir.parent / "elsewhere") / "part-00000.parquet"
+    commit_file(lake_dir, b"", new_id(), path="batch_id=x/part-00000.parquet")
+    log = log_file(lake_dir, 1)
+    log.write_text(log.read_text().replace('"batch_id=x/', f'"file://{elsewhere.parent}/'))
+
+
+def log_cut_short(lake_dir: Path) -> None:
+    generated()(lake_dir)
+    log = log_file(lake_dir, 1)
+    log.write_bytes(log.read_bytes()[:-30])
+
+
+def log_not_json(lake_dir: Path) -> None:
+    generated()(lake_dir)
+    log_file(lake_dir, 1).write_text("this commit is not JSON\n")
+
+
+def courses_replaced_by(table: pa.Table) -> Callable[[Path], None]:
+    """Another table written where the courses table was (delta-rs's own writer)."""
+    from deltalake import write_deltalake
+
+    def replace(lake_dir: Path) -> None:
+        shutil.rmtree(lake_dir / "courses")
+        write_deltalake(str(lake_dir / "courses"), table)
+
+    return replace
+
+
+def plain_parquet(lake_dir: Path) -> None:
+    shutil.rmtree(lake_dir / "courses")
+    (lake_dir / "courses").mkdir()
+    pq.write_table(
+        course_table(course_id=pa.array([500], pa.int64())), lake_dir / "courses" / "a.parquet"
+    )
+
+
+def empty_folder(lake_dir: Path) -> None:
+    shutil.rmtree(lake_dir / "courses")
+    (lake_dir / "courses").mkdir()
+
+
+def a_file(lake_dir: Path) -> None:
+    shutil.rmtree(lake_dir / "courses")
+    (lake_dir / "courses").write_text("courses")
+
+
+def deletion_vectors(lake_dir: Path) -> None:
+    """The table's protocol raised to deletion vectors (as Databricks turns them on)."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(lake_dir / "courses"))
+    table.alter.set_table_properties({"delta.enableDeletionVectors": "true"})
+    assert "deletionVectors" in (
+        DeltaTable(str(lake_dir / "courses")).protocol().reader_features or []
+    )
+
+
+ODD_ID = "holds characters other than letters, digits"
 FILE_CASES = [
-    Case(
-        "a part file cut short", cut_short, Warns("part-00000.parquet has 500 bytes, _SUCCESS says")
-    ),
+    Case("a part file cut short", cut_short, Fails("part-00000.parquet: ")),
     Case("a part file with a damaged footer", damaged_footer, Fails("part-00001.parquet: ")),
     Case("a part file that is not Parquet", not_parquet, Fails("part-00000.parquet: ")),
-    Case("a missing part file", missing_part, Warns("(part-00001.parquet is missing)")),
     Case(
-        "a part file not in _SUCCESS",
-        extra_part,
-        Warns("part-00007.parquet is not listed in _SUCCESS"),
+        "a missing part file",
+        missing_part,
+        Fails("part-00001.parquet is missing, though version 1 of the table names it"),
     ),
-    Case("row counts unlike _SUCCESS", rows_differ, Warns("300 rows, _SUCCESS says 299")),
-    Case(
-        "a stray file",
-        stray_file,
-        Warns("README.txt is not a part file (part-*.parquet): not read", loads=300),
-    ),
-    Case(
-        "a folder named with brackets",
-        odd_folder("20261127T102455.1Z-[ab]"),
-        Warns("batch_id=20261127T102455.1Z-[ab]: its batch id holds"),
-    ),
-    Case(
-        "a folder named with a star",
-        odd_folder("20261127T102455.1Z-*"),
-        Warns("its batch id holds characters"),
-    ),
-    Case(
-        "a folder named with a question mark",
-        odd_folder("2026?"),
-        Warns("its batch id holds characters"),
-    ),
-    Case(
-        "a folder named with braces",
-        odd_folder("2026{a,b}"),
-        Warns("its batch id holds characters"),
-    ),
-    Case(
-        "a folder named with a space",
-        odd_folder("2026 11 27"),
-        Warns("its batch id holds characters"),
-    ),
-    Case(
-        "a folder named with a dot first",
-        odd_folder(".hidden"),
-        Warns("its batch id holds characters"),
-    ),
+    Case("a part file no commit names", extra_part, Rows(300)),
+    Case("statistics unlike the file's rows", statistics_differ, Rows(300)),
+    Case("a stray file", stray_file, Rows(300)),
+    Case("batch folders no commit names", unlisted_folder, Rows(300)),
+    Case("a batch id with brackets", odd_batch_id("2026-[ab]"), Warns(f"'2026-[ab]' {ODD_ID}", 1)),
+    Case("a batch id with a star", odd_batch_id("2026-*"), Warns(ODD_ID, 1)),
+    Case("a batch id with a question mark", odd_batch_id("2026?"), Warns(ODD_ID, 1)),
+    Case("a batch id with braces", odd_batch_id("2026{a,b}"), Warns(ODD_ID, 1)),
+    Case("a batch id with a space", odd_batch_id("2026 11 27"), Warns(ODD_ID, 1)),
+    Case("a batch id with a dot first", odd_batch_id(".hidden"), Warns(ODD_ID, 1)),
+    Case("a batch id with a slash", odd_batch_id("2026/11"), Warns(ODD_ID, 1)),
     Case(
         "a batch id of 65 characters",
-        odd_folder("2" * 65),
-        Warns("is 65 characters long, longer than 64"),
+        odd_batch_id("2" * 65),
+        Warns("is 65 characters long, longer than 64", 1),
     ),
-    Case("a folder that is a link", linked_folder, Warns("is a symbolic link")),
+    Case(
+        "a log entry naming a file outside the table",
+        outside_the_table,
+        Fails("part-00000.parquet, outside the table's folder"),
+    ),
+    Case(
+        "a commit cut short",
+        log_cut_short,
+        Fails("_delta_log/00000000000000000001.json line 4 is not valid JSON"),
+    ),
+    Case(
+        "a commit that is not JSON",
+        log_not_json,
+        Fails("_delta_log/00000000000000000001.json line 1 is not valid JSON"),
+    ),
+    Case(
+        "a table of another schema",
+        courses_replaced_by(pa.table({"isbn": ["978-0"], "title": ["Dune"]})),
+        Fails("courses is not a table of courses (no column course_id; no column course_name"),
+    ),
+    Case(
+        "a table whose ids are text",
+        courses_replaced_by(
+            course_table(course_id=pa.array(["100"])).append_column("batch_id", pa.array(["b"]))
+        ),
+        Fails("courses is not a table of courses (course_id is string, not int64)"),
+    ),
+    Case(
+        "a folder of Parquet files without a log",
+        plain_parquet,
+        Fails("courses holds files but no Delta log (_delta_log/): it is not a Delta table"),
+    ),
+    Case("an empty folder", empty_folder, Fails("courses is not a Delta table: run")),
+    Case("a file where the table was", a_file, Fails("courses is a file, not a Delta table")),
+    Case(
+        "a table with deletion vectors",
+        deletion_vectors,
+        Fails("needs reader features coursemart cannot honour (deletionVectors"),
+    ),
 ]
 
 
@@ -592,7 +695,7 @@ def test_a_bad_input_never_crashes_a_load(
 def assert_rows(expected: Rows, result: CliResult, lake_dir: Path, url: str) -> None:
     assert result.exit_code == 0, result.stderr
     summary = re.search(
-        r"\(load (\S+)\): ([\d,]+) rows read, ([\d,]+) loaded, ([\d,]+) rejected", result.stdout
+        r"load (\S+)\): ([\d,]+) rows read, ([\d,]+) loaded, ([\d,]+) rejected", result.stdout
     )
     assert summary, result.stdout
     load_id, read, loaded, rejected = (

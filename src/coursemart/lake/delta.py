@@ -117,11 +117,11 @@ def parse_commit(version: int, text: str, folder: str, where: str) -> Commit:
         elif "metaData" in action:
             schema = (action["metaData"] or {}).get("schemaString")
         elif "add" in action and action["add"].get("dataChange", True):
-            added.append(_data_file(folder, action["add"]))
+            added.append(_data_file(folder, action["add"], where))
         elif "remove" in action and action["remove"].get("dataChange", True):
-            removed.append(_data_file(folder, action["remove"]))
+            removed.append(_data_file(folder, action["remove"], where))
         elif "cdc" in action:
-            changes.append(_data_file(folder, action["cdc"]))
+            changes.append(_data_file(folder, action["cdc"], where))
     stamp = info.get("timestamp")
     moment = (
         datetime.fromtimestamp(stamp / 1000, UTC) if isinstance(stamp, int) else datetime.now(UTC)
@@ -139,9 +139,14 @@ def parse_commit(version: int, text: str, folder: str, where: str) -> Commit:
     )
 
 
-def _data_file(folder: str, action: Mapping[str, Any]) -> DataFile:
+def _data_file(folder: str, action: Mapping[str, Any], where: str) -> DataFile:
     path = unquote(str(action.get("path", "")))
-    full = path if "://" in path else f"{folder.rstrip('/')}/{path}"
+    if "://" in path or path.startswith("/") or ".." in path.split("/"):
+        raise LakeError(
+            f"{where} names {path}, outside the table's folder: coursemart reads only files "
+            "inside it (as delta-rs does); nothing loaded"
+        )
+    full = f"{folder.rstrip('/')}/{path}"
     partition = (action.get("partitionValues") or {}).get(PARTITION)
     stats = _stats(action.get("stats"))
     rows = stats.get("numRecords")
@@ -289,21 +294,56 @@ class CourseTable(ParquetFiles):
         except TableNotFoundError as exc:
             raise self.not_a_table() from exc
         except (DeltaError, OSError, ValueError) as exc:
+            if "json" in str(exc).lower():
+                self.check_log()  # names the damaged commit file
             raise LakeError(
                 f"cannot read the Delta table {self.display}/{COURSES_DIR}: {first(exc)}"
             ) from exc
         check_features(table, f"{self.display}/{COURSES_DIR}")
         return table
 
+    def check_log(self) -> None:
+        """Parse every commit file of the log, so that a damaged one is named (delta-rs's own
+        error does not say which): :class:`LakeError` for the first that is not valid JSON."""
+        log = self.path(COURSES_DIR, LOG_DIR)
+        self.fs.invalidate_cache(log)
+        try:
+            names = sorted(str(name) for name in self.fs.ls(log, detail=False))
+            for name in names:
+                stem = name.rsplit("/", 1)[-1].removesuffix(".json")
+                if name.endswith(".json") and stem.isdigit():
+                    self.commits(int(stem), int(stem))
+        except OSError:
+            return  # the log cannot be read at all: delta-rs's error says so
+
     def not_a_table(self) -> LakeError:
-        """The error for a lake whose ``courses`` is not a Delta table."""
+        """The error for a lake whose ``courses`` is not a Delta table, saying what it is."""
         where = f"{self.display}/{COURSES_DIR}"
         if self.has_batch_folders():
             return LakeError(
                 f"{where} holds batch folders (the layout before Delta tables): run "
                 f"`coursemart lake convert --lake {self.display}` once, then load"
             )
+        courses = self.path(COURSES_DIR)
+        self.fs.invalidate_cache(courses)
+        if self.fs.isfile(courses):
+            return LakeError(
+                f"{where} is a file, not a Delta table: point --lake at a coursemart lake"
+            )
+        if self.fs.exists(courses) and self.foreign_files(courses):
+            return LakeError(
+                f"{where} holds files but no Delta log ({LOG_DIR}/): it is not a Delta table; "
+                "point --lake at a coursemart lake"
+            )
         return LakeError(f"{where} is not a Delta table: run `coursemart generate` first")
+
+    def foreign_files(self, courses: str) -> list[str]:
+        """Files under ``courses`` other than those of coursemart's uncommitted writes."""
+        from coursemart.lake.upkeep import WRITING_MARK
+
+        found = [str(path) for path in self.fs.find(courses, maxdepth=3)]
+        marked = {path.rsplit("/", 1)[0] for path in found if path.endswith("/" + WRITING_MARK)}
+        return [path for path in found if path.rsplit("/", 1)[0] not in marked]
 
     def has_batch_folders(self) -> bool:
         """Whether the lake holds committed batches of the earlier layout (``_SUCCESS``)."""
@@ -448,14 +488,68 @@ def check_features(table: Any, where: str) -> None:
         )
 
 
+def committed_version(table: Any, batch_id: str) -> int:
+    """The version of the commit naming ``batch_id`` that ``table`` just made: delta-rs returns
+    none, and retries a commit that lost a race on a later version."""
+    table.update_incremental()
+    for entry in table.history(10):
+        if entry.get(BATCH_KEY) == batch_id:
+            return int(entry["version"])
+    return int(table.version())
+
+
 def first(exc: BaseException) -> str:
     """An error's first line."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
 
+#: Delta's primitive types by kind: a column of the kind coursemart writes takes its values.
+_KINDS: Final = {
+    "byte": "integer",
+    "short": "integer",
+    "integer": "integer",
+    "long": "integer",
+    "string": "string",
+    "timestamp": "timestamp",
+    "timestamp_ntz": "timestamp",
+}
+
+
+def write_problems(table: Any) -> list[str]:
+    """Why coursemart's batches cannot be committed to ``table`` (another table stands at the
+    lake path): a course column missing or of another kind, or another partitioning."""
+    from deltalake import Schema
+
+    found = {
+        field.name: getattr(field.type, "type", str(field.type)) for field in table.schema().fields
+    }
+    problems = []
+    for field in Schema.from_arrow(TABLE_SCHEMA).fields:
+        kind = found.get(field.name)
+        if kind is None:
+            problems.append(f"no column {field.name}")
+        elif _KINDS.get(kind, kind) != _KINDS[field.type.type]:
+            problems.append(f"{field.name} is {kind}, not {field.type.type}")
+    partitions = list(table.metadata().partition_columns)
+    if partitions != [PARTITION]:
+        problems.append(f"partitioned by {', '.join(partitions) or 'nothing'}, not {PARTITION}")
+    return problems
+
+
 class TableWrites(CourseTable):
     """Commits, deletes and clean-up of the table, all through delta-rs."""
+
+    def check_writable(self) -> None:
+        """Refuse, before anything is written, a lake whose ``courses`` is another table."""
+        if not self.is_delta():
+            return
+        problems = write_problems(self.delta())
+        if problems:
+            raise LakeError(
+                f"the Delta table {self.display}/{COURSES_DIR} is not a table of courses "
+                f"({'; '.join(problems)}): nothing written; point --lake at a coursemart lake"
+            )
 
     def commit_files(self, batch_id: str, actions: list[Any]) -> int:
         """Commit data files already in the table's folder as one version naming ``batch_id``;
@@ -491,7 +585,7 @@ class TableWrites(CourseTable):
                 partition_by=[PARTITION],
                 commit_properties=properties,
             )
-            return int(table.version())
+            return committed_version(table, batch_id)
         except (DeltaError, OSError, ValueError) as exc:
             raise LakeError(
                 f"cannot commit batch {batch_id} to {self.display}/{COURSES_DIR}: {first(exc)}"

@@ -102,7 +102,8 @@ def leftover_folders(lake: CourseTable, grace_seconds: float) -> list[str]:
         entries = lake.fs.ls(courses, detail=True)
     except FileNotFoundError:
         return []
-    live = {file.batch_id for file in lake.live_files()}
+    table = lake.is_delta()
+    live = {file.batch_id for file in lake.live_files()} if table else set()
     now = time.time()
     found = []
     for entry in entries:
@@ -117,7 +118,10 @@ def leftover_folders(lake: CourseTable, grace_seconds: float) -> list[str]:
         inside = lake.fs.ls(folder, detail=True)
         marked = any(str(e["name"]).endswith("/" + WRITING_MARK) for e in inside)
         newest = max((_mtime(e) for e in inside), default=0.0)
-        if marked or (newest and now - newest >= grace_seconds and not _named(lake, batch_id)):
+        # Without a table, an unmarked folder is no leftover: it may be a batch of the earlier
+        # layout (committed by its _SUCCESS), or another tool's data.
+        old = table and newest and now - newest >= grace_seconds
+        if marked or (old and not _named(lake, batch_id)):
             found.append(folder)
     return found
 
@@ -150,7 +154,10 @@ def remove_leftovers(lake: CourseTable, grace_seconds: float = FOREIGN_GRACE_SEC
 
 def vacuum(lake: Lake, *, retention_hours: int, grace_seconds: float) -> Vacuum:
     """Remove what killed writes left (under the generate lock on a local lake), then the
-    files the table stopped naming more than ``retention_hours`` ago (delta-rs's vacuum)."""
+    files the table stopped naming more than ``retention_hours`` ago (delta-rs's vacuum).
+    A lake of the earlier layout is refused: its batch folders are what it holds."""
+    if not lake.is_delta() and lake.has_batch_folders():
+        raise lake.not_a_table()
     with lake.generate_lock():
         folders = remove_leftovers(lake, grace_seconds)
     files: list[str] = []

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from coursemart.errors import LakeError
 from coursemart.lake.contents import Batch, is_part_file
 from coursemart.lake.delta import (
     PARTITION,
@@ -39,13 +40,30 @@ class BatchFiles(TableWrites):
         """A writer for a new batch; only its :meth:`BatchWriter.commit` makes it visible."""
         return BatchWriter(self, batch_id, schema)
 
-    def open_batch(self, batch_id: str, files: tuple[DataFile, ...]) -> Batch:
-        """A batch of committed data files as a loader reads it: their footers read first, so
-        a file the log names that is missing or damaged fails the load, naming it, before any
-        row is written."""
+    def open_batch(
+        self,
+        batch_id: str,
+        files: tuple[DataFile, ...],
+        version: int | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> Batch:
+        """A batch of committed data files (of table ``version``) as a loader reads it: their
+        footers read first, so a file the log names that is missing or damaged fails the load,
+        naming it, before any row is written."""
         parts = tuple(file.path for file in files)
-        footers = {path: self.footer(path) for path in parts}
-        return Batch(batch_id, parts, footers)
+        footers = {}
+        for path in parts:
+            try:
+                footers[path] = self.footer(path)
+            except LakeError as exc:
+                if self.fs.exists(path):
+                    raise
+                named = "the table's log" if version is None else f"version {version} of the table"
+                raise LakeError(
+                    f"{path} is missing, though {named} names it: restore the file from a copy; "
+                    "nothing was loaded"
+                ) from exc
+        return Batch(batch_id, parts, footers, version=version, notes=notes)
 
     def folder_files(self, batch_id: str) -> list[str]:
         """The part files in a batch's folder, committed or not."""
@@ -104,6 +122,8 @@ class BatchWriter:
         self.committed = False
         self._next_part = 0
         self._lock = threading.Lock()
+        if not lake.fs.exists(lake.batch_dir(batch_id)):
+            lake.check_writable()  # once, by the writer that starts the batch (not each executor)
         lake.fs.makedirs(lake.batch_dir(batch_id), exist_ok=True)
         lake.fs.pipe_file(self.mark, b"")  # a killed write is known by it (lake/upkeep.py)
 

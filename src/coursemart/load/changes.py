@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from coursemart.errors import LakeError
-from coursemart.lake import Batch, Commit, DataFile, Lake
+from coursemart.lake import Batch, Commit, DataFile, Lake, batch_id_problem
 
 #: The columns a removal is made of: the course, and the batch its removed row came from.
 REMOVAL_SCHEMA = pa.schema([("course_id", pa.int64()), ("batch_id", pa.string())])
@@ -55,8 +55,8 @@ def changes(lake: Lake, commits: list[Commit], skip_batches: frozenset[str]) -> 
             for batch_id, files in files_by_batch(commit).items():
                 if commit.is_append and batch_id in skip_batches:
                     continue
-                batch = lake.open_batch(batch_id, files)
-                batches.append(Batch(batch_id, batch.parts, batch.footers, version=commit.version))
+                notes = odd_batch_ids(commit, batch_id, files)
+                batches.append(lake.open_batch(batch_id, files, commit.version, notes))
             removal = file_removal(lake, commit) if commit.removed else None
         if removal is not None and removal.rows.num_rows:
             removals.append(removal)
@@ -67,9 +67,8 @@ def snapshot_changes(lake: Lake, files: list[DataFile], commit: Commit) -> Chang
     """A first load's work: every live file of the table as of ``commit``, as batches (the
     greatest batch wins in the merge, so their order is that of their ids)."""
     batches = [
-        Batch(batch_id, opened.parts, opened.footers, version=commit.version)
+        lake.open_batch(batch_id, group, commit.version, odd_batch_ids(commit, batch_id, group))
         for batch_id, group in files_by_batch(commit, files).items()
-        for opened in [lake.open_batch(batch_id, group)]
     ]
     return Changes(tuple(batches), ())
 
@@ -81,9 +80,28 @@ def files_by_batch(
     names."""
     groups: dict[str, list[DataFile]] = {}
     for file in sorted(commit.added if files is None else files, key=lambda file: file.path):
-        batch_id = file.batch_id or commit.batch_id or commit.derived_batch_id
-        groups.setdefault(batch_id, []).append(file)
+        groups.setdefault(batch_of(commit, file), []).append(file)
     return {batch_id: tuple(files) for batch_id, files in sorted(groups.items())}
+
+
+def batch_of(commit: Commit, file: DataFile) -> str:
+    """The batch a file's rows load as: its partition value, else the batch the commit names,
+    else one derived from the commit; a value that is not a batch id (another writer's) is
+    passed over, so that the warehouse's lineage column can hold it."""
+    for candidate in (file.batch_id, commit.batch_id):
+        if candidate and batch_id_problem(candidate) is None:
+            return candidate
+    return commit.derived_batch_id
+
+
+def odd_batch_ids(commit: Commit, batch_id: str, files: tuple[DataFile, ...]) -> tuple[str, ...]:
+    """A warning for each partition value passed over by :func:`batch_of`, naming it."""
+    odd = sorted({file.batch_id for file in files if file.batch_id and file.batch_id != batch_id})
+    return tuple(
+        f"version {commit.version}: batch_id {value!r} {batch_id_problem(value)}: "
+        f"its rows load as batch {batch_id}"
+        for value in odd
+    )
 
 
 def _ids(lake: Lake, file: DataFile, where: str) -> pa.Array:
