@@ -95,7 +95,7 @@ def test_cancel_status_load_and_vacuum_through_an_abfs_lake(
     after = cli("status", "--lake", azure_lake, "--warehouse", sqlite_url)
 
     assert cancelled.stdout == "cancelled 2 course rows (version 3); load to apply\n"
-    assert "  version 3  delete" in pending.stdout
+    assert "  version 3  cancel" in pending.stdout
     assert "versions 0–3" in loaded.stdout and "2 cancelled courses removed" in loaded.stdout
     assert vacuumed.stdout.startswith("removed 1 uncommitted batch folders and 2 files")
     assert "cancelled courses 2" in after.stdout

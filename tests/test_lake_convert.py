@@ -128,11 +128,12 @@ def test_a_warehouse_loaded_before_the_conversion_loads_nothing_again(
     again = load(str(old.lake), old.url)
 
     assert (first.batches, first.rows_read, first.versions) == ((), 0, (0, 1))
-    unchanged = {"coursemart_versions", "coursemart_loads"}
+    unchanged = {"coursemart_versions", "coursemart_loads", "coursemart_columns"}
     assert {k: v for k, v in after.items() if k not in unchanged} == {
         k: v for k, v in before.items() if k not in unchanged
     }
     assert after["coursemart_loads"][:-1] == before["coursemart_loads"]
+    assert after["coursemart_columns"] == []  # the new manifest tables, empty
     table_id = str(open_lake(str(old.lake)).delta().metadata().id)
     assert [row[:8] for row in after["coursemart_versions"]] == [
         (table_id, 0, first.load_id, "CREATE TABLE", 0, 0, 0, 0),

@@ -34,6 +34,9 @@ PARTITION: Final = "batch_id"
 LOG_DIR: Final = "_delta_log"
 #: The commit metadata key that names the batch a coursemart commit holds.
 BATCH_KEY: Final = "coursemart.batch_id"
+#: The commit metadata key that names what a coursemart command did (``cancel``), where
+#: delta-rs's own operation name (``MERGE``) says how.
+OPERATION_KEY: Final = "coursemart.operation"
 #: Set when the table is made: deletes then commit the rows they removed (the change data
 #: feed), so a load reads what a delete took away without reading the files it rewrote.
 TABLE_PROPERTIES: Final = {"delta.enableChangeDataFeed": "true"}
@@ -130,7 +133,7 @@ def parse_commit(version: int, text: str, folder: str, where: str) -> Commit:
     return Commit(
         version=version,
         timestamp=moment,
-        operation=str(info.get("operation", "")),
+        operation=str(info.get(OPERATION_KEY) or info.get("operation", "")),
         batch_id=batch_id if isinstance(batch_id, str) else None,
         added=tuple(added),
         removed=tuple(removed),
@@ -367,6 +370,10 @@ class CourseTable(ParquetFiles):
             return None
         return int(self.delta().version())
 
+    def has_commit(self, version: int) -> bool:
+        """Whether the log still holds the commit of ``version``."""
+        return bool(self.fs.exists(self.path(COURSES_DIR, LOG_DIR, version_file(version))))
+
     def commits(self, first_version: int, last_version: int) -> list[Commit]:
         """The commits ``first_version`` … ``last_version``, read from the log."""
         folder = self.path(COURSES_DIR)
@@ -595,7 +602,7 @@ class TableWrites(CourseTable):
         """Delete every row of the courses ``ids`` as one commit with its change data (a MERGE
         whose source is the ids: a predicate listing tens of thousands of ids is too much for
         delta-rs's planner). Returns (version, rows deleted)."""
-        from deltalake import WriterProperties
+        from deltalake import CommitProperties, WriterProperties
         from deltalake.exceptions import DeltaError
 
         table = self.delta()
@@ -608,6 +615,7 @@ class TableWrites(CourseTable):
                     source_alias="source",
                     target_alias="target",
                     writer_properties=WriterProperties(compression="ZSTD"),
+                    commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "cancel"}),
                 )
                 .when_matched_delete()
                 .execute()

@@ -271,9 +271,9 @@ def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: Reje
             "loaded (load into a new warehouse)"
         )
     legacy = manifest.loaded_batch_ids(connection) if position is None else set()
-    if position is None and not legacy:
-        # A warehouse that never loaded: the table as it is now, whatever its log still holds
-        # (a checkpoint and the commits after it, once the oldest entries expired).
+    if position is None and not legacy and not job.lake.has_commit(0):
+        # A warehouse that never loaded, and a log whose oldest entries expired (delta-rs
+        # removes them after a checkpoint, 30 days by default): the table as it is now.
         commits = [latest_commit(table, latest)]
         found = snapshot_changes(job.lake, job.lake.live_files(table), commits[0])
     else:
