@@ -407,7 +407,9 @@ def test_the_documentation_works_with_no_other_host_reachable(
     assert problems == []
 
 
-def test_the_page_says_clearly_when_the_api_fails(chromium: str, tmp_path: Path) -> None:
+def test_the_page_says_what_to_run_when_the_warehouse_does_not_exist(
+    chromium: str, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     missing = f"sqlite:///{tmp_path / 'nowhere' / 'warehouse.db'}"
@@ -419,7 +421,10 @@ def test_the_page_says_clearly_when_the_api_fails(chromium: str, tmp_path: Path)
             page.goto(f"{base}/")
             error = page.locator("#error")
             expect(error).to_be_visible()
-            expect(error).to_contain_text("The API failed: the warehouse is unavailable")
+            expect(error).to_have_text(
+                "The API failed: the warehouse does not exist yet: "
+                "run `coursemart load` (or `make run`) to create it"
+            )
         finally:
             browser.close()
 

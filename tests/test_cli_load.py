@@ -120,11 +120,19 @@ def test_a_second_loader_that_cannot_get_the_lock_exits_clearly(
     assert cli("load", "-q", "--lake", str(lake_dir), "--warehouse", sqlite_url).exit_code == 0
 
 
-def test_load_without_a_lake_says_to_generate(cli: Cli, tmp_path: Path, sqlite_url: str) -> None:
-    result = cli("load", "--lake", str(tmp_path / "nowhere"), "--warehouse", sqlite_url)
+@pytest.mark.parametrize("command", ["load", "status"])
+def test_a_missing_lake_says_to_generate(
+    cli: Cli, tmp_path: Path, sqlite_url: str, command: str
+) -> None:
+    nowhere = tmp_path / "nowhere"
 
-    assert result.exit_code == 1
-    assert "no lake at" in result.stderr and "run `coursemart generate` first" in result.stderr
+    result = cli(command, "--lake", str(nowhere), "--warehouse", sqlite_url)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"coursemart: error: no lake at '{nowhere}': run `coursemart generate` first, "
+        "or fix --lake\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,15 +171,27 @@ def test_status_shows_counts_pending_batches_and_loads(
 
 def test_status_before_any_load(cli: Cli, lake_dir: Path, sqlite_url: str) -> None:
     generate(str(lake_dir), courses=5, seed=1, window=WINDOW)
+    database = Path(sqlite_url.removeprefix("sqlite:///"))
 
     result = cli("status", "--lake", str(lake_dir), "--warehouse", sqlite_url)
 
     assert result.exit_code == 0, result.stderr
-    assert "warehouse not initialised" in result.stdout
+    assert f"no warehouse file {database} yet: `coursemart load` creates it" in result.stdout
     assert "pending:   1 batches, 5 rows" in result.stdout
+    assert not database.exists()
+
+
+def test_status_of_an_empty_warehouse(cli: Cli, lake_dir: Path, postgres_url: str) -> None:
+    generate(str(lake_dir), courses=5, seed=1, window=WINDOW)
+
+    result = cli("status", "--lake", str(lake_dir), "--warehouse", postgres_url)
+
+    assert result.exit_code == 0, result.stderr
+    assert "warehouse not initialised: `coursemart load` creates its tables" in result.stdout
 
 
 def test_status_masks_the_warehouse_password(cli: Cli, lake_dir: Path, postgres_url: str) -> None:
+    generate(str(lake_dir), courses=5, seed=1, window=WINDOW)
     secret_url = postgres_url.replace("postgres@", "postgres:hunter2@")
 
     result = cli("status", "--lake", str(lake_dir), "--warehouse", secret_url)

@@ -19,6 +19,7 @@ from coursemart.api.logs import LogFormat, log_config
 from coursemart.api.metrics import MULTIPROCESS_DIR
 from coursemart.config import ENV_PREFIX, Settings
 from coursemart.masking import mask_url
+from coursemart.warehouse import Warehouse
 
 logger = logging.getLogger("coursemart.server")
 
@@ -67,6 +68,13 @@ def serve(
     )
     if not settings.api_keys:
         logger.warning("no API keys configured (COURSEMART_API_KEYS): the API is open")
+    missing = Warehouse.from_url(settings.warehouse_url).sqlite_file
+    if missing is not None and not missing.exists():
+        logger.warning(
+            "no warehouse at %s yet: run `coursemart load` (or `make run`) to create it; "
+            "until then /ready and the API answer 503",
+            missing,
+        )
     with shared_metrics(workers) as folder:
         if folder:
             logger.info(

@@ -25,7 +25,7 @@ from typing import Final, Protocol, TypedDict, Unpack
 from sqlalchemy.engine import Connection, Engine
 
 from coursemart import warehouse
-from coursemart.errors import LakeError, failure_text
+from coursemart.errors import failure_text, missing_lake
 from coursemart.lake import Batch, Lake, new_id, open_lake
 from coursemart.load import manifest
 from coursemart.load.backends import Backend, LockBusyError, backend_for
@@ -84,9 +84,7 @@ class LoadJob:
         """A job for the lake and warehouse named by their URLs; the lake must exist."""
         lake = open_lake(lake_url)
         if not lake.exists():
-            raise LakeError(
-                f"no lake at {lake.display!r}: run `coursemart generate` first, or fix --lake"
-            )
+            raise missing_lake(lake.display)
         return cls(
             lake=lake,
             warehouse=Warehouse.from_url(warehouse_url),
