@@ -71,7 +71,11 @@ def test_window_and_reschedule_options(cli: Cli, lake_dir: Path) -> None:
             ["--start", "2026-05-01", "--end", "2026-01-01"],
             "--start 2026-05-01 is after --end 2026-01-01",
         ),
-        (["--start", "yesterday"], "Invalid value for '--start'"),
+        (
+            ["--start", "yesterday"],
+            "--start: 'yesterday' is not a date; write it as YYYY-MM-DD (e.g. 2026-01-31)",
+        ),
+        (["--end", "2026-02-30"], "--end: '2026-02-30' is not a date; write it as YYYY-MM-DD"),
         (["--reschedule", "1.5"], "Invalid value for '--reschedule'"),
     ],
 )

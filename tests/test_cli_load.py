@@ -138,7 +138,7 @@ def test_a_missing_lake_says_to_generate(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--since", "soon"], "Invalid value for '--since'"),
+        (["--since", "soon"], "--since: 'soon' is not a date"),
         (["--wait", "-1"], "Invalid value for '--wait'"),
         (["--warehouse", "not a url"], "is not a SQLAlchemy URL"),
     ],
@@ -151,6 +151,43 @@ def test_bad_load_options_exit_2(cli: Cli, lake_dir: Path, args: list[str], mess
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("written", ["2026-13-01", "2026-02-30", "1/31/2026", "2026-01-01T25:00"])
+def test_a_date_that_is_not_one_says_how_to_write_one(
+    cli: Cli, lake_dir: Path, sqlite_url: str, written: str
+) -> None:
+    result = cli("load", "--lake", str(lake_dir), "--warehouse", sqlite_url, "--since", written)
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"coursemart: error: --since: '{written}' is not a date; write it as YYYY-MM-DD "
+        "(e.g. 2026-01-31), or with a time as 2026-01-31T09:00 (UTC) or 2026-01-31T09:00+02:00\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-06-01", "2026-06-01T00:00:00", "2026-06-01T02:00:00+02:00", "2026-06-01T00:00Z"],
+)
+def test_since_takes_a_day_or_an_instant(
+    cli: Cli, lake_dir: Path, sqlite_url: str, written: str
+) -> None:
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+
+    generate(str(lake_dir), courses=1_000, seed=1, window=WINDOW)
+    starts = pq.read_table(next(lake_dir.glob("courses/*/part-*.parquet")))["start_date"]
+    june = datetime(2026, 6, 1, tzinfo=UTC)
+    kept = sum(1 for start in starts.to_pylist() if start >= june)
+
+    result = cli("load", "--lake", str(lake_dir), "--warehouse", sqlite_url, "--since", written)
+
+    assert result.exit_code == 0, result.stderr
+    database = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    (count,) = database.execute("SELECT COUNT(*) FROM courses").fetchone()
+    assert 0 < count == kept < 1_000
 
 
 def test_status_shows_counts_pending_batches_and_loads(
