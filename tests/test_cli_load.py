@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -248,3 +252,55 @@ def test_pending_rows_count_only_batches_not_yet_loaded(lake_dir: Path, sqlite_u
     generate(str(lake_dir), courses=7, seed=2, window=WINDOW)
 
     assert pending_rows(str(lake_dir), sqlite_url) == 7
+
+
+def on_a_terminal(*args: str) -> tuple[int, list[str]]:
+    """``coursemart ARGS…`` in a process whose stderr is a terminal (a pseudo-terminal here);
+    its exit code and the distinct lines the terminal showed, in order."""
+    import pty
+
+    main, terminal = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COURSEMART_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coursemart", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env=environment | {"TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(terminal)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the process ended: the terminal is closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    code = process.wait(timeout=60)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    lines: list[str] = []
+    for line in (line.strip() for line in re.split(r"[\r\n]+", text)):
+        if line and line not in lines:
+            lines.append(line)
+    return code, lines
+
+
+def test_load_shows_the_merge_and_the_commit_as_phases_of_their_own(
+    lake_dir: Path, sqlite_url: str
+) -> None:
+    generate(str(lake_dir), courses=100_000, seed=1, window=WINDOW)
+
+    code, lines = on_a_terminal("load", "--lake", str(lake_dir), "--warehouse", sqlite_url)
+
+    assert code == 0, lines
+    read = next(i for i, line in enumerate(lines) if re.match(r"loading .* 100000/100000 ", line))
+    merging = [i for i, line in enumerate(lines) if line.startswith("merging ")]
+    committing = [i for i, line in enumerate(lines) if line.startswith("committing ")]
+    assert merging and committing, lines
+    assert read < merging[0] < committing[0]
+    # a phase counts no rows and shows its own clock, which runs (a bar at its end stops its own)
+    for i in merging + committing:
+        assert re.fullmatch(r"(merging|committing) ━+ +\d:\d\d:\d\d", lines[i]), lines[i]

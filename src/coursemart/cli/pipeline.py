@@ -31,7 +31,7 @@ from coursemart.cli.options import (
     WaitOption,
     WarehouseOption,
 )
-from coursemart.cli.output import generate_summary, load_summary, progress_bar
+from coursemart.cli.output import generate_summary, load_progress, load_summary, progress_bar
 from coursemart.cli.spark import engine_session
 from coursemart.errors import InputError
 from coursemart.masking import mask_url
@@ -140,12 +140,9 @@ def load_lake(
     wait = config.load_wait if options.wait is None else options.wait
     from coursemart.load.stage import LoadJob, run_load
 
+    failpoint = kill_at(config.failpoint)
     job = LoadJob.create(
-        lake_url,
-        warehouse_url,
-        since=options.since,
-        wait=wait,
-        checkpoint=kill_at(config.failpoint),
+        lake_url, warehouse_url, since=options.since, wait=wait, checkpoint=failpoint
     )
     if spark is not None:
         from coursemart.engines.spark import SparkLoad
@@ -157,8 +154,14 @@ def load_lake(
 
         interactive = not quiet and err.is_terminal
         total = pending_rows(lake_url, warehouse_url) if interactive else None
-        with progress_bar("loading", total, quiet) as advance:
-            result = run_load(replace(job, progress=advance), LocalLoad())
+        with load_progress(total, quiet) as (advance, phase):
+
+            def checkpoint(point: str) -> None:
+                phase(point)
+                if failpoint is not None:
+                    failpoint(point)
+
+            result = run_load(replace(job, progress=advance, checkpoint=checkpoint), LocalLoad())
     for warning in result.warnings:
         err.print(f"coursemart: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if not quiet:

@@ -38,7 +38,9 @@ from coursemart.warehouse import Warehouse
 Progress = Callable[[int], None]
 Checkpoint = Callable[[str], None]
 
-#: Named points of a load, for reliability tests that kill the loader there.
+#: Named points of a load, for reliability tests that kill the loader there (at the first one
+#: reached) and for progress bars: after each batch's rows are written, after each batch is
+#: merged, and before the commit.
 CHECKPOINTS: Final = ("after_staging", "during_merge", "before_commit")
 #: Longest message kept with a load in ``coursemart_loads``.
 MESSAGE_LENGTH: Final = 2000
@@ -200,12 +202,10 @@ def _load(
     totals, skipped = Counts(), 0
     for position, batch in enumerate(plan.batches):
         counts = part.write(plan, backend, batch, position)
-        if position == 0:
-            job.checkpoint("after_staging")
+        job.checkpoint("after_staging")  # for each batch: a progress bar shows its merge
         part.merge(plan, backend, batch, position)
         record_merged_batch(connection, batch.batch_id, load_id, counts, job.since)
-        if position == 0:
-            job.checkpoint("during_merge")
+        job.checkpoint("during_merge")
         totals.merge(counts)
         skipped += batch.rows - counts.read
     result = record_load(connection, plan, started_at, totals, skipped)
