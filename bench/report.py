@@ -39,6 +39,14 @@ README_BLOCK = re.compile(
 )
 Record = dict[str, Any]
 COLOURS = {"coursemart": "#1f77b4", "anchor": "#b0b0b0", "floor": "#ff7f0e"}
+#: How each database a result names is written on the page.
+DATABASE_NAMES = {
+    "sqlite": "SQLite",
+    "postgresql": "PostgreSQL",
+    "mariadb": "MariaDB",
+    "mysql": "MySQL",
+    "mssql": "SQL Server",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +237,7 @@ def load_section(results: dict[str, Record], images: Path) -> str:
         )
         rows.append(
             [
-                "PostgreSQL" if r["database"] == "postgresql" else "SQLite",
+                DATABASE_NAMES.get(r["database"], r["database"]),
                 r["contender"],
                 seconds(r["seconds"]),
                 rate(moved, r["seconds"]) if moved else "",
