@@ -125,3 +125,24 @@ def test_the_benchmarks_page_names_each_results_database() -> None:
         taken = result["seconds"]
         time_text = f"{taken:,.2f} s" if taken < 10 else f"{taken:,.1f} s"
         assert shown[(result["contender"], time_text)] == names[result["database"]], result
+
+
+def test_each_headline_figure_of_the_readme_says_where_and_when_it_was_measured() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- figures: written by bench/report.py -->", 1)[1]
+    lines = [line for line in block.split("<!-- /figures -->")[0].splitlines() if line[:2] == "- "]
+
+    assert len(lines) >= 4
+    for line in lines:
+        assert re.search(r"\(\d+-core .+, \d{4}-\d{2}-\d{2}, load average [\d.]+\)$", line), line
+
+
+def test_the_readmes_transcripts_quote_no_time_of_their_own() -> None:
+    """A summary line's time in an example would be a second figure for a measurement the
+    Performance section gives (it said 4.6 s for a load measured at 8.78 s)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    summaries = re.findall(r"^(?:generated batch|loaded \d+ batch).*$", readme, re.M)
+
+    assert summaries
+    for summary in summaries:
+        assert summary.endswith(", … s"), summary
