@@ -23,6 +23,11 @@ from coursemart.warehouse import Warehouse
 
 logger = logging.getLogger("coursemart.server")
 
+#: Seconds a worker has to start (import the app, open its pool) and then to answer each of
+#: uvicorn's health checks before it is replaced. uvicorn's 5 s is shorter than a worker's start
+#: on a busy 2-core machine, where workers were then replaced for ever and none ever served.
+WORKER_START_SECONDS = 60
+
 
 @contextmanager
 def shared_metrics(workers: int) -> Iterator[str | None]:
@@ -89,4 +94,5 @@ def serve(
             server_header=False,
             access_log=False,  # the app writes its own, masked (COURSEMART_ACCESS_LOG)
             log_config=config,
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )
