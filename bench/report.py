@@ -39,6 +39,14 @@ README_BLOCK = re.compile(
 )
 Record = dict[str, Any]
 COLOURS = {"coursemart": "#1f77b4", "anchor": "#b0b0b0", "floor": "#ff7f0e"}
+#: How each database a result names is written on the page.
+DATABASE_NAMES = {
+    "sqlite": "SQLite",
+    "postgresql": "PostgreSQL",
+    "mariadb": "MariaDB",
+    "mysql": "MySQL",
+    "mssql": "SQL Server",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +237,7 @@ def load_section(results: dict[str, Record], images: Path) -> str:
         )
         rows.append(
             [
-                "PostgreSQL" if r["database"] == "postgresql" else "SQLite",
+                DATABASE_NAMES.get(r["database"], r["database"]),
                 r["contender"],
                 seconds(r["seconds"]),
                 rate(moved, r["seconds"]) if moved else "",
@@ -749,17 +757,29 @@ SCALE_WHY = f"""Why the curves have these shapes:
 # README
 
 
+def provenance(record: Record) -> str:
+    """Where and when a benchmark ran, for a figure quoted away from its page."""
+    machine = record["machine"]
+    return (
+        f"{machine['cores']}-core {machine['cpu']}, {record['started'][:10]}, load average "
+        f"{record['load_at_start']:.1f}"
+    )
+
+
 def readme_figures(results: dict[str, Record]) -> str:
-    """The README's block of headline figures, one line per benchmark that ran."""
+    """The README's block of headline figures, one line per benchmark that ran, each with the
+    machine and the date it came from."""
+    scale = "scale-huge" if "scale-huge" in results else "scale"
+    headlines = (
+        (scale, scale_headline),
+        ("load", load_headline),
+        ("generate", generate_headline),
+        ("api", api_headline),
+    )
     lines = [
-        line
-        for line in (
-            scale_headline(results),
-            load_headline(results),
-            generate_headline(results),
-            api_headline(results),
-        )
-        if line
+        f"{line} ({provenance(results[name])})"
+        for name, headline in headlines
+        if (line := headline(results))
     ]
     if not lines:
         return ""
@@ -780,8 +800,7 @@ def scale_headline(results: dict[str, Record]) -> str:
     peak = max(m["peak_mib"] for p in record["points"] for m in p["stages"].values())
     return (
         f"{number(largest['courses'])} courses generated and loaded into PostgreSQL in "
-        f"{seconds(total)}, no command above {mib(peak)} of memory "
-        f"(load average {record['load_at_start']:.1f})"
+        f"{seconds(total)}, no command above {mib(peak)} of memory"
     )
 
 

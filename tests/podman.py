@@ -1,14 +1,17 @@
 """Containers for the tests: podman with the settings this kind of machine needs, base images made
 from Debian's packages (no container registry is reachable here), and compose projects.
 
-The base images are built once and kept in podman's storage, which outlives a test run; a build
-takes a machine-wide lock so that two test runs never build the same image at once.
+The base images are built once and kept in podman's storage under names the next run reuses; a
+build takes a machine-wide lock so that two test runs never build the same image at once. The
+images a run builds of the project itself are built without buildah's layer cache and removed
+when the run ends, so that a run leaves no unnamed image behind.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import resource
@@ -29,6 +32,10 @@ AZURITE_CONTAINERFILE = Path(__file__).resolve().parent / "images" / "azurite" /
 AZURITE_NPM = REPO / ".cache" / "azurite"
 LOCK = Path(tempfile.gettempdir()) / "coursemart-test-images.lock"
 
+#: For the builds of a test run's own images: no intermediate image per instruction and per
+#: stage (buildah's layer cache), which would stay behind unnamed once the run removes its
+#: images; each build makes only its final image, which the run removes.
+NO_LAYER_CACHE = {"BUILDAH_LAYERS": "false"}
 #: Debian with Python, the stand-in for python:3.12-slim. Bump the suffix to rebuild it.
 BASE_IMAGE = "localhost/coursemart-test/debian-python:bookworm-1"
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
@@ -75,6 +82,19 @@ class Podman:
 
     def inspect(self, name: str, template: str, *, kind: str = "container") -> str:
         return self(kind, "inspect", "--format", template, name).stdout.strip()
+
+    def images_once_named(self, names: Sequence[str]) -> list[str]:
+        """Every image, named or not, that has ever been called one of ``names`` (podman keeps
+        each image's earlier names): what builds under those names left behind."""
+        listed = json.loads(self("images", "--all", "--format", "json").stdout or "[]")
+        wanted = {name for name in names if name}
+        return [image["Id"][:12] for image in listed if wanted & set(image.get("History") or [])]
+
+    def remove_images(self, names: Sequence[str]) -> None:
+        """Remove the images built under ``names`` (not just their tags: an untagged image
+        stays in podman's storage as an unnamed one)."""
+        for image in self.images_once_named(names):
+            self("rmi", image, check=False)
 
 
 class CommandFailed(Exception):

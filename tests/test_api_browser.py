@@ -407,7 +407,9 @@ def test_the_documentation_works_with_no_other_host_reachable(
     assert problems == []
 
 
-def test_the_page_says_clearly_when_the_api_fails(chromium: str, tmp_path: Path) -> None:
+def test_the_page_says_what_to_run_when_the_warehouse_does_not_exist(
+    chromium: str, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     missing = f"sqlite:///{tmp_path / 'nowhere' / 'warehouse.db'}"
@@ -419,7 +421,10 @@ def test_the_page_says_clearly_when_the_api_fails(chromium: str, tmp_path: Path)
             page.goto(f"{base}/")
             error = page.locator("#error")
             expect(error).to_be_visible()
-            expect(error).to_contain_text("The API failed: the warehouse is unavailable")
+            expect(error).to_have_text(
+                "The API failed: the warehouse does not exist yet: "
+                "run `coursemart load` (or `make run`) to create it"
+            )
         finally:
             browser.close()
 
@@ -444,3 +449,127 @@ def test_the_page_asks_for_a_key_when_the_api_needs_one(chromium: str, filled_sq
             assert page.evaluate("sessionStorage.getItem('coursemart.apiKey')") == "page-key"
         finally:
             browser.close()
+
+
+#: A phone's screen (CSS pixels), as the page must serve it.
+PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True}
+SCREENSHOTS = Path(__file__).resolve().parent.parent / ".cache" / "screenshots"
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Keep what the test saw, for a person to look at (.cache/screenshots/)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_on_a_phone_the_first_course_shows_on_the_first_screen(
+    chromium: str, filled_sqlite: str
+) -> None:
+    from playwright.sync_api import expect
+
+    app = create_app(settings_for(filled_sqlite))
+    with browsing(app, chromium, **PHONE) as (base, page, problems):
+        page.goto(f"{base}/")
+        first = page.locator("#courses tbody tr").first
+        expect(first).to_be_visible()
+        screenshot(page, "phone-first-screen")
+
+        box = first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 844, box
+        hint = page.locator("#q-hint").bounding_box()
+        toggle = page.locator("#filters-toggle")
+        below = toggle.bounding_box()
+        assert hint is not None and below is not None
+        assert below["y"] - (hint["y"] + hint["height"]) < 24, "a blank band under the search"
+        expect(page.locator("#category")).to_be_hidden()
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        expect(page.locator("#category")).to_be_visible()
+        page.select_option("#category", label="Art")
+        expect(page).to_have_url(f"{base}/?category=3")
+        expect(toggle).to_have_text("Filters (1 set)")
+        screenshot(page, "phone-filters-open")
+    assert problems == []
+
+
+def test_on_a_phone_more_keeps_the_keyboard_focus(chromium: str, filled_sqlite: str) -> None:
+    from playwright.sync_api import expect
+
+    assert len(upcoming(filled_sqlite)) > 150, "four pages of upcoming courses are needed"
+    app = create_app(settings_for(filled_sqlite))
+    with browsing(app, chromium, **PHONE) as (base, page, problems):
+        page.goto(f"{base}/")
+        rows = page.locator("#courses tbody tr")
+        expect(rows).to_have_count(50)
+        more = page.locator("#more")
+        more.focus()
+
+        page.keyboard.press("Enter")
+        expect(rows).to_have_count(100)
+        expect(more).to_be_focused()
+        page.keyboard.press("Enter")  # a second page from the keyboard, without moving back
+        expect(rows).to_have_count(150)
+        expect(more).to_be_focused()
+    assert problems == []
+
+
+def test_the_search_examples_find_courses_in_a_generated_catalog(
+    chromium: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    generate(str(tmp_path / "lake"), courses=5_000, seed=3)
+    load(str(tmp_path / "lake"), url)
+    with browsing(create_app(settings_for(url)), chromium, **PHONE) as (base, page, problems):
+        page.goto(f"{base}/?order=recent")
+        rows = page.locator("#courses tbody tr")
+        expect(rows).to_have_count(50)
+        placeholder = page.locator("#q").get_attribute("placeholder") or ""
+        examples = placeholder.removeprefix("e.g. ").split(", ")
+        assert placeholder.startswith("e.g. ") and len(examples) >= 2, placeholder
+
+        for example in examples:
+            page.fill("#q", example)
+            page.press("#q", "Enter")
+            expect(page).to_have_url(re.compile(r"[?&]q="))
+            expect(page.locator("#status")).to_have_text(re.compile(r"^Showing \d+ course"))
+            assert all(
+                all(word in name.lower() for word in example.split())
+                for name in rows.locator("td.name").all_inner_texts()
+            ), example
+    assert problems == []
+
+
+def test_a_bad_parameter_in_the_pages_address_is_named_on_the_page(
+    chromium: str, filled_sqlite: str
+) -> None:
+    from playwright.sync_api import expect
+
+    address = "/?order=sideways&category=99&level=101&from=2026-13-01&pages=many&colour=red"
+    app = create_app(settings_for(filled_sqlite))
+    with browsing(app, chromium, **PHONE) as (base, page, problems):
+        page.goto(f"{base}{address}")
+        rows = page.locator("#courses tbody tr")
+        expect(rows.first).to_be_visible()
+        said = page.locator("#address-error")
+        expect(said).to_be_visible()
+        screenshot(page, "phone-bad-address")
+        for named in (
+            "order=sideways: not an order (upcoming, past, recent)",
+            "category=99: no such category",
+            "from=2026-13-01: not a date (write it as YYYY-MM-DD, e.g. 2026-01-31)",
+            "pages=many: not a number of pages (1 to 20)",
+            "colour=red: not a parameter of this page",
+        ):
+            expect(said).to_contain_text(named)
+        assert "level=101" not in (said.text_content() or "")
+        assert set(rows.locator("td:nth-child(4)").all_inner_texts()) == {"Beginner"}
+
+        page.click("#filters-toggle")
+        page.select_option("#category", label="Art")  # a new view: its address is clean
+        expect(page).to_have_url(f"{base}/?category=3&level=101")
+        expect(said).to_be_hidden()
+    assert problems == []

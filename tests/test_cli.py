@@ -71,7 +71,11 @@ def test_window_and_reschedule_options(cli: Cli, lake_dir: Path) -> None:
             ["--start", "2026-05-01", "--end", "2026-01-01"],
             "--start 2026-05-01 is after --end 2026-01-01",
         ),
-        (["--start", "yesterday"], "Invalid value for '--start'"),
+        (
+            ["--start", "yesterday"],
+            "--start: 'yesterday' is not a date; write it as YYYY-MM-DD (e.g. 2026-01-31)",
+        ),
+        (["--end", "2026-02-30"], "--end: '2026-02-30' is not a date; write it as YYYY-MM-DD"),
         (["--reschedule", "1.5"], "Invalid value for '--reschedule'"),
     ],
 )
@@ -148,6 +152,18 @@ def test_every_command_and_option_has_help(cli: Cli) -> None:
         assert command.help, f"{name} has no help"
         for param in command.params:
             assert getattr(param, "help", None), f"{name} {param.name} has no help"
+
+
+def test_version_prints_the_installed_version(cli: Cli) -> None:
+    from importlib.metadata import version
+
+    result = cli("--version")
+
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        f"coursemart {version('coursemart')}\n",
+        "",
+    )
 
 
 def test_python_dash_m_runs_the_cli() -> None:
@@ -267,3 +283,53 @@ def test_a_drivers_own_log_line_never_reaches_stderr() -> None:
 
     assert finished.returncode == 0, finished.stderr
     assert finished.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["status", "serve"])
+def test_status_and_serve_check_create_no_sqlite_file_nor_its_folder(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    options = ["--lake", "."] if command == "status" else ["--check", "--port", port]
+
+    result = cli(command, *options, "--warehouse", "sqlite:///x/none.db")
+
+    assert result.exit_code == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("made", ["no file", "an empty file", "an empty PostgreSQL schema"])
+def test_serving_a_warehouse_never_loaded_says_what_to_run(
+    tmp_path: Path, request: pytest.FixtureRequest, made: str
+) -> None:
+    import json
+
+    if made == "an empty PostgreSQL schema":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'data' / 'warehouse.db'}"
+        if made == "an empty file":
+            (tmp_path / "data").mkdir()
+            (tmp_path / "data" / "warehouse.db").touch()
+
+    with serving(url) as served:
+        ready = served.get("/ready")
+        listing = served.get("/v1/courses/recent")
+
+    run = "run `coursemart load` (or `make run`) to create it"
+    for status, _, body in (ready, listing):
+        assert status == 503
+        message = json.loads(body)["message"]
+        assert message.endswith(run), message
+        assert "retry" not in message
+    if made == "no file":
+        assert "the warehouse does not exist yet" in json.loads(ready[2])["message"]
+        assert f"no warehouse at {tmp_path / 'data' / 'warehouse.db'} yet: {run}" in served.log
+        assert not (tmp_path / "data").exists()
+    else:
+        assert "the warehouse has no coursemart tables yet" in json.loads(ready[2])["message"]

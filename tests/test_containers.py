@@ -127,6 +127,7 @@ def stack(engine: containers.Podman) -> Iterator[Stack]:
     empty_env.write_text("", encoding="utf-8")
     stack_engine = containers.Podman(
         engine.env
+        | containers.NO_LAYER_CACHE
         | {
             "COURSEMART_BASE_IMAGE": containers.BASE_IMAGE,
             "POSTGRES_IMAGE": postgres,
@@ -136,15 +137,16 @@ def stack(engine: containers.Podman) -> Iterator[Stack]:
     )
     command = [compose, "--env-file", str(empty_env)]
     stack = Stack(stack_engine, command, project, image, f"http://127.0.0.1:{port}")
+    built = [image, f"{image}-pipeline"]  # the API's (and pipeline's) image; pipeline-abfs's
     try:
-        stack.compose("build")
+        stack.compose("build", "api")  # the pipeline service runs the same image
         stack.compose("up", "-d")
         yield stack
     finally:
         stack.compose("--profile", "azure", "down", "--volumes", timeout=180)
-        for built in (image, stack.engine.env.get("COURSEMART_PIPELINE_IMAGE", "")):
-            if built:
-                engine("image", "untag", built, check=False)
+        engine.remove_images(built)
+    left = engine.images_once_named(built)
+    assert left == [], f"the run left images behind: {left}"
 
 
 def test_the_api_serves_from_the_host_the_courses_the_pipeline_loaded_into_postgresql(

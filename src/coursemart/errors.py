@@ -25,6 +25,11 @@ class UnwritableLakeError(LakeError, InputError):
     exit_code = 2
 
 
+def missing_lake(shown: str) -> LakeError:
+    """What ``load`` and ``status`` say of a lake that does not exist (``shown``: masked)."""
+    return LakeError(f"no lake at {shown!r}: run `coursemart generate` first, or fix --lake")
+
+
 class Terminated(BaseException):
     """The process was asked to stop (SIGTERM): unwinds like Ctrl-C, so that what was half
     written is rolled back or removed."""

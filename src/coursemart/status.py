@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from coursemart import warehouse
+from coursemart.errors import missing_lake
 from coursemart.lake import open_lake
 from coursemart.load import manifest
 from coursemart.masking import mask_url
@@ -18,6 +19,8 @@ class StatusReport:
     warehouse_url: str
     lake_url: str
     initialised: bool
+    #: A SQLite warehouse whose file does not exist yet: the file.
+    missing_file: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     pending: list[tuple[str, int]] = field(default_factory=list)
     loads: list[manifest.LoadRecord] = field(default_factory=list)
@@ -27,9 +30,11 @@ def _loaded(
     target: Warehouse, *, details: bool = True
 ) -> tuple[bool, manifest.Position | None, dict[str, int], list[manifest.LoadRecord]]:
     """Whether the warehouse has coursemart's tables, how far it loaded the lake's table and,
-    with ``details``, its row counts (cancelled courses among them) and latest loads."""
-    missing = target.sqlite_file is not None and not target.sqlite_file.exists()
-    engine = target.engine(read_only=not missing)  # a missing file cannot be opened read-only
+    with ``details``, its row counts (cancelled courses among them) and latest loads. A SQLite
+    file that does not exist is not created (nor its folder): it has no tables."""
+    if target.sqlite_file is not None and not target.sqlite_file.exists():
+        return False, None, {}, []
+    engine = target.engine(read_only=True)
     try:
         with engine.connect() as connection:
             names = set(sa.inspect(connection).get_table_names())
@@ -69,13 +74,19 @@ def _pending(lake_url: str, position: manifest.Position | None) -> list[tuple[st
 
 
 def status(lake_url: str, warehouse_url: str) -> StatusReport:
-    """Row counts, the latest loads, and the committed versions not loaded yet."""
+    """Row counts, the latest loads, and the committed versions not loaded yet; a lake that
+    does not exist is an error, as for ``load``."""
     target = Warehouse.from_url(warehouse_url)
+    lake = open_lake(lake_url)
+    if not lake.exists():
+        raise missing_lake(lake.display)
     initialised, position, counts, loads = _loaded(target)
+    missing = target.sqlite_file is not None and not target.sqlite_file.exists()
     return StatusReport(
         warehouse_url=target.display,
         lake_url=mask_url(lake_url),
         initialised=initialised,
+        missing_file=str(target.sqlite_file) if missing else None,
         counts=counts,
         pending=_pending(lake_url, position),
         loads=loads,
@@ -91,7 +102,9 @@ def pending_rows(lake_url: str, warehouse_url: str) -> int:
 def render(report: StatusReport) -> str:
     """The report as text."""
     lines = [f"warehouse: {report.warehouse_url}", f"lake:      {report.lake_url}"]
-    if not report.initialised:
+    if report.missing_file is not None:
+        lines.append(f"no warehouse file {report.missing_file} yet: `coursemart load` creates it")
+    elif not report.initialised:
         lines.append("warehouse not initialised: `coursemart load` creates its tables")
     else:
         lines.append(

@@ -63,6 +63,10 @@ POOL_OVERFLOW: Final = 0
 SQLITE_MMAP_BYTES: Final = 1 << 30
 
 
+class NeverLoadedError(sa.exc.SQLAlchemyError):
+    """The warehouse was never loaded (no file, no tables): a 503 that says what to run."""
+
+
 @dataclass(frozen=True)
 class Dimensions:
     """Categories and levels as ``(id, name)`` pairs, by id."""
@@ -151,7 +155,8 @@ class Catalog:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
-        self.backend = warehouse.dialect_name(url)
+        self.warehouse = warehouse.Warehouse.from_url(url)
+        self.backend = self.warehouse.backend
         self.version_ttl = version_ttl
         self._clock = clock
         self._engine: Engine | None = None
@@ -225,9 +230,16 @@ class Catalog:
 
     def read_version(self) -> str:
         """Read the data version from the database now, and cache it (with the time the
-        latest load finished, :attr:`loaded_at`)."""
-        with self.reading() as connection:
-            loads, latest, finished = connection.execute(queries.data_version()).one()
+        latest load finished, :attr:`loaded_at`). A warehouse never loaded is a
+        :class:`NeverLoadedError` saying what to run."""
+        try:
+            with self.reading() as connection:
+                loads, latest, finished = connection.execute(queries.data_version()).one()
+        except sa.exc.DBAPIError as exc:
+            advice = self.warehouse.never_loaded(exc)
+            if advice is not None:
+                raise NeverLoadedError(advice) from exc
+            raise
         value = queries.version_text(int(loads or 0), latest)
         self._loaded_at = as_utc(finished) if finished is not None else None
         self._version = (self._clock(), value)

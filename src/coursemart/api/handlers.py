@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
 
 from coursemart.api.auth import UnauthorizedError
+from coursemart.api.catalog import NeverLoadedError
 from coursemart.api.models import ErrorPublic, ParameterProblem
 from coursemart.api.params import ParameterError
 
@@ -125,9 +126,8 @@ async def on_http(request: Request, exc: Exception) -> Response:
 def unavailable(method: str, path: str, exc: Exception) -> JSONResponse:
     """503 for any database trouble; the cause goes to the log, not to the client."""
     logger.warning("warehouse unavailable for %s %s: %s", method, path, _brief(exc))
-    return error_response(
-        503, UNAVAILABLE_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-    )
+    message = str(exc) if isinstance(exc, NeverLoadedError) else UNAVAILABLE_MESSAGE
+    return error_response(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def on_database(request: Request, exc: Exception) -> JSONResponse:

@@ -19,8 +19,14 @@ from coursemart.api.logs import LogFormat, log_config
 from coursemart.api.metrics import MULTIPROCESS_DIR
 from coursemart.config import ENV_PREFIX, Settings
 from coursemart.masking import mask_url
+from coursemart.warehouse import Warehouse
 
 logger = logging.getLogger("coursemart.server")
+
+#: Seconds a worker has to start (import the app, open its pool) and then to answer each of
+#: uvicorn's health checks before it is replaced. uvicorn's 5 s is shorter than a worker's start
+#: on a busy 2-core machine, where workers were then replaced for ever and none ever served.
+WORKER_START_SECONDS = 60
 
 
 @contextmanager
@@ -67,6 +73,13 @@ def serve(
     )
     if not settings.api_keys:
         logger.warning("no API keys configured (COURSEMART_API_KEYS): the API is open")
+    missing = Warehouse.from_url(settings.warehouse_url).sqlite_file
+    if missing is not None and not missing.exists():
+        logger.warning(
+            "no warehouse at %s yet: run `coursemart load` (or `make run`) to create it; "
+            "until then /ready and the API answer 503",
+            missing,
+        )
     with shared_metrics(workers) as folder:
         if folder:
             logger.info(
@@ -81,4 +94,5 @@ def serve(
             server_header=False,
             access_log=False,  # the app writes its own, masked (COURSEMART_ACCESS_LOG)
             log_config=config,
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +24,29 @@ if TYPE_CHECKING:
 
 err = Console(stderr=True)
 out = Console()
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        from coursemart import __version__
+
+        say(f"coursemart {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_show_version,
+            help="Print coursemart's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The options of ``coursemart`` itself (the help text is the app's)."""
 
 
 def say(text: str) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated
 
@@ -44,12 +45,47 @@ RunCoursesOption = Annotated[
 SeedOption = Annotated[
     int, typer.Option("--seed", metavar="N", help="Random seed; same seed, same rows.")
 ]
+#: How a day is written, with an example, for the messages of the date options.
+DAY_FORMAT = "YYYY-MM-DD (e.g. 2026-01-31)"
+
+
+def day_option(option: str) -> Callable[[str], datetime]:
+    """The parser of a date option: ``2026-01-31``; anything else is a one-line error that
+    shows how to write one."""
+
+    def parse(text: str) -> datetime:
+        try:
+            return datetime.combine(date.fromisoformat(text.strip()), time())
+        except ValueError:
+            raise InputError(
+                f"{option}: {text!r} is not a date; write it as {DAY_FORMAT}"
+            ) from None
+
+    return parse
+
+
+def instant_option(option: str) -> Callable[[str], datetime]:
+    """The parser of a date-or-time option: ``2026-01-31``, ``2026-01-31T09:00`` (UTC) or
+    ``2026-01-31T09:00:00+02:00``; anything else is a one-line error that shows how."""
+
+    def parse(text: str) -> datetime:
+        try:
+            return datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise InputError(
+                f"{option}: {text!r} is not a date; write it as {DAY_FORMAT}, or with a time "
+                "as 2026-01-31T09:00 (UTC) or 2026-01-31T09:00+02:00"
+            ) from None
+
+    return parse
+
+
 StartOption = Annotated[
     datetime | None,
     typer.Option(
         "--start",
         metavar="YYYY-MM-DD",
-        formats=["%Y-%m-%d"],
+        parser=day_option("--start"),
         help="First day of the start-date window (YYYY-MM-DD). Default: a year before today.",
         show_default=False,
     ),
@@ -59,7 +95,7 @@ EndOption = Annotated[
     typer.Option(
         "--end",
         metavar="YYYY-MM-DD",
-        formats=["%Y-%m-%d"],
+        parser=day_option("--end"),
         help="Last day of the start-date window (YYYY-MM-DD). Default: half a year after today.",
         show_default=False,
     ),
@@ -89,7 +125,7 @@ SinceOption = Annotated[
     typer.Option(
         "--since",
         metavar="DATE",
-        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        parser=instant_option("--since"),
         help="Load only courses starting at or after this date (UTC): 2026-01-01, "
         "2026-01-01T09:00:00 or 2026-01-01T09:00:00+02:00.",
         show_default=False,

@@ -4,13 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from coursemart.cli.app import err
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, Task, TaskID
+    from rich.text import Text
+
     from coursemart.generate import GenerateResult
     from coursemart.load import LoadResult
+
+
+def _progress() -> Progress:
+    """A transient rich progress display on stderr: label, bar, count, elapsed, remaining."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Count(MofNCompleteColumn):
+        """Done of total; nothing for a phase that counts nothing (no total)."""
+
+        def render(self, task: Task) -> Text:
+            return Text("") if task.total is None else super().render(task)
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        Count(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    return Progress(*columns, console=err, transient=True)
 
 
 @contextmanager
@@ -21,25 +52,40 @@ def progress_bar(
     if quiet or not err.is_terminal:
         yield lambda advance: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=err, transient=True) as bar:
+    with _progress() as bar:
         task = bar.add_task(description, total=total)
         yield lambda advance: bar.advance(task, advance)
+
+
+#: What a load's second phase is called on its progress line, by the checkpoint that starts it.
+LOAD_PHASES: Final = {"after_staging": "merging", "before_commit": "committing"}
+
+
+@contextmanager
+def load_progress(
+    total: int | None, quiet: bool
+) -> Iterator[tuple[Callable[[int], None], Callable[[str], None]]]:
+    """A load's progress on a terminal: the rows read and staged, then each merge and the
+    commit on a line of their own whose clock runs (the rows' bar has stopped at its end).
+    Yields the frame's ``progress`` and ``checkpoint`` hooks; no-ops when quiet or not
+    interactive."""
+    if quiet or not err.is_terminal:
+        yield (lambda rows: None), (lambda point: None)
+        return
+    with _progress() as bar:
+        reading = bar.add_task("loading", total=total)
+        phase: list[TaskID] = []
+
+        def advance(rows: int) -> None:
+            bar.advance(reading, rows)
+
+        def reached(point: str) -> None:
+            while phase:  # a batch merged: its line goes
+                bar.remove_task(phase.pop())
+            if point in LOAD_PHASES:
+                phase.append(bar.add_task(LOAD_PHASES[point], total=None))
+
+        yield advance, reached
 
 
 def human_bytes(size: int) -> str:

@@ -33,7 +33,7 @@ from coursemart.cli.options import (
     WaitOption,
     WarehouseOption,
 )
-from coursemart.cli.output import generate_summary, load_summary, progress_bar
+from coursemart.cli.output import generate_summary, load_progress, load_summary, progress_bar
 from coursemart.cli.spark import engine_session
 from coursemart.errors import InputError
 from coursemart.masking import mask_url
@@ -144,12 +144,9 @@ def load_lake(
     wait = config.load_wait if options.wait is None else options.wait
     from coursemart.load.stage import LoadJob, run_load
 
+    failpoint = kill_at(config.failpoint)
     job = LoadJob.create(
-        lake_url,
-        warehouse_url,
-        since=options.since,
-        wait=wait,
-        checkpoint=kill_at(config.failpoint),
+        lake_url, warehouse_url, since=options.since, wait=wait, checkpoint=failpoint
     )
     if options.follow is not None:
         follow_lake(job, spark, options.follow, quiet)
@@ -164,8 +161,14 @@ def load_lake(
 
         interactive = not quiet and err.is_terminal
         total = pending_rows(lake_url, warehouse_url) if interactive else None
-        with progress_bar("loading", total, quiet) as advance:
-            result = run_load(replace(job, progress=advance), LocalLoad())
+        with load_progress(total, quiet) as (advance, phase):
+
+            def checkpoint(point: str) -> None:
+                phase(point)
+                if failpoint is not None:
+                    failpoint(point)
+
+            result = run_load(replace(job, progress=advance, checkpoint=checkpoint), LocalLoad())
     report_load(result, quiet)
 
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 from sqlalchemy.engine import Connection, Engine
 
 from coursemart import warehouse
-from coursemart.errors import LakeError, failure_text
+from coursemart.errors import LakeError, failure_text, missing_lake
 from coursemart.lake import Batch, Commit, Lake, new_id, open_lake
 from coursemart.lake.delta import TABLE_SCHEMA
 from coursemart.load import manifest
@@ -44,7 +44,9 @@ from coursemart.warehouse.columns import Extra, add_extras, check_extras, lake_e
 Progress = Callable[[int], None]
 Checkpoint = Callable[[str], None]
 
-#: Named points of a load, for reliability tests that kill the loader there.
+#: Named points of a load, for reliability tests that kill the loader there (at the first one
+#: reached) and for progress bars: after each batch's rows are written, after each batch is
+#: merged, and before the commit.
 CHECKPOINTS: Final = ("after_staging", "during_merge", "before_commit")
 #: Longest message kept with a load in ``coursemart_loads``.
 MESSAGE_LENGTH: Final = 2000
@@ -90,9 +92,7 @@ class LoadJob:
         """A job for the lake and warehouse named by their URLs; the lake must exist."""
         lake = open_lake(lake_url)
         if not lake.exists():
-            raise LakeError(
-                f"no lake at {lake.display!r}: run `coursemart generate` first, or fix --lake"
-            )
+            raise missing_lake(lake.display)
         return cls(
             lake=lake,
             warehouse=Warehouse.from_url(warehouse_url),
@@ -226,12 +226,10 @@ def _load(
             removal = pending.pop(0)
             removed[removal.version] = backend.remove_courses(removal.rows)
         counts = part.write(plan, backend, batch, position)
-        if position == 0:
-            job.checkpoint("after_staging")
+        job.checkpoint("after_staging")  # for each batch: a progress bar shows its merge
         part.merge(plan, backend, batch, position)
         record_merged_batch(connection, batch.batch_id, load_id, counts, job.since)
-        if position == 0:
-            job.checkpoint("during_merge")
+        job.checkpoint("during_merge")
         totals.merge(counts)
         by_version.setdefault(batch.version or 0, Counts()).merge(counts)
         skipped += batch.rows - counts.read

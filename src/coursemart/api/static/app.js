@@ -9,11 +9,17 @@ const MAX_LIMIT = 1000;
 const KEY_STORAGE = "coursemart.apiKey";
 const DEFAULTS = { order: "upcoming" };
 const DAY_MS = 24 * 60 * 60 * 1000;
+const ORDERS = ["upcoming", "past", "recent"];
+const MAX_PAGES = 20;
 
 const elements = {
   keyForm: document.getElementById("key-form"),
   key: document.getElementById("api-key"),
   filters: document.getElementById("filters"),
+  filtersToggle: document.getElementById("filters-toggle"),
+  filtersCount: document.getElementById("filters-count"),
+  filterFields: document.getElementById("filter-fields"),
+  addressError: document.getElementById("address-error"),
   category: document.getElementById("category"),
   level: document.getElementById("level"),
   error: document.getElementById("error"),
@@ -28,6 +34,7 @@ let nextCursor = null;
 let shown = 0;
 let pages = 1;
 let generation = 0; // a newer listing makes older answers stale
+let busy = false; // a listing is being read: More waits (it stays focusable, unlike disabled)
 
 class ApiError extends Error {
   constructor(status, message) {
@@ -74,14 +81,59 @@ function formState() {
   return state;
 }
 
+// The view the page's URL asks for, and what is wrong with it: each parameter the page cannot
+// use is named (and left out of the view).
 function urlState() {
   const params = new URLSearchParams(window.location.search);
   const state = {};
+  const problems = [];
+  let pageCount = 1;
   for (const [name, value] of params) {
-    if (name !== "pages" && value !== "") state[name] = value;
+    const problem = value === "" ? null : parameterProblem(name, value);
+    if (problem) problems.push(`${name}=${value}: ${problem}`);
+    else if (name === "pages" && value !== "") pageCount = Number(value);
+    else if (value !== "") state[name] = value;
   }
-  const wanted = Number.parseInt(params.get("pages") || "1", 10);
-  return { state, pages: Number.isFinite(wanted) ? Math.min(Math.max(wanted, 1), 20) : 1 };
+  return { state, pages: pageCount, problems };
+}
+
+function parameterProblem(name, value) {
+  const controls = elements.filters.elements;
+  switch (name) {
+    case "q":
+      return null;
+    case "order":
+      return ORDERS.includes(value) ? null : `not an order (${ORDERS.join(", ")})`;
+    case "category":
+    case "level": {
+      const known = Array.from(controls.namedItem(name).options, (option) => option.value);
+      return known.includes(value) ? null : `no such ${name}`;
+    }
+    case "from":
+    case "to":
+      return isDay(value) ? null : "not a date (write it as YYYY-MM-DD, e.g. 2026-01-31)";
+    case "pages": {
+      const count = Number(value);
+      const whole = /^[0-9]+$/.test(value) && count >= 1 && count <= MAX_PAGES;
+      return whole ? null : `not a number of pages (1 to ${MAX_PAGES})`;
+    }
+    default:
+      return "not a parameter of this page (q, order, category, level, from, to, pages)";
+  }
+}
+
+function isDay(text) {
+  if (!/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(text)) return false;
+  const moment = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(moment.getTime()) && moment.toISOString().slice(0, 10) === text;
+}
+
+function showAddressProblems(problems) {
+  elements.addressError.hidden = problems.length === 0;
+  elements.addressError.textContent = problems.length
+    ? `This page's address has ${problems.length === 1 ? "a parameter" : "parameters"} it ` +
+      `cannot use, left out: ${problems.join("; ")}.`
+    : "";
 }
 
 function setForm(state) {
@@ -91,6 +143,24 @@ function setForm(state) {
     if (control.type === "radio") control.checked = control.value === value;
     else control.value = value;
   }
+  showFilterCount();
+}
+
+// On a phone the filters are folded: their button says how many are set.
+function showFilterCount() {
+  const set = Object.keys(formState()).filter((name) => name !== "q").length;
+  elements.filtersCount.textContent = set ? ` (${set} set)` : "";
+}
+
+function toggleFilters() {
+  const open = elements.filtersToggle.getAttribute("aria-expanded") !== "true";
+  elements.filtersToggle.setAttribute("aria-expanded", String(open));
+  elements.filterFields.classList.toggle("open", open);
+}
+
+function setBusy(value) {
+  busy = value;
+  elements.more.setAttribute("aria-disabled", String(value));
 }
 
 function pageUrl(state, pageCount) {
@@ -175,7 +245,7 @@ function describe() {
 // Show the view for `state`, `pageCount` pages of it; then put the scroll where it was.
 async function showView(state, pageCount, scrollY) {
   const mine = ++generation;
-  elements.more.disabled = true;
+  setBusy(true);
   elements.status.textContent = "Loading…";
   const params = apiParams(state);
   try {
@@ -201,14 +271,14 @@ async function showView(state, pageCount, scrollY) {
   } catch (error) {
     if (mine === generation) showError(error);
   } finally {
-    if (mine === generation) elements.more.disabled = false;
+    if (mine === generation) setBusy(false);
   }
 }
 
 async function showMore() {
-  if (!nextCursor) return;
+  if (!nextCursor || busy) return;
   const mine = generation;
-  elements.more.disabled = true;
+  setBusy(true); // not disabled: a disabled button loses the keyboard focus
   elements.status.textContent = "Loading…";
   try {
     const params = apiParams(formState());
@@ -230,7 +300,7 @@ async function showMore() {
   } catch (error) {
     if (mine === generation) showError(error);
   } finally {
-    if (mine === generation) elements.more.disabled = false;
+    if (mine === generation) setBusy(false);
   }
 }
 
@@ -300,17 +370,20 @@ async function loadFilters() {
 }
 
 function fromUrl(scrollY) {
-  const { state, pages: wanted } = urlState();
+  const { state, pages: wanted, problems } = urlState();
+  showAddressProblems(problems);
   setForm(state);
   return showView(formState(), wanted, scrollY);
 }
 
 function onFilterChange() {
   const state = formState();
+  showFilterCount();
   const url = pageUrl(state, 1);
   if (new URL(url, window.location.href).href === window.location.href) return; // same view
   history.replaceState(currentEntry(), "", window.location.href);
   history.pushState({ scrollY: 0 }, "", url);
+  showAddressProblems([]); // the new address holds only what the form has
   showView(state, 1, 0);
 }
 
@@ -340,6 +413,7 @@ elements.filters.elements.namedItem("q").addEventListener("input", () => {
 });
 elements.filters.addEventListener("reset", () => setTimeout(onFilterChange));
 elements.more.addEventListener("click", showMore);
+elements.filtersToggle.addEventListener("click", toggleFilters);
 window.addEventListener("popstate", (event) => fromUrl(event.state && event.state.scrollY));
 let scrollTimer = null;
 window.addEventListener("scroll", () => {
