@@ -21,8 +21,12 @@ ROW_GROUP_ROWS: Final = 128 * 1024
 
 
 def unreadable(path: str, exc: BaseException) -> LakeError:
-    """The error for a part file that cannot be read at all."""
-    return LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet")
+    """The error for a part file that cannot be read at all: missing, or damaged."""
+    if isinstance(exc, FileNotFoundError):
+        return LakeError(f"cannot read {path}: the file is missing; restore it from a copy")
+    return LakeError(
+        f"cannot read {path}: {exc}; the file is damaged or not Parquet: restore it from a copy"
+    )
 
 
 class ParquetFiles(Store):
