@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from coursemart.generate import generate
 from coursemart.lake import new_id, open_lake
 from coursemart.load import CHECKPOINTS, load
 from coursemart.load.validate import DimensionError
-from tests.conftest import WINDOW, empty_warehouse, new_warehouse, snapshot
+from tests.conftest import WINDOW, CliResult, empty_warehouse, new_warehouse, snapshot
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -269,27 +270,35 @@ def test_an_unreadable_parquet_file_fails_the_load_and_writes_nothing(
     assert not (lake_dir / "_rejected").exists()
 
 
-def test_a_truncated_part_file_leaves_its_batch_for_a_load_once_it_is_whole(
-    lake_dir: Path, warehouse_url: str
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_file_the_log_names_that_is_damaged_or_missing_fails_the_load_until_it_is_restored(
+    lake_dir: Path, warehouse_url: str, cli: Callable[..., CliResult], damage: str
 ) -> None:
     generate(str(lake_dir), courses=1_000, seed=1, window=WINDOW)
     load(str(lake_dir), warehouse_url)
+    before = snapshot(warehouse_url)
     broken = generate(str(lake_dir), courses=200_000, seed=2, window=WINDOW, chunk_rows=100_000)
     path = Path(open_lake(str(lake_dir)).batch_files(broken.batch_id)[1])
     whole = path.read_bytes()
-    path.write_bytes(whole[: len(whole) // 3])  # a copy still under way
+    if damage == "truncated":
+        path.write_bytes(whole[: len(whole) // 3])  # a copy still under way
+    else:
+        path.unlink()
 
-    refused = load(str(lake_dir), warehouse_url)
+    failed = cli("load", "--lake", str(lake_dir), "--warehouse", warehouse_url)
+    after = snapshot(warehouse_url)
     path.write_bytes(whole)
     loaded = load(str(lake_dir), warehouse_url)
 
-    assert (refused.status, refused.refused) == ("nothing to do", (broken.batch_id,))
-    assert f"batch {broken.batch_id} does not match its _SUCCESS" in refused.warnings[0]
-    assert (
-        f"{path.name} has {len(whole) // 3:,} bytes, _SUCCESS says {len(whole):,}"
-        in (refused.warnings[0])
-    )
-    assert loaded.batches == (broken.batch_id,)
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith(f"coursemart: error: cannot read {path}: ")
+    assert failed.stderr.count("\n") == 1 and "restore it from a copy" in failed.stderr
+    assert {k: v for k, v in after.items() if k != "coursemart_loads"} == {
+        k: v for k, v in before.items() if k != "coursemart_loads"
+    }
+    assert [row[3] for row in after["coursemart_loads"]] == ["loaded", "failed"]
+    assert not (lake_dir / "_rejected").exists()
+    assert (loaded.batches, loaded.versions) == ((broken.batch_id,), (1,))
     assert course_count(warehouse_url) == 201_000
 
 
@@ -347,6 +356,7 @@ def test_schema_creation_is_idempotent(warehouse_url: str) -> None:
         "levels",
         "courses",
         "coursemart_batches",
+        "coursemart_versions",
         "coursemart_loads",
         "vw_most_recent_courses",
         search,
