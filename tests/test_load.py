@@ -248,6 +248,20 @@ def test_each_kind_of_bad_row_is_rejected_with_its_reason(
     assert {1, 13} <= ids and not ids & {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12} - set(range(1, 11))
 
 
+def test_text_stored_as_views_loads_like_text(lake_dir: Path, sqlite_url: str) -> None:
+    generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    rows = bad_rows().slice(0, 1).drop_columns(["expected"])
+    viewed = rows.set_column(1, "course_name", rows["course_name"].cast(pa.string_view()))
+    write_raw_batch(lake_dir, viewed)  # as DataFusion writes text (a delta-rs delete, Polars)
+
+    result = load(str(lake_dir), sqlite_url)
+
+    assert (result.rows_loaded, result.rows_rejected) == (11, 0)
+    assert query(sqlite_url, "SELECT course_name FROM courses WHERE course_id = 1") == [
+        ("Applied Machine Learning with Python",)
+    ]
+
+
 def test_an_unreadable_parquet_file_fails_the_load_and_writes_nothing(
     lake_dir: Path, warehouse_url: str
 ) -> None:

@@ -107,7 +107,11 @@ def _convertible(actual: pa.DataType, expected: pa.DataType) -> bool:
     if pa.types.is_integer(expected):
         return bool(pa.types.is_integer(actual))
     if pa.types.is_string(expected):
-        return bool(pa.types.is_string(actual) or pa.types.is_large_string(actual))
+        return bool(
+            pa.types.is_string(actual)
+            or pa.types.is_large_string(actual)
+            or pa.types.is_string_view(actual)
+        )
     if pa.types.is_timestamp(expected):
         return bool(pa.types.is_timestamp(actual) or pa.types.is_date(actual))
     return bool(actual == expected)
