@@ -1,7 +1,8 @@
 """Cancelled courses: a Delta delete in the lake (``coursemart cancel`` by ids or ``--before``, or
 any other writer's delete) removes those courses from the warehouse at the next load, exactly
 once, on SQLite, PostgreSQL and MariaDB; the view and both API routes stop listing them and
-``status`` counts them; a greater batch that holds the course again brings it back."""
+``status`` counts them; a greater batch that holds the course again brings it back, and a new
+course never takes a cancelled one's id."""
 
 from __future__ import annotations
 
@@ -181,6 +182,19 @@ def test_a_generate_after_a_cancellation_reschedules_courses_of_the_file_it_rewr
     assert later.rescheduled == len(moved) == round(0.5 * 99)
     assert all(names[r["course_id"]] == r["course_name"] for r in moved)
     assert 5 not in names and 5 not in {r["course_id"] for r in moved}
+
+
+def test_the_id_of_a_cancelled_course_is_never_given_to_a_new_one(lake_dir: Path, cli: Cli) -> None:
+    lake = str(lake_dir)
+    generate(lake, courses=20, seed=1, window=WINDOW)
+    assert cli("cancel", "19", "20", "-q", "--lake", lake).exit_code == 0
+
+    after_cancel = generate(lake, courses=2, seed=2, window=WINDOW)
+    DeltaTable(str(lake_dir / "courses")).delete("course_id >= 21")  # another writer's delete
+    after_delete = generate(lake, courses=2, seed=3, window=WINDOW)
+
+    assert (after_cancel.first_id, after_cancel.last_id) == (21, 22)
+    assert (after_delete.first_id, after_delete.last_id) == (23, 24)
 
 
 def read_rows(lake: Lake, batch_id: str) -> list[dict[str, object]]:
