@@ -29,9 +29,9 @@ def test_load_prints_a_one_line_summary_then_nothing_to_do(
 
     assert first.exit_code == 0, first.stderr
     assert first.stdout.count("\n") == 1
-    assert first.stdout.startswith("loaded 1 batch (load ")
+    assert first.stdout.startswith("loaded 1 batch (version 0, load ")
     assert "1,000 rows read, 1,000 loaded, 0 rejected" in first.stdout
-    assert second.stdout.startswith("nothing to do: every committed batch is already loaded")
+    assert second.stdout.startswith("nothing to do: every committed version is already loaded")
 
 
 def test_load_reports_rejected_rows_and_where_they_are(
@@ -194,7 +194,7 @@ def test_since_takes_a_day_or_an_instant(
     assert 0 < count == kept < 1_000
 
 
-def test_status_shows_counts_pending_batches_and_loads(
+def test_status_shows_counts_pending_versions_and_loads(
     cli: Cli, lake_dir: Path, sqlite_url: str
 ) -> None:
     generate(str(lake_dir), courses=300, seed=1, window=WINDOW)
@@ -204,21 +204,25 @@ def test_status_shows_counts_pending_batches_and_loads(
     result = cli("status", "--lake", str(lake_dir), "--warehouse", sqlite_url)
 
     assert result.exit_code == 0, result.stderr
-    assert "rows:      categories 5, levels 3, courses 300, coursemart_batches 1" in result.stdout
-    assert "pending:   1 batches, 7 rows" in result.stdout
-    assert f"  {waiting.batch_id}  7 rows" in result.stdout
+    assert (
+        "rows:      categories 5, levels 3, courses 300, coursemart_batches 1, "
+        "cancelled courses 0\n" in result.stdout
+    )
+    assert "pending:   1 version, 7 rows" in result.stdout
+    assert f"  version 1  write  batch {waiting.batch_id}  7 rows" in result.stdout
     assert "loaded" in result.stdout.split("latest loads:")[1]
 
 
 def test_status_before_any_load(cli: Cli, lake_dir: Path, sqlite_url: str) -> None:
-    generate(str(lake_dir), courses=5, seed=1, window=WINDOW)
+    first = generate(str(lake_dir), courses=5, seed=1, window=WINDOW)
     database = Path(sqlite_url.removeprefix("sqlite:///"))
 
     result = cli("status", "--lake", str(lake_dir), "--warehouse", sqlite_url)
 
     assert result.exit_code == 0, result.stderr
     assert f"no warehouse file {database} yet: `coursemart load` creates it" in result.stdout
-    assert "pending:   1 batches, 5 rows" in result.stdout
+    assert "pending:   1 version, 5 rows" in result.stdout
+    assert f"  version 0  create table  batch {first.batch_id}  5 rows" in result.stdout
     assert not database.exists()
 
 
@@ -242,7 +246,7 @@ def test_status_masks_the_warehouse_password(cli: Cli, lake_dir: Path, postgres_
     assert "hunter2" not in result.stdout + result.stderr
 
 
-def test_pending_rows_count_only_batches_not_yet_loaded(lake_dir: Path, sqlite_url: str) -> None:
+def test_pending_rows_count_only_versions_not_yet_loaded(lake_dir: Path, sqlite_url: str) -> None:
     from coursemart.load import load
     from coursemart.status import pending_rows
 

@@ -65,13 +65,19 @@ def test_a_disk_that_fills_up_during_generate_leaves_no_committed_batch(
 ) -> None:
     lake = small_disk / "lake"
     assert cli("generate", "-n", "1000", "-q", "--lake", str(lake)).exit_code == 0
+    (first,) = open_lake(str(lake)).committed_batches()
 
     result = cli("generate", "-n", "2000000", "--lake", str(lake))
 
     line = one_line_error(result, 1)
     assert "No space left on device" in line
-    batches = list((lake / "courses").iterdir())
-    assert len(batches) == 1 and (batches[0] / "_SUCCESS").exists()  # only the first one
+    table = open_lake(str(lake))
+    assert (table.latest_version(), table.committed_batches()) == (0, [first])
+    assert table.uncommitted_batches() == []  # the second one's files are gone
+    assert sorted(p.name for p in (lake / "courses").iterdir()) == [
+        "_delta_log",
+        f"batch_id={first}",
+    ]
 
 
 def test_a_disk_that_fills_up_during_a_sqlite_load_leaves_the_warehouse_as_it_was(

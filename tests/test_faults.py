@@ -46,7 +46,8 @@ def faulty_lake(lake_dir: Path) -> None:
 
 
 def assert_exactly_the_lake(lake_dir: Path, url: str) -> None:
-    """The warehouse holds what the lake says, each batch once, each refused row once."""
+    """The warehouse holds what the lake says, each batch and version once, each refused row
+    once."""
     lake = open_lake(str(lake_dir))
     expected = expected_courses(lake_dir)
     for refused_id in REFUSED:
@@ -56,6 +57,8 @@ def assert_exactly_the_lake(lake_dir: Path, url: str) -> None:
         row[0] for row in query(url, "SELECT batch_id FROM coursemart_batches ORDER BY batch_id")
     ]
     assert loaded == lake.committed_batches()
+    versions = [row[0] for row in query(url, "SELECT version FROM coursemart_versions")]
+    assert sorted(versions) == list(range((lake.latest_version() or 0) + 1))  # each once
     visible = [load_id for load_id, shown in lake.rejected_loads().items() if shown]
     refused = [row for load_id in visible for row in lake.read_rejected(load_id)]
     assert sorted(row["course_id"] for row in refused) == sorted(REFUSED)

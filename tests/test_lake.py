@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from deltalake import DeltaTable
 
 from coursemart import model
 from coursemart.errors import LakeError
@@ -50,17 +50,18 @@ def test_ids_sort_by_time() -> None:
     assert earlier < later
 
 
-def test_the_same_code_writes_and_reads_an_fsspec_url() -> None:
-    url = f"memory://coursemart-{uuid.uuid4().hex}/lake"
+def test_a_file_url_lake_is_written_and_read_like_its_folder(lake_dir: Path) -> None:
+    url = f"file://{lake_dir}"
     result = generate(url, courses=3_000, seed=2, window=WINDOW, chunk_rows=1_000)
 
     lake = open_lake(url)
-    assert not lake.is_local
     assert lake.committed_batches() == [result.batch_id]
+    assert open_lake(str(lake_dir)).committed_batches() == [result.batch_id]
     rows = sum(rb.num_rows for _, rb in lake.read_batches([result.batch_id]))
     assert rows == 3_000
     assert lake.max_course_id() == 3_000
     assert lake.read_dimension("levels").num_rows == 3
+    assert DeltaTable(str(lake_dir / "courses")).version() == 0
 
 
 def test_since_filter_is_pushed_down_and_exact(lake_dir: Path) -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from coursemart import model
 from coursemart.generate import generate
+from coursemart.lake import open_lake
+from coursemart.lake.upkeep import convert
 from coursemart.load import load
 from tests.conftest import WINDOW, execute, new_warehouse
 from tests.test_load import expected_courses, query, stored_courses, write_raw_batch
@@ -102,17 +104,19 @@ def legacy_copy(tmp_path: Path) -> tuple[Path, str]:
 def test_a_warehouse_made_before_lineage_is_upgraded_in_place_by_the_next_load(
     tmp_path: Path,
 ) -> None:
+    """coursemart 0.1's lake, once converted to a Delta table, loads only what it lacks."""
     lake_dir, url = legacy_copy(tmp_path)
     database = url.removeprefix("sqlite:///")
     columns = [row[1] for row in sqlite3.connect(database).execute("PRAGMA table_info(courses)")]
     assert "batch_id" not in columns  # as 0.1 left it
     loaded = [row[0] for row in query(url, "SELECT batch_id FROM coursemart_batches")]
     before = stored_courses(url)
+    assert convert(open_lake(str(lake_dir))).converted == tuple(sorted(loaded))
     later = generate(str(lake_dir), courses=30, seed=7, window=WINDOW, reschedule=0.1)
 
     result = load(str(lake_dir), url)
 
-    assert result.batches == (later.batch_id,)
+    assert (result.batches, result.versions) == ((later.batch_id,), (0, 1, 2))
     stored = lineage(url)
     assert len(stored) == len(before) + 30
     kept = {batch for batch in (b for _, b in stored.values()) if batch != later.batch_id}

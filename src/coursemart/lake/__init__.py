@@ -10,8 +10,9 @@
 <lake>/_rejected/load_id=<id>/part-*.parquet rows the loader refused, with a ``reason`` column
 ```
 
-Local folders and cloud URLs (``abfs://``, ``s3://``) go through the same code:
-a :class:`Lake` is opened once from its URL, and its methods are the verbs.
+Local folders and fsspec URLs (``file://``, ``abfs://``, ``s3://``; not ``memory://``, which
+delta-rs cannot see) go through the same code: a :class:`Lake` is opened once from its URL, and
+its methods are the verbs.
 """
 
 from __future__ import annotations

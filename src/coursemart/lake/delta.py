@@ -37,6 +37,9 @@ BATCH_KEY: Final = "coursemart.batch_id"
 #: The commit metadata key that names what a coursemart command did (``cancel``), where
 #: delta-rs's own operation name (``MERGE``) says how.
 OPERATION_KEY: Final = "coursemart.operation"
+#: The commit metadata key of the largest course id the table held up to that commit, kept by
+#: coursemart's commits and deletes, so that a cancelled course's id is never given again.
+MAX_ID_KEY: Final = "coursemart.max_course_id"
 #: Set when the table is made: deletes then commit the rows they removed (the change data
 #: feed), so a load reads what a delete took away without reading the files it rewrote.
 TABLE_PROPERTIES: Final = {"delta.enableChangeDataFeed": "true"}
@@ -453,14 +456,30 @@ class CourseTable(ParquetFiles):
 
     def max_course_id(self) -> int:
         """The largest ``course_id`` a BIGINT holds among the table's live rows (0 when none):
-        from the commits' statistics, or the file's ids where a writer wrote none."""
-        largest = 0
+        from the commits' statistics, or the file's ids where a writer wrote none; never below
+        what coursemart's latest commit recorded (the ids of deleted courses stay taken)."""
+        largest = self.recorded_max_id()
         for file in self.live_files():
             if file.max_id is not None and file.max_id <= INT64_MAX:
                 largest = max(largest, file.max_id)
             else:
                 largest = max(largest, self.largest_id(file.path))
         return largest
+
+    def recorded_max_id(self) -> int:
+        """The largest course id the latest coursemart commit recorded (0 when none did)."""
+        if not self.is_delta():
+            return 0
+        table = self.delta()
+        for limit in (1, 16, None):  # usually the latest commit is coursemart's
+            history = table.history(limit=limit)
+            for entry in history:
+                value = entry.get(MAX_ID_KEY)
+                if isinstance(value, str) and value.isdigit():
+                    return int(value)
+            if limit is None or len(history) < limit:
+                return 0
+        return 0
 
     def largest_id(self, path: str) -> int:
         """The largest ``course_id`` a BIGINT holds in one file (0 when none)."""
@@ -558,14 +577,18 @@ class TableWrites(CourseTable):
                 f"({'; '.join(problems)}): nothing written; point --lake at a coursemart lake"
             )
 
-    def commit_files(self, batch_id: str, actions: list[Any]) -> int:
-        """Commit data files already in the table's folder as one version naming ``batch_id``;
-        the first commit makes the table. Returns the version."""
+    def commit_files(self, batch_id: str, actions: list[Any], max_id: int | None = None) -> int:
+        """Commit data files already in the table's folder as one version naming ``batch_id``
+        (and ``max_id``, the largest course id they hold, when known); the first commit makes
+        the table. Returns the version."""
         from deltalake import DeltaTable, Schema
         from deltalake.exceptions import DeltaError
         from deltalake.transaction import CommitProperties, create_table_with_add_actions
 
-        properties = CommitProperties(custom_metadata={BATCH_KEY: batch_id}, max_commit_retries=50)
+        metadata = {BATCH_KEY: batch_id}
+        if max_id is not None:
+            metadata[MAX_ID_KEY] = str(max_id)
+        properties = CommitProperties(custom_metadata=metadata, max_commit_retries=50)
         try:
             if not self.is_delta():
                 try:
@@ -605,6 +628,7 @@ class TableWrites(CourseTable):
         from deltalake import CommitProperties, WriterProperties
         from deltalake.exceptions import DeltaError
 
+        largest = {MAX_ID_KEY: str(self.max_course_id())}
         table = self.delta()
         source = pa.table({"course_id": pa.array(sorted(set(ids)), pa.int64())})
         try:
@@ -615,7 +639,9 @@ class TableWrites(CourseTable):
                     source_alias="source",
                     target_alias="target",
                     writer_properties=WriterProperties(compression="ZSTD"),
-                    commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "cancel"}),
+                    commit_properties=CommitProperties(
+                        custom_metadata={OPERATION_KEY: "cancel", **largest}
+                    ),
                 )
                 .when_matched_delete()
                 .execute()

@@ -21,8 +21,12 @@ ROW_GROUP_ROWS: Final = 128 * 1024
 
 
 def unreadable(path: str, exc: BaseException) -> LakeError:
-    """The error for a part file that cannot be read at all."""
-    return LakeError(f"cannot read {path}: {exc}; the file is damaged or not Parquet")
+    """The error for a part file that cannot be read at all: missing, or damaged."""
+    if isinstance(exc, FileNotFoundError):
+        return LakeError(f"cannot read {path}: the file is missing; restore it from a copy")
+    return LakeError(
+        f"cannot read {path}: {exc}; the file is damaged or not Parquet: restore it from a copy"
+    )
 
 
 class ParquetFiles(Store):
@@ -69,13 +73,28 @@ class ParquetFiles(Store):
                 if since
                 else None
             )
-            yield from dataset.to_batches(
+            for batch in dataset.to_batches(
                 columns=list(columns) if columns is not None else None,
                 filter=expression,
                 batch_size=batch_rows,
-            )
+            ):
+                yield without_views(batch)
         except (OSError, pa.ArrowException) as exc:
             raise unreadable(path, exc) from exc
+
+
+#: View types (DataFusion writes them, in the files a delta-rs delete rewrites) and the plain
+#: types every other file of the lake holds the same values in.
+PLAIN_TYPES: Final = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+
+
+def without_views(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with its view columns as plain strings and binaries, so that rows read from a
+    rewritten file combine with rows read from the others."""
+    if not any(field.type in PLAIN_TYPES for field in batch.schema):
+        return batch
+    plain = [field.with_type(PLAIN_TYPES.get(field.type, field.type)) for field in batch.schema]
+    return batch.cast(pa.schema(plain))
 
 
 def column_range(metadata: Any, column: str) -> tuple[int, int] | None:

@@ -213,7 +213,7 @@ class BatchWriter:
             )
             for path in sorted(self.parts)
         ]
-        self.version = self.lake.commit_files(self.batch_id, actions)
+        self.version = self.lake.commit_files(self.batch_id, actions, self.max_id)
         self.committed = True
         try:
             self.lake.fs.rm(self.mark)
