@@ -40,6 +40,8 @@ class Changes:
 
     batches: tuple[Batch, ...] = ()
     removals: tuple[Removal, ...] = ()
+    #: What the user must hear of: changes coursemart does not follow.
+    warnings: tuple[str, ...] = ()
 
 
 def changes(lake: Lake, commits: list[Commit], skip_batches: frozenset[str]) -> Changes:
@@ -47,10 +49,17 @@ def changes(lake: Lake, commits: list[Commit], skip_batches: frozenset[str]) -> 
     lake became a Delta table (their converted commits are not loaded again)."""
     batches: list[Batch] = []
     removals: list[Removal] = []
+    warnings: list[str] = []
     for commit in commits:
         removal: Removal | None
         if commit.changes:
-            removal = change_data_removal(lake, commit)
+            removal, updated = change_data_removal(lake, commit)
+            if updated:
+                warnings.append(
+                    f"version {commit.version} ({commit.operation}) changed {updated:,} rows in "
+                    "place: coursemart follows appends and deletes, not updates; write a change "
+                    "as a row of a new batch (a greater batch_id), as `generate --reschedule` does"
+                )
         else:
             for batch_id, files in files_by_batch(commit).items():
                 if commit.is_append and batch_id in skip_batches:
@@ -60,7 +69,7 @@ def changes(lake: Lake, commits: list[Commit], skip_batches: frozenset[str]) -> 
             removal = file_removal(lake, commit) if commit.removed else None
         if removal is not None and removal.rows.num_rows:
             removals.append(removal)
-    return Changes(tuple(batches), tuple(removals))
+    return Changes(tuple(batches), tuple(removals), tuple(warnings))
 
 
 def snapshot_changes(lake: Lake, files: list[DataFile], commit: Commit) -> Changes:
@@ -121,16 +130,21 @@ def _read(lake: Lake, file: DataFile, columns: list[str], where: str) -> pa.Tabl
         return pa.table({name: pa.array([], pa.int64()) for name in columns})
 
 
-def change_data_removal(lake: Lake, commit: Commit) -> Removal:
-    """The rows a commit's change data files record as deleted."""
+def change_data_removal(lake: Lake, commit: Commit) -> tuple[Removal, int]:
+    """The rows a commit's change data files record as deleted, and how many rows it updated
+    or inserted in place (an UPDATE or MERGE by another writer), which coursemart does not
+    follow."""
     pieces = []
+    updated = 0
     for file in commit.changes:
         where = f"version {commit.version}'s change data"
         rows = _read(lake, file, ["course_id", "_change_type"], where)
         deleted = rows.filter(pc.equal(rows["_change_type"], "delete"))
+        changed = pc.is_in(rows["_change_type"], value_set=pa.array(["update_postimage", "insert"]))
+        updated += int(pc.sum(changed).as_py() or 0)
         batch_id = file.batch_id or commit.derived_batch_id
         pieces.append(_removal_rows(deleted["course_id"], batch_id))
-    return Removal(commit.version, _concat(pieces))
+    return Removal(commit.version, _concat(pieces)), updated
 
 
 def file_removal(lake: Lake, commit: Commit) -> Removal:

@@ -281,7 +281,7 @@ def plan_load(job: LoadJob, connection: Connection, load_id: str, rejected: Reje
     snapshots = read_snapshots(job.lake) if found.batches else {}
     plan = Plan(job, load_id, list(found.batches), rules_for(connection, snapshots), rejected)
     plan.snapshots = snapshots
-    plan.warnings = [note for batch in found.batches for note in batch.notes]
+    plan.warnings = [*(note for batch in found.batches for note in batch.notes), *found.warnings]
     plan.table_id, plan.commits, plan.removals = table_id, commits, list(found.removals)
     plan.extras = extras
     return plan
