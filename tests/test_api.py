@@ -115,6 +115,15 @@ def client(filled_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(scope="module")
+def sqlite_warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small filled SQLite warehouse for the tests that need only one backend."""
+    folder = tmp_path_factory.mktemp("api-sqlite")
+    url = f"sqlite:///{folder / 'warehouse.db'}"
+    fill(folder / "lake", url, courses=200, crowded=0)
+    return url
+
+
 # ---------------------------------------------------------------------------------------------
 # Paging
 
@@ -342,10 +351,15 @@ def test_no_key_is_valid_when_none_is_configured() -> None:
 def _with_key(place: str, key: str) -> dict[str, Any]:
     if place == "code":
         return {"params": {"code": key}}
+    if place == "authorization":
+        return {"headers": {place: f"Bearer {key}"}}
     return {"headers": {place: key}}
 
 
-@pytest.mark.parametrize("place", ["x-api-key", "x-functions-key", "code"])
+PLACES = ["authorization", "x-api-key", "x-functions-key", "code"]
+
+
+@pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("path", ["/api/GetRecentCourses", "/v1/courses/recent", "/v1/categories"])
 def test_api_keys_are_accepted_in_each_place(filled_url: str, place: str, path: str) -> None:
     settings = settings_for(filled_url, api_keys="first-key,second-key")
@@ -359,7 +373,7 @@ def test_api_keys_are_accepted_in_each_place(filled_url: str, place: str, path: 
         assert client.get("/").status_code == 200
 
 
-@pytest.mark.parametrize("place", ["x-api-key", "x-functions-key", "code"])
+@pytest.mark.parametrize("place", PLACES)
 def test_repeated_requests_still_need_a_key(filled_url: str, place: str) -> None:
     settings = settings_for(filled_url, api_keys="first-key")
     with TestClient(create_app(settings)) as client:
@@ -372,6 +386,33 @@ def test_repeated_requests_still_need_a_key(filled_url: str, place: str) -> None
         assert (again.status_code, again.content) == (200, first.content)
 
 
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        ("Bearer first-key", 200),
+        ("bearer first-key", 200),  # the scheme is case-insensitive (RFC 9110)
+        ("BEARER  first-key ", 200),
+        ("Basic first-key", 401),
+        ("first-key", 401),
+        ("Bearer", 401),
+        ("Bearer first-key-and-more", 401),
+        ("Bearer wrong-key", 401),
+    ],
+)
+def test_a_bearer_key_is_read_from_the_authorization_header_only(
+    sqlite_warehouse: str, authorization: str, status: int
+) -> None:
+    settings = settings_for(sqlite_warehouse, api_keys="first-key")
+    for fast_path in (True, False):
+        with TestClient(create_app(settings, fast_path=fast_path)) as client:
+            for path in ("/v1/courses/recent?limit=2", "/v1/freshness", "/metrics"):
+                response = client.get(path, headers={"authorization": authorization})
+                assert response.status_code == status, (path, fast_path)
+                if status == 401:
+                    challenge = response.headers["www-authenticate"]
+                    assert challenge.startswith('Bearer realm="coursemart"')
+
+
 def test_keyed_answers_are_private(filled_url: str) -> None:
     with TestClient(create_app(settings_for(filled_url, api_keys="k1"))) as client:
         response = client.get("/v1/levels", headers={"x-api-key": "k1"})
@@ -380,6 +421,28 @@ def test_keyed_answers_are_private(filled_url: str) -> None:
 
 def test_open_api_has_no_security_schemes(client: TestClient) -> None:
     assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+
+
+def test_keyed_open_api_declares_the_four_places_on_every_protected_route(
+    sqlite_warehouse: str,
+) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse, api_keys="k1"))) as client:
+        document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert all(scheme.pop("description") for scheme in schemes.values())
+    assert schemes == {
+        "Bearer": {"type": "http", "scheme": "bearer"},
+        "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        "FunctionsKeyHeader": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+        "CodeQuery": {"type": "apiKey", "in": "query", "name": "code"},
+    }
+    either = sorted([{name: []} for name in schemes], key=str)
+    operations = {path: item["get"] for path, item in document["paths"].items()}
+    protected = {path for path, operation in operations.items() if "security" in operation}
+    assert protected == {path for path in operations if path not in ("/health", "/ready")}
+    assert "/metrics" in protected and "/v1/courses/recent" in protected
+    for path in protected:
+        assert sorted(operations[path]["security"], key=str) == either, path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -83,6 +83,8 @@ def test_metrics_are_behind_the_api_key_when_keys_are_set(sqlite_warehouse: str)
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"x-api-key": "k1"}).status_code == 200
         assert client.get("/metrics?code=k1").status_code == 200
+        # as Prometheus sends it: authorization: {type: Bearer, credentials_file: ...}
+        assert client.get("/metrics", headers={"authorization": "Bearer k1"}).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,8 +106,11 @@ def test_the_access_log_is_off_by_default(sqlite_warehouse: str) -> None:
 def test_the_access_log_masks_keys_however_they_are_sent(sqlite_warehouse: str) -> None:
     with serving(sqlite_warehouse, "--access-log", COURSEMART_API_KEYS=KEY) as served:
         statuses = [served.get(path)[0] for path in KEYED_PATHS]
+        bearer = served.get("/v1/categories", Authorization=f"Bearer {KEY}")[0]
     assert statuses == [200, 200, 401]  # ";code=" is not a key to the server, nor in the log
+    assert bearer == 200
     assert KEY not in served.log
+    assert '"GET /v1/categories HTTP/1.1" 200' in served.log
     assert '"GET /v1/levels?code=*** HTTP/1.1" 200' in served.log
     assert '"GET /v1/levels?%63ode=*** HTTP/1.1" 200' in served.log
     assert '"GET /v1/levels?x=*** HTTP/1.1" 401' in served.log

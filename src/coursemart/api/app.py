@@ -92,7 +92,13 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "HEAD"],
-            allow_headers=["x-api-key", "x-functions-key", "if-none-match", "x-request-id"],
+            allow_headers=[
+                "authorization",
+                "x-api-key",
+                "x-functions-key",
+                "if-none-match",
+                "x-request-id",
+            ],
             expose_headers=["ETag", "X-Request-ID"],
             max_age=600,
         )

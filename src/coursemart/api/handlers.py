@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
 
-from coursemart.api.auth import UnauthorizedError
+from coursemart.api.auth import CHALLENGE, UnauthorizedError
 from coursemart.api.models import ErrorPublic, ParameterProblem
 from coursemart.api.params import ParameterError
 
@@ -78,7 +78,7 @@ async def on_parameter(_: Request, exc: Exception) -> JSONResponse:
 
 async def on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
     """401 saying where a key goes."""
-    return error_response(401, str(exc), headers={"WWW-Authenticate": "ApiKey"})
+    return error_response(401, str(exc), headers={"WWW-Authenticate": CHALLENGE})
 
 
 def http_message(status_code: int, detail: str, method: str) -> str:

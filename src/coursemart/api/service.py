@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Scope
 
 from coursemart.api import render
-from coursemart.api.auth import any_key_is_valid
+from coursemart.api.auth import any_key_is_valid, presented_keys
 from coursemart.api.caching import (
     Answer,
     RequestIndex,
@@ -171,11 +171,10 @@ class Service:
         return Response(answer.body, media_type=JSON, headers=headers)
 
     def key_is_valid(self, scope: Scope, headers: Headers) -> bool:
-        """With API keys configured, does the request carry one (in any of the three places)?"""
+        """With API keys configured, does the request carry one (in any of the four places)?"""
         if not self._private:
             return True
-        code = QueryParams(scope["query_string"]).get("code")
-        presented = (headers.get("x-api-key"), headers.get("x-functions-key"), code)
+        presented = presented_keys(headers, scope["query_string"])
         return any_key_is_valid(presented, self.settings.api_keys)
 
     def repeat(self, scope: Scope) -> Response | None:
