@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Final
 
 from coursemart.api.logs import LogFormat, log_config
 from coursemart.api.metrics import MULTIPROCESS_DIR
@@ -21,6 +22,9 @@ from coursemart.config import ENV_PREFIX, Settings
 from coursemart.masking import mask_url
 
 logger = logging.getLogger("coursemart.server")
+#: Seconds a worker has to answer uvicorn's health check (default 5): on a busy machine a
+#: worker took longer than that to start, and uvicorn killed and restarted it without end.
+WORKER_HEALTHCHECK_SECONDS: Final = 60
 
 
 @contextmanager
@@ -79,6 +83,7 @@ def serve(
             port=port,
             workers=workers,
             server_header=False,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             access_log=False,  # the app writes its own, masked (COURSEMART_ACCESS_LOG)
             log_config=config,
         )
