@@ -25,7 +25,7 @@ from coursemart.api import handlers, routes
 from coursemart.api.auth import require_api_key
 from coursemart.api.fastpath import FastPath
 from coursemart.api.hardening import Hardening
-from coursemart.api.observe import Observe
+from coursemart.api.observe import Observe, RouteLabel
 from coursemart.api.service import Service
 from coursemart.config import Settings
 
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         summary="The course catalog, read-only.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url=None,  # served by routes.openapi_document, a route of this app's own
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
@@ -82,8 +83,11 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.include_router(routes.metrics, dependencies=guard)
     app.include_router(routes.operations)
     app.include_router(routes.page)
-    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
-    app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
+    for prefix, folder, name in (
+        ("/static/swagger-ui", SWAGGER_UI, "swagger-ui"),
+        ("/static", routes.STATIC, "static"),
+    ):
+        app.mount(prefix, RouteLabel(StaticFiles(directory=folder), prefix), name=name)
     handlers.install(app)
     if fast_path:
         app.add_middleware(FastPath, service=service)

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from coursemart.api import render
 from coursemart.api.listing import MAX_LIMIT, MAX_QUERY_LENGTH, Order, RecentQuery, recent_query
 from coursemart.api.metrics import CONTENT_TYPE, DataCollector
 from coursemart.api.models import (
@@ -278,6 +279,12 @@ def page_file(name: str) -> FileResponse:
 async def index() -> FileResponse:
     """The web page."""
     return page_file("index.html")
+
+
+@page.get("/openapi.json")
+async def openapi_document(request: Request) -> Response:
+    """The OpenAPI document (built once per app by FastAPI)."""
+    return Response(render.dumps(request.app.openapi()), media_type="application/json")
 
 
 @page.get("/docs")
