@@ -302,7 +302,7 @@ def test_bad_input_is_422_naming_the_parameter(
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-@pytest.mark.parametrize("path", ["/api/GetRecentCourses", "/v1/courses/recent", "/v1/levels", "/"])
+@pytest.mark.parametrize("path", ["/v1/courses/recent", "/v1/levels", "/", "/health"])
 def test_other_methods_get_405_with_json(client: TestClient, method: str, path: str) -> None:
     response = client.request(method, path)
     assert response.status_code == 405
@@ -310,6 +310,48 @@ def test_other_methods_get_405_with_json(client: TestClient, method: str, path: 
     assert response.json()["message"] == (
         f"{method} is not allowed here: the API is read-only (allowed: GET, HEAD)"
     )
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/api/GetRecentCourses", "/api/getrecentcourses?limit=3"])
+def test_the_original_route_refuses_other_methods_with_400_in_its_envelope(
+    sqlite_warehouse: str, method: str, path: str
+) -> None:
+    for fast_path in (True, False):
+        with TestClient(create_app(settings_for(sqlite_warehouse), fast_path=fast_path)) as client:
+            response = client.request(method, path)
+        assert response.status_code == 400
+        assert response.headers["allow"] == "GET, HEAD"
+        assert response.json() == {
+            "message": f"{method} is not supported: GetRecentCourses answers GET (and HEAD) only",
+            "status_code": 400,
+            "data": [],
+        }
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/getrecentcourses", "/API/GETRECENTCOURSES", "/Api/GetRecentCourses"]
+)
+def test_the_original_route_matches_in_any_case(sqlite_warehouse: str, path: str) -> None:
+    answers = []
+    for fast_path in (True, False):
+        with TestClient(create_app(settings_for(sqlite_warehouse), fast_path=fast_path)) as client:
+            expected = client.get("/api/GetRecentCourses?limit=3")
+            for _ in range(2):  # the second one is a repeat, answered from memory
+                response = client.get(f"{path}?limit=3")
+                assert (response.status_code, response.content) == (200, expected.content)
+                assert response.headers["etag"] == expected.headers["etag"]
+            assert client.head(path).status_code == 200
+            assert client.get("/api/GetRecentCourſes").status_code == 404  # ſ is no s
+            assert client.get("/V1/levels").status_code == 404  # only the original route
+            routes = {
+                line.split('route="')[1].split('"')[0]
+                for line in client.get("/metrics").text.splitlines()
+                if line.startswith("coursemart_http_requests_total{")
+            }
+            answers.append(response.content)
+        assert routes == {"/api/GetRecentCourses", "unmatched"}  # never the path as sent
+    assert answers[0] == answers[1]
 
 
 def test_unknown_paths_get_404_with_json(client: TestClient) -> None:

@@ -211,6 +211,8 @@ SAME = [
     "/api/GetRecentCourses",
     "/api/GetRecentCourses?limit=3",
     "/api/GetRecentCourses?limit=0",
+    "/api/getrecentcourses?limit=3",
+    "/API/GETRECENTCOURSES",
     "/v1/categories",
     "/v1/levels?limit=3",
 ]

@@ -93,10 +93,11 @@ class ResponseCache:
         return len(self._items)
 
 
-#: What a request was answered with: the data version, the answer's ETag, and the epoch second
-#: from which the query means something else (``None``: never). A plain tuple of strings and a
-#: float, so that the garbage collector does not track it.
-Seen = tuple[str, str, float | None]
+#: What a request was answered with: the data version, the answer's ETag, the epoch second from
+#: which the query means something else (``None``: never), and the route's label for the
+#: metrics (its template, never the path as sent). A plain tuple of strings and a float, so
+#: that the garbage collector does not track it.
+Seen = tuple[str, str, float | None, str]
 
 
 class RequestIndex:

@@ -31,10 +31,11 @@ from coursemart.api.observe import ROUTE_KEY
 from coursemart.api.pagination import MAX_CURSOR_LENGTH
 from coursemart.api.params import MAX_NAME_LENGTH, ParameterError, parse_instant
 from coursemart.api.queries import CourseFilter
+from coursemart.api.routes import LEGACY_PATH
 from coursemart.api.service import Service
 
 RECENT: Final = "/v1/courses/recent"
-LEGACY: Final = "/api/GetRecentCourses"
+LEGACY: Final = LEGACY_PATH
 DIMENSIONS: Final = {"/v1/categories": "categories", "/v1/levels": "levels"}
 #: Default page sizes of the two listings.
 RECENT_LIMIT: Final = 50
@@ -95,7 +96,6 @@ class FastPath:
             if response is None:
                 response = await self.answer(scope)
             if response is not None:
-                scope[ROUTE_KEY] = scope["path"]
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -105,6 +105,7 @@ class FastPath:
         path: str = scope["path"]
         if path not in (RECENT, LEGACY) and path not in DIMENSIONS:
             return None
+        scope[ROUTE_KEY] = path
         headers = Headers(scope=scope)
         if not self.service.key_is_valid(scope, headers):
             return None

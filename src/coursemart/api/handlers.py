@@ -17,6 +17,7 @@ from starlette.routing import Match
 from coursemart.api.auth import CHALLENGE, UnauthorizedError
 from coursemart.api.models import ErrorPublic, ParameterProblem
 from coursemart.api.params import ParameterError
+from coursemart.api.routes import LEGACY_PATH
 
 logger = logging.getLogger("coursemart.api")
 
@@ -107,12 +108,25 @@ def without_trailing_slash(request: Request) -> str | None:
     return f"{target}?{query}" if query else target
 
 
+def legacy_method_refused(method: str) -> JSONResponse:
+    """The original function's answer to a method other than GET: 400, in its envelope."""
+    body = {
+        "message": f"{method} is not supported: GetRecentCourses answers GET (and HEAD) only",
+        "status_code": 400,
+        "data": [],
+    }
+    return JSONResponse(body, status_code=400, headers={"Allow": ALLOWED})
+
+
 async def on_http(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (404, 405) as JSON, with their headers; a trailing slash redirected
-    to the route without it."""
+    to the route without it. The original function's route keeps its own answer to a method it
+    does not take: 400 in its envelope."""
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
+        if getattr(request.scope.get("route"), "path", None) == LEGACY_PATH:
+            return legacy_method_refused(request.method)
         headers["Allow"] = ALLOWED
     if exc.status_code == 404:
         target = without_trailing_slash(request)

@@ -1,8 +1,10 @@
 """HTTP hardening for every answer: ``HEAD`` on every ``GET`` route, ``nosniff`` and frame
-denial on every response, a bug's 500 included.
+denial on every response, a bug's 500 included, and the original function's route in any case.
 
 ``HEAD`` is answered as the ``GET`` would be, status and headers included (its
-``Content-Length`` too), without the body. The routes themselves only know ``GET``.
+``Content-Length`` too), without the body. The routes themselves only know ``GET``, and the
+path as declared (``routes.canonical_path``); the layers outside (metrics, the access log) see
+the request as it was sent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coursemart.api.handlers import internal_error
+from coursemart.api.routes import canonical_path
 
 #: Sent with every response: no content sniffing, no framing (a key can be typed on the page
 #: and in /docs, so neither may be framed by another site).
@@ -34,8 +37,11 @@ class Hardening:
             await self.app(scope, receive, send)
             return
         head = scope["method"] == "HEAD"
+        path = canonical_path(scope["path"])
         # The server's own scope keeps HEAD, so that it sends no body either.
-        inner = {**scope, "method": "GET"} if head else scope
+        inner = scope
+        if head or path != scope["path"]:
+            inner = {**scope, "method": "GET" if head else scope["method"], "path": path}
 
         started = False
 
@@ -59,7 +65,7 @@ class Hardening:
             # headers (and the request id) every other answer has.
             await internal_error(scope["method"], scope["path"], exc)(scope, receive, send_hardened)
         finally:
-            if head:
+            if inner is not scope:
                 for key in ROUTING_KEYS:
                     if key in inner:
                         scope[key] = inner[key]

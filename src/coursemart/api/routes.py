@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -30,8 +31,19 @@ from coursemart.api.queries import CourseFilter
 from coursemart.api.service import Service
 
 STATIC: Final = Path(__file__).parent / "static"
+#: The original function's route. It matches in any case, as Azure Functions' routes do
+#: (ASCII letters only: ``ſ`` is no ``s`` here); see :func:`canonical_path`.
+LEGACY_PATH: Final = "/api/GetRecentCourses"
+_LEGACY_ANY_CASE: Final = re.compile(f"^{re.escape(LEGACY_PATH)}$", re.IGNORECASE | re.ASCII)
 #: The page's policy: everything from this origin, nothing framed, no inline script.
 PAGE_POLICY: Final = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+def canonical_path(path: str) -> str:
+    """The path routing should see: the original function's route in the case it was declared
+    (``/api/getrecentcourses`` -> ``/api/GetRecentCourses``), any other path as it is."""
+    return LEGACY_PATH if _LEGACY_ANY_CASE.match(path) else path
+
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies
@@ -163,6 +175,7 @@ CACHED: Final[dict[int | str, dict[str, Any]]] = {
 # ---------------------------------------------------------------------------------------------
 # Routes
 
+
 legacy = APIRouter(tags=["compatibility"])
 v1 = APIRouter(prefix="/v1", tags=["catalog"])
 operations = APIRouter(tags=["operations"])
@@ -171,7 +184,7 @@ page = APIRouter(include_in_schema=False)
 
 
 @legacy.get(
-    "/api/GetRecentCourses",
+    LEGACY_PATH,
     response_model=RecentCoursesEnvelope,
     responses=CACHED,
     summary="Most recent courses, as the original function answered",

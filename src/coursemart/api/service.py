@@ -33,6 +33,7 @@ from coursemart.api.caching import (
 from coursemart.api.catalog import Catalog, Dimensions
 from coursemart.api.listing import RecentQuery
 from coursemart.api.metrics import Metrics
+from coursemart.api.observe import ROUTE_KEY, route_label
 from coursemart.api.pagination import signing_key
 from coursemart.config import Settings
 
@@ -158,8 +159,10 @@ class Service:
     # -- answers ----------------------------------------------------------------------------
 
     def remember(self, scope: Scope, version: str, answer: Answer, expires: float | None) -> None:
-        """Note what this exact request (path and query string) was answered with."""
-        self.seen.put((scope["path"], scope["query_string"]), (version, answer.etag, expires))
+        """Note what this exact request (path and query string) was answered with, and by which
+        route (as the route or the fast path noted it in the scope)."""
+        seen = (version, answer.etag, expires, route_label(scope))
+        self.seen.put((scope["path"], scope["query_string"]), seen)
 
     def respond(self, answer: Answer, if_none_match: str | None) -> Response:
         """``304`` when the client's ETag is current, else the answer's body."""
@@ -186,7 +189,7 @@ class Service:
         seen = self.seen.get((scope["path"], scope["query_string"]))
         if seen is None:
             return None
-        seen_version, etag, expires = seen
+        seen_version, etag, expires, route = seen
         if seen_version != version or (expires is not None and self.clock() >= expires):
             return None
         answer = self.cache.get(etag)
@@ -195,4 +198,5 @@ class Service:
         headers = Headers(scope=scope)
         if not self.key_is_valid(scope, headers):
             return None  # the app answers 401
+        scope[ROUTE_KEY] = route
         return self.respond(answer, headers.get("if-none-match"))
