@@ -283,6 +283,13 @@ BAD_INPUT = [
     ("/v1/courses/recent?since=2026-03-02&until=2026-03-01", "until"),
     ("/v1/courses/recent?order=soonest", "order"),
     ("/v1/courses/recent?order=upcoming&cursor=" + "A" * 35, "cursor"),
+    ("/v1/courses/recent?categroy=art", "categroy"),
+    ("/v1/courses/recent?limit=5&Category=art", "Category"),
+    ("/v1/categories?limit=3", "limit"),
+    ("/v1/courses/12?fields=name", "fields"),
+    ("/v1/courses/twelve", "course_id"),
+    ("/v1/courses/0", "course_id"),
+    ("/v1/courses/9223372036854775808", "course_id"),
     ("/api/GetRecentCourses?limit=-1", "limit"),
     ("/api/GetRecentCourses?limit=1000000", "limit"),
 ]
@@ -299,6 +306,68 @@ def test_bad_input_is_422_naming_the_parameter(
     assert body["message"].startswith(f"{parameter}: ")
     assert [problem["parameter"] for problem in body["errors"]] == [parameter]
     assert not any(marker in response.text for marker in ERROR_MARKERS)
+
+
+@pytest.mark.parametrize(
+    ("url", "meant", "takes"),
+    [
+        ("/v1/courses/recent?categroy=art", "category", "category, cursor, level, limit, "
+         "order, q, since, until and code"),
+        ("/v1/courses/recent?limit=2&sinse=2026-03-01", "since", "category, cursor, level, "
+         "limit, order, q, since, until and code"),
+        ("/v1/levels?level=3", None, "no parameter but code"),
+        ("/v1/freshness?verbose=1", None, "no parameter but code"),
+    ],
+)  # fmt: skip
+def test_an_unknown_parameter_is_named_with_the_ones_the_route_takes(
+    sqlite_warehouse: str, url: str, meant: str | None, takes: str
+) -> None:
+    path, _, query = url.partition("?")
+    name = query.split("&")[-1].split("=")[0]
+    hint = f" (did you mean {meant}?)" if meant else ""
+    for fast_path in (True, False):
+        with TestClient(create_app(settings_for(sqlite_warehouse), fast_path=fast_path)) as client:
+            response = client.get(url)
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {"parameter": name, "message": f"is not a parameter of {path}{hint}; it takes {takes}"}
+        ]
+
+
+@pytest.mark.parametrize("keys", ["", "k1"])
+def test_code_is_taken_where_keys_are_and_the_original_route_ignores_unknown_ones(
+    sqlite_warehouse: str, keys: str
+) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse, api_keys=keys))) as client:
+        for path in ("/v1/courses/recent?limit=2", "/v1/levels", "/v1/freshness", "/metrics"):
+            assert client.get(path, params={"code": "k1"}).status_code == 200, path
+        original = client.get("/api/GetRecentCourses?limit=2&debug=1&code=k1")
+        assert original.status_code == 200  # as the original function, which read only limit
+        assert original.content == client.get("/api/GetRecentCourses?limit=2&code=k1").content
+
+
+def test_one_course_by_id(client: TestClient, expected: list[dict[str, Any]]) -> None:
+    listed = client.get("/v1/courses/recent", params={"limit": 3}).json()["data"]
+    for course in listed:
+        response = client.get(f"/v1/courses/{course['course_id']}")
+        assert response.status_code == 200
+        assert response.json() == course
+        etag = response.headers["etag"]
+        assert response.headers["cache-control"] == "public, max-age=10"
+        again = client.get(f"/v1/courses/{course['course_id']}", headers={"If-None-Match": etag})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    assert len({client.get(f"/v1/courses/{c['course_id']}").headers["etag"] for c in listed}) == 3
+    missing = max(row["course_id"] for row in expected) + 1
+    for _ in range(2):  # a repeated miss is a miss again, never a cached answer
+        response = client.get(f"/v1/courses/{missing}")
+        assert response.status_code == 404
+        assert response.json() == {
+            "message": f"no course has course_id {missing}",
+            "status_code": 404,
+            "errors": [],
+        }
+    operation = client.get("/openapi.json").json()["paths"]["/v1/courses/{course_id}"]["get"]
+    assert {"200", "304", "404", "422"} <= set(operation["responses"])
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
@@ -540,7 +609,7 @@ def test_repeated_requests_are_answered_as_the_first_time(client: TestClient, pa
     )
 
 
-@pytest.mark.parametrize("spelling", ["limit=20&category=3", "category=art&limit=20&x=1"])
+@pytest.mark.parametrize("spelling", ["limit=20&category=3", "category=art&limit=20&order=recent"])
 def test_repeated_queries_do_not_query_the_database_again(
     tmp_path: Path, sqlite_url: str, spelling: str
 ) -> None:
@@ -688,6 +757,7 @@ def test_missing_sqlite_warehouse_is_503_until_it_exists(tmp_path: Path, sqlite_
         for path in ("/api/GetRecentCourses", "/v1/courses/recent", "/v1/levels", "/ready"):
             response = client.get(path)
             assert response.status_code == 503
+            assert response.headers["cache-control"] == "no-store"
             assert not any(marker in response.text for marker in ERROR_MARKERS)
         fill(tmp_path / "lake", sqlite_url, courses=10, crowded=0)
         assert _until(client, "/api/GetRecentCourses", 200).json()["message"] == "successful"

@@ -42,6 +42,7 @@ OPERATIONS = {
         "/v1/courses/recent",
         "/v1/categories",
         "/v1/levels",
+        "/v1/courses/{course_id}",
         "/health",
     },
     GenerationMode.NEGATIVE: {"/api/GetRecentCourses", "/v1/courses/recent"},

@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
                 "if-none-match",
                 "x-request-id",
             ],
-            expose_headers=["ETag", "X-Request-ID"],
+            expose_headers=["ETag", "Link", "X-Request-ID"],
             max_age=600,
         )
     app.add_middleware(Hardening)

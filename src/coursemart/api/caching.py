@@ -49,11 +49,13 @@ def cache_control(max_age: int, *, private: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A serialized answer: its JSON body, its ETag, and how many courses it holds."""
+    """A serialized answer: its JSON body, its ETag, how many courses it holds, and the cursor
+    of the page after it (``None``: the last page, or not a page)."""
 
     body: bytes
     etag: str
     rows: int = 0
+    next_cursor: str | None = None
 
 
 class ResponseCache:
@@ -94,10 +96,10 @@ class ResponseCache:
 
 
 #: What a request was answered with: the data version, the answer's ETag, the epoch second from
-#: which the query means something else (``None``: never), and the route's label for the
-#: metrics (its template, never the path as sent). A plain tuple of strings and a float, so
-#: that the garbage collector does not track it.
-Seen = tuple[str, str, float | None, str]
+#: which the query means something else (``None``: never), the route's label for the metrics
+#: (its template, never the path as sent) and the ``Link`` to the next page, if any. A plain
+#: tuple of strings and a float, so that the garbage collector does not track it.
+Seen = tuple[str, str, float | None, str, str | None]
 
 
 class RequestIndex:

@@ -1,5 +1,6 @@
 """HTTP hardening for every answer: ``HEAD`` on every ``GET`` route, ``nosniff`` and frame
-denial on every response, a bug's 500 included, and the original function's route in any case.
+denial on every response, a bug's 500 included, no error kept by a cache (``no-store``), and the
+original function's route in any case.
 
 ``HEAD`` is answered as the ``GET`` would be, status and headers included (its
 ``Content-Length`` too), without the body. The routes themselves only know ``GET``, and the
@@ -22,6 +23,8 @@ SECURITY_HEADERS: Final = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
 )
+#: Sent with every error (4xx, 5xx) instead of any other ``Cache-Control``.
+NO_STORE: Final = (b"cache-control", b"no-store")
 #: Keys a router writes into its (copied) scope that the layers outside want to read.
 ROUTING_KEYS: Final = ("route", "coursemart.route")
 
@@ -49,7 +52,11 @@ class Hardening:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                headers = [*message.get("headers", ()), *SECURITY_HEADERS]
+                if message["status"] >= 400:  # an error is not for keeping: ask again
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append(NO_STORE)
+                message["headers"] = headers
             elif head and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return

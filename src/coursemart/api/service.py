@@ -34,7 +34,7 @@ from coursemart.api.catalog import Catalog, Dimensions
 from coursemart.api.listing import RecentQuery
 from coursemart.api.metrics import Metrics
 from coursemart.api.observe import ROUTE_KEY, route_label
-from coursemart.api.pagination import signing_key
+from coursemart.api.pagination import next_page_link, signing_key
 from coursemart.config import Settings
 
 JSON: Final = "application/json"
@@ -105,16 +105,23 @@ class Service:
         """``/v1/categories`` or ``/v1/levels`` at ``version``."""
         dimensions = await self.dimensions(version)
 
-        def build() -> tuple[bytes, int]:
+        def build() -> render.Rendered:
             if which == "categories":
                 pairs, fields = dimensions.categories, ("category_id", "category_name")
             else:
                 pairs, fields = dimensions.levels, ("level_id", "level_name")
-            return render.dimension(*fields, pairs), 0
+            return render.dimension(*fields, pairs)
 
         return await self._cached(version, (which,), build)
 
-    def _read_listing(self, query: RecentQuery, envelope: bool) -> tuple[bytes, int]:
+    async def course(self, version: str, course_id: int) -> Answer | None:
+        """``/v1/courses/{course_id}`` at ``version``; ``None`` when there is no such course."""
+        answer = await self._cached(
+            version, ("course", course_id), lambda: render.course(self.catalog.course(course_id))
+        )
+        return answer if answer.rows else None
+
+    def _read_listing(self, query: RecentQuery, envelope: bool) -> render.Rendered:
         rows = self.catalog.recent(
             query.course_filter,
             limit=query.limit + (0 if envelope else 1),
@@ -131,15 +138,15 @@ class Service:
         self,
         version: str,
         query: Hashable,
-        build: Callable[[], tuple[bytes, int]],
+        build: Callable[[], render.Rendered],
         *,
         threaded: bool = False,
     ) -> Answer:
         etag = make_etag(version, query)
         answer = self.cache.get(etag)
         if answer is None:
-            body, rows = await self.offload(build, threaded=threaded)
-            answer = Answer(body, etag, rows)
+            body, rows, next_cursor = await self.offload(build, threaded=threaded)
+            answer = Answer(body, etag, rows, next_cursor)
             self.cache.put(etag, answer)
         return answer
 
@@ -158,15 +165,25 @@ class Service:
 
     # -- answers ----------------------------------------------------------------------------
 
-    def remember(self, scope: Scope, version: str, answer: Answer, expires: float | None) -> None:
-        """Note what this exact request (path and query string) was answered with, and by which
-        route (as the route or the fast path noted it in the scope)."""
-        seen = (version, answer.etag, expires, route_label(scope))
+    def send(self, scope: Scope, version: str, answer: Answer, expires: float | None) -> Response:
+        """The response to a request answered with ``answer`` at ``version``, whichever way it
+        came in (a route or the fast path). What this exact request (path and query string) was
+        answered with is remembered, with its route (as noted in the scope) and the link to its
+        next page, so that a repeat is answered before routing (:meth:`repeat`)."""
+        link = None
+        if answer.next_cursor is not None:
+            link = next_page_link(scope["path"], scope["query_string"], answer.next_cursor)
+        seen = (version, answer.etag, expires, route_label(scope), link)
         self.seen.put((scope["path"], scope["query_string"]), seen)
+        return self.respond(answer, Headers(scope=scope), link)
 
-    def respond(self, answer: Answer, if_none_match: str | None) -> Response:
-        """``304`` when the client's ETag is current, else the answer's body."""
+    def respond(self, answer: Answer, request: Headers, link: str | None) -> Response:
+        """``304`` when the client's ETag is current, else the answer's body; with the next
+        page's ``Link`` when there is one."""
         headers = {"ETag": answer.etag, "Cache-Control": self._cache_control}
+        if link is not None:
+            headers["Link"] = link
+        if_none_match = request.get("if-none-match")
         if if_none_match and etag_matches(if_none_match, answer.etag):
             return Response(status_code=304, headers=headers)
         if answer.rows:
@@ -189,7 +206,7 @@ class Service:
         seen = self.seen.get((scope["path"], scope["query_string"]))
         if seen is None:
             return None
-        seen_version, etag, expires, route = seen
+        seen_version, etag, expires, route, link = seen
         if seen_version != version or (expires is not None and self.clock() >= expires):
             return None
         answer = self.cache.get(etag)
@@ -199,4 +216,4 @@ class Service:
         if not self.key_is_valid(scope, headers):
             return None  # the app answers 401
         scope[ROUTE_KEY] = route
-        return self.respond(answer, headers.get("if-none-match"))
+        return self.respond(answer, headers, link)
