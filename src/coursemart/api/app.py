@@ -4,7 +4,8 @@ uvicorn --factory coursemart.api:create_app
 
 Layers, outermost first: ``Observe`` (request id, metrics, access log), ``Hardening`` (HEAD,
 security headers), CORS when configured, ``FastPath`` (plain catalog requests answered before
-routing), then FastAPI's own error handling and routes.
+routing), ``Compression`` (gzip for what the service did not encode itself), then FastAPI's own
+error handling and routes.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Final
 
 from fastapi import FastAPI, Security
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 
 from coursemart import __version__
 from coursemart.api import handlers, routes
 from coursemart.api.auth import require_api_key
+from coursemart.api.compression import Compression, StaticFiles
 from coursemart.api.fastpath import FastPath
 from coursemart.api.hardening import Hardening
 from coursemart.api.observe import Observe, RouteLabel
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     ):
         app.mount(prefix, RouteLabel(StaticFiles(directory=folder), prefix), name=name)
     handlers.install(app)
+    app.add_middleware(Compression)
     if fast_path:
         app.add_middleware(FastPath, service=service)
     if settings.cors_origins:

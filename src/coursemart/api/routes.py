@@ -16,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from coursemart.api import render
+from coursemart.api.caching import make_etag
+from coursemart.api.compression import not_modified
 from coursemart.api.listing import MAX_LIMIT, MAX_QUERY_LENGTH, Order, RecentQuery, recent_query
 from coursemart.api.metrics import CONTENT_TYPE, DataCollector
 from coursemart.api.models import (
@@ -371,8 +373,15 @@ async def index() -> FileResponse:
 
 @page.get("/openapi.json")
 async def openapi_document(request: Request) -> Response:
-    """The OpenAPI document (built once per app by FastAPI)."""
-    return Response(render.dumps(request.app.openapi()), media_type="application/json")
+    """The OpenAPI document (built once per app by FastAPI), with an ETag: it is compressed
+    once, and a client that has it gets 304."""
+    state = request.app.state
+    if getattr(state, "openapi_body", None) is None:
+        body = render.dumps(request.app.openapi())
+        state.openapi_body, state.openapi_etag = body, make_etag("openapi", body)
+    headers = {"ETag": state.openapi_etag, "Cache-Control": "no-cache"}
+    response = Response(state.openapi_body, media_type="application/json", headers=headers)
+    return not_modified(request.headers, response) or response
 
 
 @page.get("/docs")

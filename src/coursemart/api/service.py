@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from coursemart.api.caching import (
     make_etag,
 )
 from coursemart.api.catalog import Catalog, Dimensions
+from coursemart.api.compression import MIN_SIZE, VARY, accepts_gzip, gzip_etag, gzipped
 from coursemart.api.listing import RecentQuery
 from coursemart.api.metrics import Metrics
 from coursemart.api.observe import ROUTE_KEY, route_label
@@ -178,17 +180,33 @@ class Service:
         return self.respond(answer, Headers(scope=scope), link)
 
     def respond(self, answer: Answer, request: Headers, link: str | None) -> Response:
-        """``304`` when the client's ETag is current, else the answer's body; with the next
+        """``304`` when the client's ETag is current, else the answer's body, in gzip when the
+        client accepts it (each encoding with its ETag: see ``api.compression``); with the next
         page's ``Link`` when there is one."""
-        headers = {"ETag": answer.etag, "Cache-Control": self._cache_control}
+        body, etag = answer.body, answer.etag
+        headers = {"Cache-Control": self._cache_control, "Vary": VARY}
+        if len(body) >= MIN_SIZE and accepts_gzip(request.get("accept-encoding")):
+            body, etag = self._gzipped(answer), gzip_etag(etag)
+            headers["Content-Encoding"] = "gzip"
+        headers["ETag"] = etag
         if link is not None:
             headers["Link"] = link
         if_none_match = request.get("if-none-match")
-        if if_none_match and etag_matches(if_none_match, answer.etag):
+        if if_none_match and etag_matches(if_none_match, etag):
+            headers.pop("Content-Encoding", None)  # a 304 carries no representation metadata
             return Response(status_code=304, headers=headers)
         if answer.rows:
             self.metrics.rows_served.inc(answer.rows)
-        return Response(answer.body, media_type=JSON, headers=headers)
+        return Response(body, media_type=JSON, headers=headers)
+
+    def _gzipped(self, answer: Answer) -> bytes:
+        """The answer's body in gzip: compressed on the first request that asks for it, then
+        kept beside the plain body in the cache."""
+        if answer.gzipped is None:
+            answer = dataclasses.replace(answer, gzipped=gzipped(answer.body))
+            self.cache.put(answer.etag, answer)
+        assert answer.gzipped is not None
+        return answer.gzipped
 
     def key_is_valid(self, scope: Scope, headers: Headers) -> bool:
         """With API keys configured, does the request carry one (in any of the four places)?"""
