@@ -52,7 +52,9 @@ PAGE_POLICY: Final = "default-src 'self'; img-src 'self' data:; frame-ancestors 
 def canonical_path(path: str) -> str:
     """The path routing should see: the original function's route in the case it was declared
     (``/api/getrecentcourses`` -> ``/api/GetRecentCourses``), any other path as it is."""
-    return LEGACY_PATH if _LEGACY_ANY_CASE.match(path) else path
+    if len(path) == len(LEGACY_PATH) and _LEGACY_ANY_CASE.match(path):
+        return LEGACY_PATH
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
