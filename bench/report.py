@@ -442,7 +442,9 @@ The shipped server, measured as users start it: `coursemart serve --warehouse â€
 (default logging: no access log), over one SQLite file of {number(record["courses"])} generated
 courses, then the same courses in PostgreSQL. Each server is started afresh on 127.0.0.1, warmed
 with one request, and loaded with `wrk -t2 -c32 --latency` for a page of 50 courses
-(`/v1/courses/recent?limit=50`); "uncached" runs ask for a different `until` (a random minute) on
+(`/v1/courses/recent?limit=50`); "gzip" runs ask for the same page with `Accept-Encoding: gzip`,
+as browsers and HTTP libraries do (the compressed body is made once and kept beside the plain
+one); "uncached" runs ask for a different `until` (a random minute) on
 every request, so every answer is read from the database. "Search" runs add `q=` with a word of
 the generated catalog's vocabulary (155 words, one at random per request) to the uncached
 request; each word is first asked once, one request at a time (the "first search" figures: its

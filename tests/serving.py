@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,9 +53,10 @@ def serving(warehouse: str, *args: str, **env: str) -> Iterator[Served]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its workers too can be stopped as one group
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a busy machine starts workers slowly
         while True:
             try:
                 served.get("/health")
@@ -66,5 +68,9 @@ def serving(warehouse: str, *args: str, **env: str) -> Iterator[Served]:
         yield served
     finally:
         stop(process)
+        try:  # a worker left behind by a server that had to be killed holds the output open
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         assert process.stdout is not None
         served.log = process.stdout.read()

@@ -115,6 +115,15 @@ def client(filled_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(scope="module")
+def sqlite_warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small filled SQLite warehouse for the tests that need only one backend."""
+    folder = tmp_path_factory.mktemp("api-sqlite")
+    url = f"sqlite:///{folder / 'warehouse.db'}"
+    fill(folder / "lake", url, courses=200, crowded=0)
+    return url
+
+
 # ---------------------------------------------------------------------------------------------
 # Paging
 
@@ -274,6 +283,13 @@ BAD_INPUT = [
     ("/v1/courses/recent?since=2026-03-02&until=2026-03-01", "until"),
     ("/v1/courses/recent?order=soonest", "order"),
     ("/v1/courses/recent?order=upcoming&cursor=" + "A" * 35, "cursor"),
+    ("/v1/courses/recent?categroy=art", "categroy"),
+    ("/v1/courses/recent?limit=5&Category=art", "Category"),
+    ("/v1/categories?limit=3", "limit"),
+    ("/v1/courses/12?fields=name", "fields"),
+    ("/v1/courses/twelve", "course_id"),
+    ("/v1/courses/0", "course_id"),
+    ("/v1/courses/9223372036854775808", "course_id"),
     ("/api/GetRecentCourses?limit=-1", "limit"),
     ("/api/GetRecentCourses?limit=1000000", "limit"),
 ]
@@ -292,8 +308,70 @@ def test_bad_input_is_422_naming_the_parameter(
     assert not any(marker in response.text for marker in ERROR_MARKERS)
 
 
+@pytest.mark.parametrize(
+    ("url", "meant", "takes"),
+    [
+        ("/v1/courses/recent?categroy=art", "category", "category, cursor, level, limit, "
+         "order, q, since, until and code"),
+        ("/v1/courses/recent?limit=2&sinse=2026-03-01", "since", "category, cursor, level, "
+         "limit, order, q, since, until and code"),
+        ("/v1/levels?level=3", None, "no parameter but code"),
+        ("/v1/freshness?verbose=1", None, "no parameter but code"),
+    ],
+)  # fmt: skip
+def test_an_unknown_parameter_is_named_with_the_ones_the_route_takes(
+    sqlite_warehouse: str, url: str, meant: str | None, takes: str
+) -> None:
+    path, _, query = url.partition("?")
+    name = query.split("&")[-1].split("=")[0]
+    hint = f" (did you mean {meant}?)" if meant else ""
+    for fast_path in (True, False):
+        with TestClient(create_app(settings_for(sqlite_warehouse), fast_path=fast_path)) as client:
+            response = client.get(url)
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {"parameter": name, "message": f"is not a parameter of {path}{hint}; it takes {takes}"}
+        ]
+
+
+@pytest.mark.parametrize("keys", ["", "k1"])
+def test_code_is_taken_where_keys_are_and_the_original_route_ignores_unknown_ones(
+    sqlite_warehouse: str, keys: str
+) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse, api_keys=keys))) as client:
+        for path in ("/v1/courses/recent?limit=2", "/v1/levels", "/v1/freshness", "/metrics"):
+            assert client.get(path, params={"code": "k1"}).status_code == 200, path
+        original = client.get("/api/GetRecentCourses?limit=2&debug=1&code=k1")
+        assert original.status_code == 200  # as the original function, which read only limit
+        assert original.content == client.get("/api/GetRecentCourses?limit=2&code=k1").content
+
+
+def test_one_course_by_id(client: TestClient, expected: list[dict[str, Any]]) -> None:
+    listed = client.get("/v1/courses/recent", params={"limit": 3}).json()["data"]
+    for course in listed:
+        response = client.get(f"/v1/courses/{course['course_id']}")
+        assert response.status_code == 200
+        assert response.json() == course
+        etag = response.headers["etag"]
+        assert response.headers["cache-control"] == "public, max-age=10"
+        again = client.get(f"/v1/courses/{course['course_id']}", headers={"If-None-Match": etag})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    assert len({client.get(f"/v1/courses/{c['course_id']}").headers["etag"] for c in listed}) == 3
+    missing = max(row["course_id"] for row in expected) + 1
+    for _ in range(2):  # a repeated miss is a miss again, never a cached answer
+        response = client.get(f"/v1/courses/{missing}")
+        assert response.status_code == 404
+        assert response.json() == {
+            "message": f"no course has course_id {missing}",
+            "status_code": 404,
+            "errors": [],
+        }
+    operation = client.get("/openapi.json").json()["paths"]["/v1/courses/{course_id}"]["get"]
+    assert {"200", "304", "404", "422"} <= set(operation["responses"])
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-@pytest.mark.parametrize("path", ["/api/GetRecentCourses", "/v1/courses/recent", "/v1/levels", "/"])
+@pytest.mark.parametrize("path", ["/v1/courses/recent", "/v1/levels", "/", "/health"])
 def test_other_methods_get_405_with_json(client: TestClient, method: str, path: str) -> None:
     response = client.request(method, path)
     assert response.status_code == 405
@@ -301,6 +379,48 @@ def test_other_methods_get_405_with_json(client: TestClient, method: str, path: 
     assert response.json()["message"] == (
         f"{method} is not allowed here: the API is read-only (allowed: GET, HEAD)"
     )
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/api/GetRecentCourses", "/api/getrecentcourses?limit=3"])
+def test_the_original_route_refuses_other_methods_with_400_in_its_envelope(
+    sqlite_warehouse: str, method: str, path: str
+) -> None:
+    for fast_path in (True, False):
+        with TestClient(create_app(settings_for(sqlite_warehouse), fast_path=fast_path)) as client:
+            response = client.request(method, path)
+        assert response.status_code == 400
+        assert response.headers["allow"] == "GET, HEAD"
+        assert response.json() == {
+            "message": f"{method} is not supported: GetRecentCourses answers GET (and HEAD) only",
+            "status_code": 400,
+            "data": [],
+        }
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/getrecentcourses", "/API/GETRECENTCOURSES", "/Api/GetRecentCourses"]
+)
+def test_the_original_route_matches_in_any_case(sqlite_warehouse: str, path: str) -> None:
+    answers = []
+    for fast_path in (True, False):
+        with TestClient(create_app(settings_for(sqlite_warehouse), fast_path=fast_path)) as client:
+            expected = client.get("/api/GetRecentCourses?limit=3")
+            for _ in range(2):  # the second one is a repeat, answered from memory
+                response = client.get(f"{path}?limit=3")
+                assert (response.status_code, response.content) == (200, expected.content)
+                assert response.headers["etag"] == expected.headers["etag"]
+            assert client.head(path).status_code == 200
+            assert client.get("/api/GetRecentCourſes").status_code == 404  # ſ is no s
+            assert client.get("/V1/levels").status_code == 404  # only the original route
+            routes = {
+                line.split('route="')[1].split('"')[0]
+                for line in client.get("/metrics").text.splitlines()
+                if line.startswith("coursemart_http_requests_total{")
+            }
+            answers.append(response.content)
+        assert routes == {"/api/GetRecentCourses", "unmatched"}  # never the path as sent
+    assert answers[0] == answers[1]
 
 
 def test_unknown_paths_get_404_with_json(client: TestClient) -> None:
@@ -342,10 +462,15 @@ def test_no_key_is_valid_when_none_is_configured() -> None:
 def _with_key(place: str, key: str) -> dict[str, Any]:
     if place == "code":
         return {"params": {"code": key}}
+    if place == "authorization":
+        return {"headers": {place: f"Bearer {key}"}}
     return {"headers": {place: key}}
 
 
-@pytest.mark.parametrize("place", ["x-api-key", "x-functions-key", "code"])
+PLACES = ["authorization", "x-api-key", "x-functions-key", "code"]
+
+
+@pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("path", ["/api/GetRecentCourses", "/v1/courses/recent", "/v1/categories"])
 def test_api_keys_are_accepted_in_each_place(filled_url: str, place: str, path: str) -> None:
     settings = settings_for(filled_url, api_keys="first-key,second-key")
@@ -359,7 +484,7 @@ def test_api_keys_are_accepted_in_each_place(filled_url: str, place: str, path: 
         assert client.get("/").status_code == 200
 
 
-@pytest.mark.parametrize("place", ["x-api-key", "x-functions-key", "code"])
+@pytest.mark.parametrize("place", PLACES)
 def test_repeated_requests_still_need_a_key(filled_url: str, place: str) -> None:
     settings = settings_for(filled_url, api_keys="first-key")
     with TestClient(create_app(settings)) as client:
@@ -372,6 +497,33 @@ def test_repeated_requests_still_need_a_key(filled_url: str, place: str) -> None
         assert (again.status_code, again.content) == (200, first.content)
 
 
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        ("Bearer first-key", 200),
+        ("bearer first-key", 200),  # the scheme is case-insensitive (RFC 9110)
+        ("BEARER  first-key ", 200),
+        ("Basic first-key", 401),
+        ("first-key", 401),
+        ("Bearer", 401),
+        ("Bearer first-key-and-more", 401),
+        ("Bearer wrong-key", 401),
+    ],
+)
+def test_a_bearer_key_is_read_from_the_authorization_header_only(
+    sqlite_warehouse: str, authorization: str, status: int
+) -> None:
+    settings = settings_for(sqlite_warehouse, api_keys="first-key")
+    for fast_path in (True, False):
+        with TestClient(create_app(settings, fast_path=fast_path)) as client:
+            for path in ("/v1/courses/recent?limit=2", "/v1/freshness", "/metrics"):
+                response = client.get(path, headers={"authorization": authorization})
+                assert response.status_code == status, (path, fast_path)
+                if status == 401:
+                    challenge = response.headers["www-authenticate"]
+                    assert challenge.startswith('Bearer realm="coursemart"')
+
+
 def test_keyed_answers_are_private(filled_url: str) -> None:
     with TestClient(create_app(settings_for(filled_url, api_keys="k1"))) as client:
         response = client.get("/v1/levels", headers={"x-api-key": "k1"})
@@ -380,6 +532,28 @@ def test_keyed_answers_are_private(filled_url: str) -> None:
 
 def test_open_api_has_no_security_schemes(client: TestClient) -> None:
     assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+
+
+def test_keyed_open_api_declares_the_four_places_on_every_protected_route(
+    sqlite_warehouse: str,
+) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse, api_keys="k1"))) as client:
+        document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert all(scheme.pop("description") for scheme in schemes.values())
+    assert schemes == {
+        "Bearer": {"type": "http", "scheme": "bearer"},
+        "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        "FunctionsKeyHeader": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+        "CodeQuery": {"type": "apiKey", "in": "query", "name": "code"},
+    }
+    either = sorted([{name: []} for name in schemes], key=str)
+    operations = {path: item["get"] for path, item in document["paths"].items()}
+    protected = {path for path, operation in operations.items() if "security" in operation}
+    assert protected == {path for path in operations if path not in ("/health", "/ready")}
+    assert "/metrics" in protected and "/v1/courses/recent" in protected
+    for path in protected:
+        assert sorted(operations[path]["security"], key=str) == either, path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,7 +609,7 @@ def test_repeated_requests_are_answered_as_the_first_time(client: TestClient, pa
     )
 
 
-@pytest.mark.parametrize("spelling", ["limit=20&category=3", "category=art&limit=20&x=1"])
+@pytest.mark.parametrize("spelling", ["limit=20&category=3", "category=art&limit=20&order=recent"])
 def test_repeated_queries_do_not_query_the_database_again(
     tmp_path: Path, sqlite_url: str, spelling: str
 ) -> None:
@@ -583,6 +757,7 @@ def test_missing_sqlite_warehouse_is_503_until_it_exists(tmp_path: Path, sqlite_
         for path in ("/api/GetRecentCourses", "/v1/courses/recent", "/v1/levels", "/ready"):
             response = client.get(path)
             assert response.status_code == 503
+            assert response.headers["cache-control"] == "no-store"
             assert not any(marker in response.text for marker in ERROR_MARKERS)
         fill(tmp_path / "lake", sqlite_url, courses=10, crowded=0)
         assert _until(client, "/api/GetRecentCourses", 200).json()["message"] == "successful"

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import uvicorn
@@ -572,4 +573,41 @@ def test_a_bad_parameter_in_the_pages_address_is_named_on_the_page(
         page.select_option("#category", label="Art")  # a new view: its address is clean
         expect(page).to_have_url(f"{base}/?category=3&level=101")
         expect(said).to_be_hidden()
+
+
+def test_the_page_sends_the_api_no_parameter_it_does_not_take(
+    chromium: str, filled_sqlite: str
+) -> None:
+    from playwright.sync_api import expect
+
+    takes = {
+        "/v1/courses/recent": {
+            "limit",
+            "cursor",
+            "category",
+            "level",
+            "since",
+            "until",
+            "order",
+            "q",
+        }
+    }
+    asked: list[tuple[str, set[str]]] = []
+    statuses: list[int] = []
+    with browsing(create_app(settings_for(filled_sqlite)), chromium) as (base, page, problems):
+        page.on("request", lambda r: asked.append((urlsplit(r.url).path, set(parse_qs(
+            urlsplit(r.url).query, keep_blank_values=True)))))  # fmt: skip
+        page.on("response", lambda r: statuses.append(r.status))
+        # a shared link with a parameter of its own (a newsletter's) and every filter set
+        page.goto(f"{base}/?utm_source=mail&order=past&category=3&level=101&from=2020-01-01"
+                  f"&to=2030-01-01&q=a&pages=2")  # fmt: skip
+        expect(page.locator("#status")).to_have_text(re.compile(r"^Showing \d+ course"))
+        page.check("input[name=order][value=recent]")
+        expect(page).to_have_url(re.compile(r"order=recent"))
+        expect(page.locator("#status")).to_have_text(re.compile(r"^Showing \d+ course"))
+    api = [(path, names) for path, names in asked if path.startswith("/v1/")]
+    assert any(path == "/v1/courses/recent" for path, _ in api)
+    for path, names in api:
+        assert names <= takes.get(path, set()), (path, names)
+    assert all(status < 400 for status in statuses)
     assert problems == []

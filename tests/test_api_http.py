@@ -134,6 +134,41 @@ def test_a_trailing_slash_on_no_route_is_404_not_a_redirect(client: TestClient, 
     assert "location" not in headers
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nowhere", 404),
+        ("GET", "/static/missing.js", 404),
+        ("GET", "/v1/courses/9000000", 404),
+        ("DELETE", "/v1/levels", 405),
+        ("POST", "/api/GetRecentCourses", 400),
+        ("GET", "/v1/courses/recent?limit=0", 422),
+        ("GET", "/v1/courses/recent?limit=050&categroy=art", 422),
+        ("GET", "/v1/courses/recent?limit=5&category=art&categroy=art", 422),
+        ("GET", "/v1/courses/recent?cursor=AAAA", 422),
+    ],
+)
+def test_no_error_answer_is_kept_by_a_cache(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_refused_key_is_not_kept_by_a_cache_and_good_answers_are(sqlite_warehouse: str) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse, api_keys="k1"))) as client:
+        for path in ("/v1/levels", "/metrics", "/v1/courses/recent?limit=2"):
+            refused = client.get(path, headers={"x-api-key": "wrong"})
+            assert (refused.status_code, refused.headers["cache-control"]) == (401, "no-store")
+        good = client.get("/v1/levels", headers={"x-api-key": "k1"})
+        assert good.headers["cache-control"] == "private, max-age=10"
+        etag = {"x-api-key": "k1", "if-none-match": good.headers["etag"]}
+        assert client.get("/v1/levels", headers=etag).headers["cache-control"] == (
+            "private, max-age=10"
+        )
+
+
 @pytest.mark.parametrize("path", ["/v1/courses/recent?limit=3", "/v1/courses/recent?limit=050"])
 def test_a_bug_is_a_500_with_the_same_headers_and_no_traceback(
     sqlite_warehouse: str, path: str, caplog: pytest.LogCaptureFixture
@@ -150,6 +185,7 @@ def test_a_bug_is_a_500_with_the_same_headers_and_no_traceback(
     assert response.json()["message"] == "internal error; it has been logged"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-request-id"] == "bug-1"
+    assert response.headers["cache-control"] == "no-store"
     assert "Traceback" not in response.text
     assert any("a bug in reading courses" in r.getMessage() or r.exc_info for r in caplog.records)
 

@@ -3,10 +3,12 @@ fast path answering exactly as the routes do."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -135,6 +137,44 @@ def walk_bodies(client: TestClient, params: dict[str, Any]) -> list[dict[str, An
             return bodies
 
 
+NEXT = re.compile(r'<(/v1/courses/recent\?[^>]*)>; rel="next"')
+
+
+@pytest.mark.parametrize("params", LISTINGS[:5], ids=[str(p) for p in LISTINGS[:5]])
+def test_following_the_link_headers_pages_through_each_course_once(
+    client: TestClient, warehouse: str, params: dict[str, Any]
+) -> None:
+    url: str | None = f"/v1/courses/recent?{urlencode(params)}"
+    ids: list[int] = []
+    while url is not None:
+        response = client.get(url)
+        assert response.status_code == 200
+        assert client.get(url).headers.get("link") == response.headers.get("link")  # a repeat
+        body = response.json()
+        ids.extend(course["course_id"] for course in body["data"])
+        link = response.headers.get("link")
+        assert (link is None) == (body["next_cursor"] is None)
+        if link is None:
+            break
+        match = NEXT.fullmatch(link)
+        assert match is not None, link
+        url = match.group(1)
+        assert parse_qs(urlsplit(url).query) == {
+            **{name: [str(value)] for name, value in params.items()},
+            "cursor": [body["next_cursor"]],
+        }
+    assert ids == _expected(view_rows(warehouse), params)
+
+
+def test_the_link_never_carries_a_key(warehouse: str) -> None:
+    with TestClient(create_app(settings_for(warehouse, api_keys="k3y"))) as client:
+        response = client.get("/v1/courses/recent?limit=3&code=k3y&category=2")
+    assert response.status_code == 200
+    link = response.headers["link"]
+    assert "k3y" not in link and "code" not in link
+    assert link.startswith("</v1/courses/recent?limit=3&category=2&cursor=")
+
+
 def test_a_tampered_cursor_is_refused_with_422(client: TestClient) -> None:
     cursor = client.get("/v1/courses/recent", params={"limit": 2}).json()["next_cursor"]
     assert client.get("/v1/courses/recent", params={"cursor": cursor}).status_code == 200
@@ -201,6 +241,8 @@ SAME = [
     "/v1/courses/recent?since=2026-06-15&until=2026-06-15",
     "/v1/courses/recent?limit=1000",
     "/v1/courses/recent?limit=3&unknown=1",
+    "/v1/courses/recent?categroy=art",
+    "/v1/courses/recent?limit=2&code=k1",
     "/v1/courses/recent?limit=050",  # not plain: the app answers
     "/v1/courses/recent?limit=5&limit=6",
     "/v1/courses/recent?limit=1001",
@@ -211,6 +253,8 @@ SAME = [
     "/api/GetRecentCourses",
     "/api/GetRecentCourses?limit=3",
     "/api/GetRecentCourses?limit=0",
+    "/api/getrecentcourses?limit=3",
+    "/API/GETRECENTCOURSES",
     "/v1/categories",
     "/v1/levels?limit=3",
 ]
@@ -225,13 +269,16 @@ def sqlite_warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.mark.parametrize("keys", ["", "k1"])
+KEYED = {"open": {}, "x-api-key": {"x-api-key": "k1"}, "bearer": {"authorization": "Bearer k1"}}
+
+
+@pytest.mark.parametrize("keys", list(KEYED))
 @pytest.mark.parametrize("path", SAME)
 def test_the_fast_path_answers_as_the_routes_do(
     sqlite_warehouse: str, path: str, keys: str
 ) -> None:
-    settings = settings_for(sqlite_warehouse, api_keys=keys)
-    headers = {"x-request-id": "same", **({"x-api-key": keys} if keys else {})}
+    settings = settings_for(sqlite_warehouse, api_keys="" if keys == "open" else "k1")
+    headers = {"x-request-id": "same", **KEYED[keys]}
     answers = []
     for fast_path in (True, False):
         app = create_app(settings, fast_path=fast_path)

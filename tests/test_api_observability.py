@@ -4,6 +4,7 @@ masked when on, JSON with a request id as an option. Real servers, real HTTP."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -78,11 +79,41 @@ def test_metrics_count_requests_per_route_and_status_and_the_data_they_served(
     assert 0 <= age < time.time() - loaded + 5
 
 
+def test_pages_static_files_and_the_documents_have_their_own_route_labels(
+    sqlite_warehouse: str,
+) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse))) as client:
+        for path in ("/static/app.js", "/static/style.css", "/static/nothing.js", "/openapi.json"):
+            client.get(path)
+        client.head("/static/app.js")
+        client.get("/docs")
+        client.get("/static/swagger-ui/swagger-ui.css")
+        found = samples(client.get("/metrics").text)
+    assert requests_of(found, route="/static", method="GET", status="200") == 2
+    assert requests_of(found, route="/static", method="GET", status="404") == 1
+    assert requests_of(found, route="/static", method="HEAD", status="200") == 1
+    assert requests_of(found, route="/openapi.json", method="GET", status="200") == 1
+    assert requests_of(found, route="/docs", method="GET", status="200") == 1
+    assert requests_of(found, route="/static/swagger-ui", method="GET", status="200") == 1
+    assert requests_of(found, route="unmatched", method="GET", status="200") == 0
+
+
+def test_metrics_report_the_process_cpu_memory_and_open_files(sqlite_warehouse: str) -> None:
+    with TestClient(create_app(settings_for(sqlite_warehouse))) as client:
+        found = samples(client.get("/metrics").text)
+    assert found["process_cpu_seconds_total", ()] > 0
+    assert found["process_resident_memory_bytes", ()] > 10 << 20
+    assert 3 <= found["process_open_fds", ()] <= found["process_max_fds", ()]
+    assert found["process_start_time_seconds", ()] <= time.time()
+
+
 def test_metrics_are_behind_the_api_key_when_keys_are_set(sqlite_warehouse: str) -> None:
     with TestClient(create_app(settings_for(sqlite_warehouse, api_keys="k1"))) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"x-api-key": "k1"}).status_code == 200
         assert client.get("/metrics?code=k1").status_code == 200
+        # as Prometheus sends it: authorization: {type: Bearer, credentials_file: ...}
+        assert client.get("/metrics", headers={"authorization": "Bearer k1"}).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,8 +135,11 @@ def test_the_access_log_is_off_by_default(sqlite_warehouse: str) -> None:
 def test_the_access_log_masks_keys_however_they_are_sent(sqlite_warehouse: str) -> None:
     with serving(sqlite_warehouse, "--access-log", COURSEMART_API_KEYS=KEY) as served:
         statuses = [served.get(path)[0] for path in KEYED_PATHS]
+        bearer = served.get("/v1/categories", Authorization=f"Bearer {KEY}")[0]
     assert statuses == [200, 200, 401]  # ";code=" is not a key to the server, nor in the log
+    assert bearer == 200
     assert KEY not in served.log
+    assert '"GET /v1/categories HTTP/1.1" 200' in served.log
     assert '"GET /v1/levels?code=*** HTTP/1.1" 200' in served.log
     assert '"GET /v1/levels?%63ode=*** HTTP/1.1" 200' in served.log
     assert '"GET /v1/levels?x=*** HTTP/1.1" 401' in served.log
@@ -139,6 +173,17 @@ def test_several_workers_report_every_worker_s_counts(sqlite_warehouse: str) -> 
         for text in texts
     }
     assert counted == {40.0}  # whichever worker answered /metrics
+    # each worker's own CPU, memory and open files, labelled by its pid, whichever answered
+    memory = [
+        {labels: value for (name, labels), value in samples(text).items()
+         if name == "process_resident_memory_bytes"}
+        for text in texts
+    ]  # fmt: skip
+    pids = {labels for found in memory for labels in found}
+    assert len(pids) == 2 and all(set(found) == pids for found in memory)
+    assert all(value > 10 << 20 for found in memory for value in found.values())
+    started = set(re.findall(r"Started server process \[(\d+)\]", served.log))
+    assert {dict(labels)["pid"] for labels in pids} <= started
     folder = next(
         line.split("metrics of the workers in ")[1].strip()
         for line in served.log.splitlines()

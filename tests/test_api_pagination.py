@@ -14,6 +14,7 @@ from coursemart.api.pagination import (
     CursorError,
     decode_cursor,
     encode_cursor,
+    next_page_link,
     signing_key,
     split_page,
 )
@@ -116,3 +117,31 @@ def test_a_page_ends_at_its_last_row_when_more_was_fetched(
     last: tuple[datetime, int] | None,
 ) -> None:
     assert split_page(fetched, limit) == (page, last)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "link"),
+    [
+        ("/v1/courses/recent", b"", '</v1/courses/recent?cursor=NEXT>; rel="next"'),
+        (
+            "/v1/courses/recent",
+            b"limit=5&category=art&cursor=OLD",
+            '</v1/courses/recent?limit=5&category=art&cursor=NEXT>; rel="next"',
+        ),
+        (  # an API key is never written back; the rest as the request had it, re-encoded
+            "/v1/courses/recent",
+            b"code=s3cret&q=caf%C3%A9+au+lait&since=2026-03-01T09:00:00%2B02:00",
+            "</v1/courses/recent?q=caf%C3%A9%20au%20lait&since=2026-03-01T09%3A00%3A00%2B02%3A00"
+            '&cursor=NEXT>; rel="next"',
+        ),
+        (  # nothing a client sends can end the target early or add a parameter
+            "/v1/courses/recent",
+            b'q=a>b;c"d<e&limit=2',
+            '</v1/courses/recent?q=a%3Eb%3Bc%22d%3Ce&limit=2&cursor=NEXT>; rel="next"',
+        ),
+    ],
+)
+def test_the_next_page_link_keeps_the_request_s_parameters(
+    path: str, query: bytes, link: str
+) -> None:
+    assert next_page_link(path, query, "NEXT") == link

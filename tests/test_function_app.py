@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +28,9 @@ REQUESTS = [
     ("GET", "/v1/courses/recent?limit=5000"),
     ("GET", "/v1/courses/recent?cursor=bogus"),
     ("POST", "/api/GetRecentCourses"),
+    ("DELETE", "/API/GETRECENTCOURSES"),
+    ("GET", "/api/getrecentcourses?limit=2"),
+    ("POST", "/v1/courses/recent"),
     ("GET", "/nowhere"),
     ("GET", "/health"),
     ("GET", "/"),
@@ -52,29 +56,39 @@ def filled_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-async def through_function(requests: list[tuple[str, str]]) -> list[func.HttpResponse]:
+async def through_function(
+    requests: list[tuple[str, str]], headers: dict[str, str]
+) -> list[func.HttpResponse]:
     """Send requests through the function the app registers, as the Functions host would."""
     function_app = load_function_app().app
     [function] = function_app.get_functions()
     handler = function.get_user_function()
     responses = []
     for method, path in requests:
-        request = func.HttpRequest(method, f"http://localhost:7071{path}", headers={}, body=b"")
+        url = f"http://localhost:7071{path}"
+        request = func.HttpRequest(method, url, headers=headers, body=b"")
         responses.append(await handler(request, None))
     await function_app.middleware.notify_shutdown()
     function_app.startup_task_done = False  # shut down here, not again when garbage-collected
     return responses
 
 
-def test_the_function_answers_as_the_app_does(filled_sqlite: str) -> None:
-    responses = asyncio.run(through_function(REQUESTS))
-    with TestClient(create_app(settings_for(filled_sqlite))) as client:
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_the_function_answers_as_the_app_does(filled_sqlite: str, encoding: str) -> None:
+    headers = {"accept-encoding": encoding}
+    responses = asyncio.run(through_function(REQUESTS, headers))
+    with TestClient(create_app(settings_for(filled_sqlite)), headers=headers) as client:
         for (method, path), from_function in zip(REQUESTS, responses, strict=True):
             direct = client.request(method, path)
             assert from_function.status_code == direct.status_code, path
-            assert from_function.get_body() == direct.content, path
-            for header in ("etag", "content-type", "cache-control", "allow"):
+            body = from_function.get_body()
+            if from_function.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            assert body == direct.content, path
+            for header in ("etag", "content-type", "cache-control", "allow", "content-encoding"):
                 assert from_function.headers.get(header) == direct.headers.get(header), path
+    encoded = {r.headers.get("content-encoding") for r in responses}
+    assert encoded == ({None, "gzip"} if encoding == "gzip" else {None})
 
 
 def test_the_function_is_anonymous_to_the_host_and_catches_every_route() -> None:

@@ -4,7 +4,8 @@ uvicorn --factory coursemart.api:create_app
 
 Layers, outermost first: ``Observe`` (request id, metrics, access log), ``Hardening`` (HEAD,
 security headers), CORS when configured, ``FastPath`` (plain catalog requests answered before
-routing), then FastAPI's own error handling and routes.
+routing), ``Compression`` (gzip for what the service did not encode itself), then FastAPI's own
+error handling and routes.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from typing import Final
 
 from fastapi import FastAPI, Security
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 
 from coursemart import __version__
 from coursemart.api import handlers, routes
 from coursemart.api.auth import require_api_key
+from coursemart.api.compression import Compression, StaticFiles
 from coursemart.api.fastpath import FastPath
 from coursemart.api.hardening import Hardening
-from coursemart.api.observe import Observe
+from coursemart.api.observe import Observe, RouteLabel
 from coursemart.api.service import Service
 from coursemart.config import Settings
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         summary="The course catalog, read-only.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url=None,  # served by routes.openapi_document, a route of this app's own
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
@@ -82,9 +84,13 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.include_router(routes.metrics, dependencies=guard)
     app.include_router(routes.operations)
     app.include_router(routes.page)
-    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
-    app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
+    for prefix, folder, name in (
+        ("/static/swagger-ui", SWAGGER_UI, "swagger-ui"),
+        ("/static", routes.STATIC, "static"),
+    ):
+        app.mount(prefix, RouteLabel(StaticFiles(directory=folder), prefix), name=name)
     handlers.install(app)
+    app.add_middleware(Compression)
     if fast_path:
         app.add_middleware(FastPath, service=service)
     if settings.cors_origins:
@@ -92,8 +98,14 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "HEAD"],
-            allow_headers=["x-api-key", "x-functions-key", "if-none-match", "x-request-id"],
-            expose_headers=["ETag", "X-Request-ID"],
+            allow_headers=[
+                "authorization",
+                "x-api-key",
+                "x-functions-key",
+                "if-none-match",
+                "x-request-id",
+            ],
+            expose_headers=["ETag", "Link", "X-Request-ID"],
             max_age=600,
         )
     app.add_middleware(Hardening)

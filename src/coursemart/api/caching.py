@@ -49,11 +49,20 @@ def cache_control(max_age: int, *, private: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A serialized answer: its JSON body, its ETag, and how many courses it holds."""
+    """A serialized answer: its JSON body, its ETag, how many courses it holds, the cursor of
+    the page after it (``None``: the last page, or not a page), and the body in gzip once a
+    client has asked for it (``None`` before)."""
 
     body: bytes
     etag: str
     rows: int = 0
+    next_cursor: str | None = None
+    gzipped: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds, in both encodings."""
+        return len(self.body) + (len(self.gzipped) if self.gzipped is not None else 0)
 
 
 class ResponseCache:
@@ -79,24 +88,25 @@ class ResponseCache:
 
     def put(self, key: str, answer: Answer) -> None:
         """Store ``answer`` (unless its body is too large), dropping the least recently used."""
-        if len(answer.body) > self.max_bytes // 4:
+        if answer.size > self.max_bytes // 4:
             return
         with self._lock:
             previous = self._items.pop(key, None)
-            self.size += len(answer.body) - (len(previous.body) if previous is not None else 0)
+            self.size += answer.size - (previous.size if previous is not None else 0)
             self._items[key] = answer
             while len(self._items) > self.entries or self.size > self.max_bytes:
                 _, dropped = self._items.popitem(last=False)
-                self.size -= len(dropped.body)
+                self.size -= dropped.size
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-#: What a request was answered with: the data version, the answer's ETag, and the epoch second
-#: from which the query means something else (``None``: never). A plain tuple of strings and a
-#: float, so that the garbage collector does not track it.
-Seen = tuple[str, str, float | None]
+#: What a request was answered with: the data version, the answer's ETag, the epoch second from
+#: which the query means something else (``None``: never), the route's label for the metrics
+#: (its template, never the path as sent) and the ``Link`` to the next page, if any. A plain
+#: tuple of strings and a float, so that the garbage collector does not track it.
+Seen = tuple[str, str, float | None, str, str | None]
 
 
 class RequestIndex:

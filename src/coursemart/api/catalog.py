@@ -336,6 +336,11 @@ class Catalog:
         version = self._version[1] if self._version else ""
         return self._matches.get(version, words)[1] is not None
 
+    def course(self, course_id: int) -> CourseRow | None:
+        """The listing row of one course, or ``None`` when there is none with that id."""
+        rows = self._by_ids([course_id])
+        return rows[0] if rows else None
+
     def _by_ids(self, ids: list[int]) -> list[CourseRow]:
         """The listing rows of courses ``ids``, in that order."""
         if not ids:

@@ -31,14 +31,21 @@ from coursemart.api.observe import ROUTE_KEY
 from coursemart.api.pagination import MAX_CURSOR_LENGTH
 from coursemart.api.params import MAX_NAME_LENGTH, ParameterError, parse_instant
 from coursemart.api.queries import CourseFilter
+from coursemart.api.routes import LEGACY_PATH
 from coursemart.api.service import Service
 
 RECENT: Final = "/v1/courses/recent"
-LEGACY: Final = "/api/GetRecentCourses"
+LEGACY: Final = LEGACY_PATH
 DIMENSIONS: Final = {"/v1/categories": "categories", "/v1/levels": "levels"}
 #: Default page sizes of the two listings.
 RECENT_LIMIT: Final = 50
 LEGACY_LIMIT: Final = 100
+#: The parameters each ``/v1`` route takes, besides ``code`` (a key): a request with another
+#: one is left to the app, which refuses it (``routes.only_known_parameters``).
+TAKES: Final = {
+    RECENT: frozenset({"limit", "cursor", "category", "level", "since", "until", "order", "q"}),
+    **{path: frozenset[str]() for path in DIMENSIONS},
+}
 _LIMIT: Final = re.compile(r"^[1-9][0-9]{0,3}$")
 _CURSOR: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -47,12 +54,15 @@ class NotPlain(ValueError):
     """A request the fast path leaves to the app."""
 
 
-def plain_parameters(query_string: bytes) -> dict[str, str]:
-    """The query's parameters as the app reads them (Starlette's parsing), each at most once."""
+def plain_parameters(query_string: bytes, takes: frozenset[str] | None) -> dict[str, str]:
+    """The query's parameters as the app reads them (Starlette's parsing), each at most once,
+    and each one the route ``takes`` (or ``code``); ``None`` takes any."""
     parameters: dict[str, str] = {}
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name in parameters:
             raise NotPlain(f"{name} is repeated")
+        if takes is not None and name not in takes and name != "code":
+            raise NotPlain(f"{name} is not a parameter of the route")
         parameters[name] = value
     return parameters
 
@@ -95,7 +105,6 @@ class FastPath:
             if response is None:
                 response = await self.answer(scope)
             if response is not None:
-                scope[ROUTE_KEY] = scope["path"]
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -105,11 +114,12 @@ class FastPath:
         path: str = scope["path"]
         if path not in (RECENT, LEGACY) and path not in DIMENSIONS:
             return None
+        scope[ROUTE_KEY] = path
         headers = Headers(scope=scope)
         if not self.service.key_is_valid(scope, headers):
             return None
         try:
-            parameters = plain_parameters(scope["query_string"])
+            parameters = plain_parameters(scope["query_string"], TAKES.get(path))
             version = await self.service.version()
             if path in DIMENSIONS:
                 answer = await self.service.dimension(version, DIMENSIONS[path])
@@ -124,8 +134,7 @@ class FastPath:
             return unavailable(scope["method"], path, exc)
         except NotPlain:
             return None
-        self.service.remember(scope, version, answer, expires)
-        return self.service.respond(answer, headers.get("if-none-match"))
+        return self.service.send(scope, version, answer, expires)
 
     async def _listing(
         self, path: str, parameters: dict[str, str], version: str

@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Match
 
-from coursemart.api.auth import UnauthorizedError
+from coursemart.api.auth import CHALLENGE, UnauthorizedError
 from coursemart.api.catalog import NeverLoadedError
 from coursemart.api.models import ErrorPublic, ParameterProblem
 from coursemart.api.params import ParameterError
+from coursemart.api.routes import LEGACY_PATH
 
 logger = logging.getLogger("coursemart.api")
 
@@ -79,7 +80,7 @@ async def on_parameter(_: Request, exc: Exception) -> JSONResponse:
 
 async def on_unauthorized(_: Request, exc: Exception) -> JSONResponse:
     """401 saying where a key goes."""
-    return error_response(401, str(exc), headers={"WWW-Authenticate": "ApiKey"})
+    return error_response(401, str(exc), headers={"WWW-Authenticate": CHALLENGE})
 
 
 def http_message(status_code: int, detail: str, method: str) -> str:
@@ -108,12 +109,25 @@ def without_trailing_slash(request: Request) -> str | None:
     return f"{target}?{query}" if query else target
 
 
+def legacy_method_refused(method: str) -> JSONResponse:
+    """The original function's answer to a method other than GET: 400, in its envelope."""
+    body = {
+        "message": f"{method} is not supported: GetRecentCourses answers GET (and HEAD) only",
+        "status_code": 400,
+        "data": [],
+    }
+    return JSONResponse(body, status_code=400, headers={"Allow": ALLOWED})
+
+
 async def on_http(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (404, 405) as JSON, with their headers; a trailing slash redirected
-    to the route without it."""
+    to the route without it. The original function's route keeps its own answer to a method it
+    does not take: 400 in its envelope."""
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
+        if getattr(request.scope.get("route"), "path", None) == LEGACY_PATH:
+            return legacy_method_refused(request.method)
         headers["Allow"] = ALLOWED
     if exc.status_code == 404:
         target = without_trailing_slash(request)

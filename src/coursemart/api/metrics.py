@@ -1,5 +1,5 @@
-"""Prometheus metrics: requests and latency per route and status, courses served, and the data's
-version and age.
+"""Prometheus metrics: requests and latency per route and status, courses served, the data's
+version and age, and the process's CPU, memory and open files.
 
 Request counts and latencies are prometheus-client metrics in a registry per app. With several
 worker processes (``coursemart serve --workers N``), the server points prometheus-client's
@@ -7,17 +7,29 @@ multiprocess mode at a folder of its own (``PROMETHEUS_MULTIPROC_DIR``): each wo
 counts there and ``/metrics``, whichever worker answers it, adds up every worker's. The data
 version and the last load's time and age are not counted but read when ``/metrics`` is asked,
 from the warehouse that every worker shares.
+
+Process metrics (prometheus-client's process collector, read from ``/proc``) cannot be added up:
+one process answers them for itself, and with several workers every live worker's are reported,
+each with its ``pid`` label, whichever worker answers ``/metrics``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -83,6 +95,8 @@ class Metrics:
             "Courses sent in answers (304 answers send none).",
             registry=self.registry,
         )
+        if not self.multiprocess:
+            ProcessCollector(registry=self.registry)
         self._counts: dict[tuple[str, str, int], Counter] = {}
         self._latencies: dict[str, Histogram] = {}
 
@@ -105,6 +119,7 @@ class Metrics:
         registry = CollectorRegistry()
         if self.multiprocess:
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(WorkerProcesses(os.environ[MULTIPROCESS_DIR]))
         else:
             registry.register(_Forward(self.registry))
         registry.register(data)
@@ -119,3 +134,32 @@ class _Forward(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self.registry.collect()
+
+
+class WorkerProcesses(Collector):
+    """Every live worker's process metrics, each sample labelled with the worker's ``pid``.
+
+    The workers are the processes that have written counts to the multiprocess folder (each
+    file is named ``<kind>_<pid>.db``, and a worker writes one as soon as its app starts) and
+    are still running.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def workers(self) -> list[int]:
+        """The pids of the running workers, in order."""
+        pids = {path.stem.rpartition("_")[2] for path in self.folder.glob("*.db")}
+        return sorted(int(pid) for pid in pids if pid.isdigit() and Path("/proc", pid).exists())
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.workers():
+            reader = ProcessCollector(pid=functools.partial(int, pid), registry=None)
+            for family in reader.collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        yield from families.values()

@@ -34,6 +34,19 @@ def route_label(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
+class RouteLabel:
+    """ASGI wrapper that notes the route label of an app mounted under a prefix (``/static``):
+    only FastAPI's own routes leave their route in the scope for :func:`route_label`."""
+
+    def __init__(self, app: ASGIApp, label: str) -> None:
+        self.app = app
+        self.label = label
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[ROUTE_KEY] = self.label
+        await self.app(scope, receive, send)
+
+
 def request_id(scope: Scope) -> str:
     """The client's ``X-Request-ID`` when it is a short safe token, else a new random one."""
     for name, value in scope["headers"]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode
 
 CURSOR_VERSION: Final = 2
 #: Longest cursor accepted; real ones are 35 characters.
@@ -99,3 +100,21 @@ def split_page(rows: Sequence[Row], limit: int) -> tuple[Sequence[Row], Row | No
         return rows, None
     page = rows[:limit]
     return page, page[-1]
+
+
+#: Parameters a next page's link does not carry over: the cursor (replaced) and an API key in
+#: the query string (the API never writes a key back; a client sends it again, or in a header).
+NOT_CARRIED: Final = frozenset({"cursor", "code"})
+
+
+def next_page_link(path: str, query_string: bytes, cursor: str) -> str:
+    """The ``Link`` header (RFC 8288) to the page after this one: the same path and parameters
+    as the request's, with ``cursor`` set to ``cursor``. The target is a path, never a URL built
+    from the request's ``Host``; a client resolves it against the URL it asked for."""
+    pairs = [
+        (name, value)
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if name not in NOT_CARRIED
+    ]
+    query = urlencode([*pairs, ("cursor", cursor)], quote_via=quote)
+    return f'<{quote(path)}?{query}>; rel="next"'

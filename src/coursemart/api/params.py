@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
@@ -89,3 +90,13 @@ def resolve_dimension(parameter: str, value: str, known: Sequence[tuple[int, str
             return key
     choices = ", ".join(f"{key} {name}" for key, name in known) or "none: the warehouse is empty"
     raise ParameterError(parameter, f"{value!r} is neither the id nor the name of one ({choices})")
+
+
+def unknown_parameter_message(name: str, accepted: Sequence[str], path: str) -> str:
+    """Why ``name`` is refused on ``path``: what it may have meant, and every parameter the
+    route takes (``code`` last: it is the key's, not a filter)."""
+    meant = difflib.get_close_matches(name.casefold(), accepted, n=1)
+    hint = f" (did you mean {meant[0]}?)" if meant else ""
+    filters = [parameter for parameter in accepted if parameter != "code"]
+    takes = ", ".join(filters) + " and code" if filters else "no parameter but code"
+    return f"is not a parameter of {path}{hint}; it takes {takes}"

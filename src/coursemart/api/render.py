@@ -4,7 +4,7 @@ response models on the way (those only document the answers, in the OpenAPI docu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -45,26 +45,40 @@ def courses(rows: Sequence[CourseRow]) -> list[dict[str, Any]]:
     ]
 
 
+class Rendered(NamedTuple):
+    """An answer's JSON body, the courses in it, and the next page's cursor, if any."""
+
+    body: bytes
+    rows: int = 0
+    next_cursor: str | None = None
+
+
 def course_page(
     rows: Sequence[CourseRow], limit: int, *, descending: bool, cursor_key: bytes
-) -> tuple[bytes, int]:
-    """``{"data", "next_cursor"}`` from the ``limit + 1`` rows fetched, and the courses in it."""
+) -> Rendered:
+    """``{"data", "next_cursor"}`` from the ``limit + 1`` rows fetched."""
     page, last = split_page(rows, limit)
     following = None
     if last is not None:
         position = Cursor(as_utc(instant(last[6])), last[0], descending)
         following = encode_cursor(position, cursor_key)
-    return dumps({"data": courses(page), "next_cursor": following}), len(page)
+    return Rendered(dumps({"data": courses(page), "next_cursor": following}), len(page), following)
 
 
-def envelope(rows: Sequence[CourseRow], limit: int) -> tuple[bytes, int]:
+def envelope(rows: Sequence[CourseRow], limit: int) -> Rendered:
     """The original function's envelope: ``404`` in the body when there are no courses."""
     page = rows[:limit]
     if not page:
-        return dumps({"message": "No results found", "status_code": 404, "data": []}), 0
-    return dumps({"message": "successful", "status_code": 200, "data": courses(page)}), len(page)
+        return Rendered(dumps({"message": "No results found", "status_code": 404, "data": []}))
+    body = dumps({"message": "successful", "status_code": 200, "data": courses(page)})
+    return Rendered(body, len(page))
 
 
-def dimension(id_field: str, name_field: str, pairs: Sequence[tuple[int, str]]) -> bytes:
+def course(row: CourseRow | None) -> Rendered:
+    """One course as its object; no body and no row when there is none."""
+    return Rendered(b"") if row is None else Rendered(dumps(courses([row])[0]), 1)
+
+
+def dimension(id_field: str, name_field: str, pairs: Sequence[tuple[int, str]]) -> Rendered:
     """``{"data": [{id_field: …, name_field: …}, …]}``."""
-    return dumps({"data": [{id_field: key, name_field: name} for key, name in pairs]})
+    return Rendered(dumps({"data": [{id_field: key, name_field: name} for key, name in pairs]}))

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from coursemart.api import render
+from coursemart.api.caching import make_etag
+from coursemart.api.compression import not_modified
 from coursemart.api.listing import MAX_LIMIT, MAX_QUERY_LENGTH, Order, RecentQuery, recent_query
 from coursemart.api.metrics import CONTENT_TYPE, DataCollector
 from coursemart.api.models import (
     CategoriesPublic,
+    CoursePublic,
     CoursesPublic,
     ErrorPublic,
     FreshnessPublic,
@@ -24,13 +32,30 @@ from coursemart.api.models import (
     RecentCoursesEnvelope,
 )
 from coursemart.api.pagination import CURSOR_PATTERN, MAX_CURSOR_LENGTH
-from coursemart.api.params import MAX_NAME_LENGTH, Instant
+from coursemart.api.params import MAX_NAME_LENGTH, Instant, unknown_parameter_message
 from coursemart.api.queries import CourseFilter
 from coursemart.api.service import Service
 
-STATIC: Final = Path(__file__).parent / "static"
+STATIC: Final = FilePath(__file__).parent / "static"
+#: The original function's route. It matches in any case, as Azure Functions' routes do
+#: (ASCII letters only: ``ſ`` is no ``s`` here); see :func:`canonical_path`.
+LEGACY_PATH: Final = "/api/GetRecentCourses"
+_LEGACY_ANY_CASE: Final = re.compile(f"^{re.escape(LEGACY_PATH)}$", re.IGNORECASE | re.ASCII)
+#: Where an API key may be given in the query string (``auth.code_query``).
+KEY_PARAMETER: Final = "code"
+#: The largest course id there can be (a BIGINT).
+MAX_COURSE_ID: Final = 2**63 - 1
 #: The page's policy: everything from this origin, nothing framed, no inline script.
 PAGE_POLICY: Final = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+def canonical_path(path: str) -> str:
+    """The path routing should see: the original function's route in the case it was declared
+    (``/api/getrecentcourses`` -> ``/api/GetRecentCourses``), any other path as it is."""
+    if len(path) == len(LEGACY_PATH) and _LEGACY_ANY_CASE.match(path):
+        return LEGACY_PATH
+    return path
+
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies
@@ -137,6 +162,45 @@ async def recent_query_dep(
 
 RecentQueryDep = Annotated[RecentQuery, Depends(recent_query_dep)]
 
+
+def query_parameters(dependant: Dependant) -> set[str]:
+    """The query parameters a route's dependency tree reads."""
+    names = {field.alias for field in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= query_parameters(dependency)
+    return names
+
+
+def accepted_parameters(route: APIRoute) -> tuple[str, ...]:
+    """The query parameters ``route`` takes, in order, and ``code`` (where an API key may be)."""
+    return (*sorted(query_parameters(route.dependant) - {KEY_PARAMETER}), KEY_PARAMETER)
+
+
+async def only_known_parameters(request: Request) -> None:
+    """Refuse (422) every query parameter the route does not take, naming it and the ones it
+    takes: a typo (``categroy=art``) must not give a silently unfiltered list."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    accepted = accepted_parameters(route)
+    unknown = [name for name in request.query_params if name not in accepted]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": unknown_parameter_message(name, accepted, route.path),
+                }
+                for name in unknown
+            ]
+        )
+
+
+CourseId = Annotated[
+    int, Path(ge=1, le=MAX_COURSE_ID, description="The course's id (a positive integer).")
+]
+
 # ---------------------------------------------------------------------------------------------
 # Documentation of the answers every route shares
 
@@ -158,19 +222,34 @@ CACHED: Final[dict[int | str, dict[str, Any]]] = {
     304: {"description": "Not modified: the If-None-Match ETag is still current."},
     **ERRORS,
 }
+#: A page of a listing: also a ``Link`` to the next page, when there is one.
+PAGED: Final[dict[int | str, dict[str, Any]]] = {
+    **CACHED,
+    200: {
+        "headers": {
+            **CACHED[200]["headers"],
+            "Link": {
+                "description": 'The next page (RFC 8288): <path?parameters&cursor=…>; rel="next". '
+                "Absent on the last page.",
+                "schema": {"type": "string"},
+            },
+        }
+    },
+}
 
 # ---------------------------------------------------------------------------------------------
 # Routes
 
+
 legacy = APIRouter(tags=["compatibility"])
-v1 = APIRouter(prefix="/v1", tags=["catalog"])
+v1 = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(only_known_parameters)])
 operations = APIRouter(tags=["operations"])
 metrics = APIRouter(tags=["operations"])
 page = APIRouter(include_in_schema=False)
 
 
 @legacy.get(
-    "/api/GetRecentCourses",
+    LEGACY_PATH,
     response_model=RecentCoursesEnvelope,
     responses=CACHED,
     summary="Most recent courses, as the original function answered",
@@ -189,35 +268,49 @@ async def get_recent_courses(
     """
     query = RecentQuery(limit, None, CourseFilter())
     answer = await service.listing(version, query, envelope=True)
-    service.remember(request.scope, version, answer, None)
-    return service.respond(answer, request.headers.get("if-none-match"))
+    return service.send(request.scope, version, answer, None)
 
 
-@v1.get("/courses/recent", response_model=CoursesPublic, responses=CACHED)
+@v1.get("/courses/recent", response_model=CoursesPublic, responses=PAGED)
 async def recent_courses(
     request: Request, service: ServiceDep, version: VersionDep, query: RecentQueryDep
 ) -> Response:
     """Courses in the chosen order (latest start first by default), paged by ``next_cursor``
     and filtered."""
     answer = await service.listing(version, query, envelope=False)
-    service.remember(request.scope, version, answer, query.expires)
-    return service.respond(answer, request.headers.get("if-none-match"))
+    return service.send(request.scope, version, answer, query.expires)
+
+
+@v1.get(
+    "/courses/{course_id}",
+    response_model=CoursePublic,
+    responses={
+        **CACHED,
+        404: {"model": ErrorPublic, "description": "No course has this id."},
+    },
+)
+async def course(
+    request: Request, service: ServiceDep, version: VersionDep, course_id: CourseId
+) -> Response:
+    """One course, by id."""
+    answer = await service.course(version, course_id)
+    if answer is None:
+        raise HTTPException(404, f"no course has course_id {course_id}")
+    return service.send(request.scope, version, answer, None)
 
 
 @v1.get("/categories", response_model=CategoriesPublic, responses=CACHED)
 async def categories(request: Request, service: ServiceDep, version: VersionDep) -> Response:
     """Every category, by id."""
     answer = await service.dimension(version, "categories")
-    service.remember(request.scope, version, answer, None)
-    return service.respond(answer, request.headers.get("if-none-match"))
+    return service.send(request.scope, version, answer, None)
 
 
 @v1.get("/levels", response_model=LevelsPublic, responses=CACHED)
 async def levels(request: Request, service: ServiceDep, version: VersionDep) -> Response:
     """Every level, by id."""
     answer = await service.dimension(version, "levels")
-    service.remember(request.scope, version, answer, None)
-    return service.respond(answer, request.headers.get("if-none-match"))
+    return service.send(request.scope, version, answer, None)
 
 
 @v1.get("/freshness", response_model=FreshnessPublic, responses=ERRORS)
@@ -278,6 +371,19 @@ def page_file(name: str) -> FileResponse:
 async def index() -> FileResponse:
     """The web page."""
     return page_file("index.html")
+
+
+@page.get("/openapi.json")
+async def openapi_document(request: Request) -> Response:
+    """The OpenAPI document (built once per app by FastAPI), with an ETag: it is compressed
+    once, and a client that has it gets 304."""
+    state = request.app.state
+    if getattr(state, "openapi_body", None) is None:
+        body = render.dumps(request.app.openapi())
+        state.openapi_body, state.openapi_etag = body, make_etag("openapi", body)
+    headers = {"ETag": state.openapi_etag, "Cache-Control": "no-cache"}
+    response = Response(state.openapi_body, media_type="application/json", headers=headers)
+    return not_modified(request.headers, response) or response
 
 
 @page.get("/docs")

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Final
 
 from coursemart.api.logs import LogFormat, log_config
 from coursemart.api.metrics import MULTIPROCESS_DIR
@@ -26,7 +27,7 @@ logger = logging.getLogger("coursemart.server")
 #: Seconds a worker has to start (import the app, open its pool) and then to answer each of
 #: uvicorn's health checks before it is replaced. uvicorn's 5 s is shorter than a worker's start
 #: on a busy 2-core machine, where workers were then replaced for ever and none ever served.
-WORKER_START_SECONDS = 60
+WORKER_START_SECONDS: Final = 60
 
 
 @contextmanager

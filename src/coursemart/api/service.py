@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Scope
 
 from coursemart.api import render
-from coursemart.api.auth import any_key_is_valid
+from coursemart.api.auth import any_key_is_valid, presented_keys
 from coursemart.api.caching import (
     Answer,
     RequestIndex,
@@ -31,9 +32,11 @@ from coursemart.api.caching import (
     make_etag,
 )
 from coursemart.api.catalog import Catalog, Dimensions
+from coursemart.api.compression import MIN_SIZE, VARY, accepts_gzip, gzip_etag, gzipped
 from coursemart.api.listing import RecentQuery
 from coursemart.api.metrics import Metrics
-from coursemart.api.pagination import signing_key
+from coursemart.api.observe import ROUTE_KEY, route_label
+from coursemart.api.pagination import next_page_link, signing_key
 from coursemart.config import Settings
 
 JSON: Final = "application/json"
@@ -104,16 +107,23 @@ class Service:
         """``/v1/categories`` or ``/v1/levels`` at ``version``."""
         dimensions = await self.dimensions(version)
 
-        def build() -> tuple[bytes, int]:
+        def build() -> render.Rendered:
             if which == "categories":
                 pairs, fields = dimensions.categories, ("category_id", "category_name")
             else:
                 pairs, fields = dimensions.levels, ("level_id", "level_name")
-            return render.dimension(*fields, pairs), 0
+            return render.dimension(*fields, pairs)
 
         return await self._cached(version, (which,), build)
 
-    def _read_listing(self, query: RecentQuery, envelope: bool) -> tuple[bytes, int]:
+    async def course(self, version: str, course_id: int) -> Answer | None:
+        """``/v1/courses/{course_id}`` at ``version``; ``None`` when there is no such course."""
+        answer = await self._cached(
+            version, ("course", course_id), lambda: render.course(self.catalog.course(course_id))
+        )
+        return answer if answer.rows else None
+
+    def _read_listing(self, query: RecentQuery, envelope: bool) -> render.Rendered:
         rows = self.catalog.recent(
             query.course_filter,
             limit=query.limit + (0 if envelope else 1),
@@ -130,15 +140,15 @@ class Service:
         self,
         version: str,
         query: Hashable,
-        build: Callable[[], tuple[bytes, int]],
+        build: Callable[[], render.Rendered],
         *,
         threaded: bool = False,
     ) -> Answer:
         etag = make_etag(version, query)
         answer = self.cache.get(etag)
         if answer is None:
-            body, rows = await self.offload(build, threaded=threaded)
-            answer = Answer(body, etag, rows)
+            body, rows, next_cursor = await self.offload(build, threaded=threaded)
+            answer = Answer(body, etag, rows, next_cursor)
             self.cache.put(etag, answer)
         return answer
 
@@ -157,25 +167,52 @@ class Service:
 
     # -- answers ----------------------------------------------------------------------------
 
-    def remember(self, scope: Scope, version: str, answer: Answer, expires: float | None) -> None:
-        """Note what this exact request (path and query string) was answered with."""
-        self.seen.put((scope["path"], scope["query_string"]), (version, answer.etag, expires))
+    def send(self, scope: Scope, version: str, answer: Answer, expires: float | None) -> Response:
+        """The response to a request answered with ``answer`` at ``version``, whichever way it
+        came in (a route or the fast path). What this exact request (path and query string) was
+        answered with is remembered, with its route (as noted in the scope) and the link to its
+        next page, so that a repeat is answered before routing (:meth:`repeat`)."""
+        link = None
+        if answer.next_cursor is not None:
+            link = next_page_link(scope["path"], scope["query_string"], answer.next_cursor)
+        seen = (version, answer.etag, expires, route_label(scope), link)
+        self.seen.put((scope["path"], scope["query_string"]), seen)
+        return self.respond(answer, Headers(scope=scope), link)
 
-    def respond(self, answer: Answer, if_none_match: str | None) -> Response:
-        """``304`` when the client's ETag is current, else the answer's body."""
-        headers = {"ETag": answer.etag, "Cache-Control": self._cache_control}
-        if if_none_match and etag_matches(if_none_match, answer.etag):
+    def respond(self, answer: Answer, request: Headers, link: str | None) -> Response:
+        """``304`` when the client's ETag is current, else the answer's body, in gzip when the
+        client accepts it (each encoding with its ETag: see ``api.compression``); with the next
+        page's ``Link`` when there is one."""
+        body, etag = answer.body, answer.etag
+        headers = {"Cache-Control": self._cache_control, "Vary": VARY}
+        if len(body) >= MIN_SIZE and accepts_gzip(request.get("accept-encoding")):
+            body, etag = self._gzipped(answer), gzip_etag(etag)
+            headers["Content-Encoding"] = "gzip"
+        headers["ETag"] = etag
+        if link is not None:
+            headers["Link"] = link
+        if_none_match = request.get("if-none-match")
+        if if_none_match and etag_matches(if_none_match, etag):
+            headers.pop("Content-Encoding", None)  # a 304 carries no representation metadata
             return Response(status_code=304, headers=headers)
         if answer.rows:
             self.metrics.rows_served.inc(answer.rows)
-        return Response(answer.body, media_type=JSON, headers=headers)
+        return Response(body, media_type=JSON, headers=headers)
+
+    def _gzipped(self, answer: Answer) -> bytes:
+        """The answer's body in gzip: compressed on the first request that asks for it, then
+        kept beside the plain body in the cache."""
+        if answer.gzipped is None:
+            answer = dataclasses.replace(answer, gzipped=gzipped(answer.body))
+            self.cache.put(answer.etag, answer)
+        assert answer.gzipped is not None
+        return answer.gzipped
 
     def key_is_valid(self, scope: Scope, headers: Headers) -> bool:
-        """With API keys configured, does the request carry one (in any of the three places)?"""
+        """With API keys configured, does the request carry one (in any of the four places)?"""
         if not self._private:
             return True
-        code = QueryParams(scope["query_string"]).get("code")
-        presented = (headers.get("x-api-key"), headers.get("x-functions-key"), code)
+        presented = presented_keys(headers, scope["query_string"])
         return any_key_is_valid(presented, self.settings.api_keys)
 
     def repeat(self, scope: Scope) -> Response | None:
@@ -187,7 +224,7 @@ class Service:
         seen = self.seen.get((scope["path"], scope["query_string"]))
         if seen is None:
             return None
-        seen_version, etag, expires = seen
+        seen_version, etag, expires, route, link = seen
         if seen_version != version or (expires is not None and self.clock() >= expires):
             return None
         answer = self.cache.get(etag)
@@ -196,4 +233,5 @@ class Service:
         headers = Headers(scope=scope)
         if not self.key_is_valid(scope, headers):
             return None  # the app answers 401
-        return self.respond(answer, headers.get("if-none-match"))
+        scope[ROUTE_KEY] = route
+        return self.respond(answer, headers, link)
