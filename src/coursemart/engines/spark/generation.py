@@ -1,7 +1,11 @@
 """Generate on Spark: the executors build and write the part files, the driver commits.
 
-The frame (dimensions, the id range, the batch writer, ``_SUCCESS``) is the local engine's
-:func:`coursemart.generate.generate_batch`; only the writing of rows is distributed.
+The frame (dimensions, the id range, the batch writer, the Delta commit) is the local engine's
+:func:`coursemart.generate.generate_batch`; only the writing of rows is distributed. The
+executors write ``part-*.parquet`` through coursemart's lake module (never with Spark's own
+Parquet writer, whose ``_SUCCESS`` and ``.crc`` files no commit should name); the driver then
+counts them from their footers (:meth:`coursemart.lake.BatchWriter.adopt_parts`) and commits
+them through delta-rs in one version. Delta's Spark jars are not needed.
 """
 
 from __future__ import annotations
@@ -74,8 +78,9 @@ def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
 
 def known_courses(spark: SparkSession, lake: Lake) -> DataFrame:
     """Every course of the lake's committed batches (id, name, category, level), once each,
-    read by the executors through the lake module."""
-    paths = tuple(path for b in lake.committed_batches() for path in lake.batch_files(b))
+    read by the executors through the lake module (the files of the table's latest version,
+    listed once)."""
+    paths = tuple(file.path for file in lake.live_files() if file.batch_id)
     schema = model.COURSES_SCHEMA.remove(model.COURSES_SCHEMA.get_field_index("start_date"))
     reader = FileReader(executor_lake(lake), paths, schema)
     columns = "course_id long, course_name string, category_id int, level_id int"
@@ -112,7 +117,9 @@ def generate(
     window: local.Window | None = None,
     reschedule: float = 0.0,
 ) -> local.GenerateResult:
-    """One committed batch in the lake layout, its part files written by Spark's executors."""
+    """One batch committed to the lake's Delta table, its part files written by Spark's
+    executors; killed before the commit, it leaves files no reader sees (the next generate or
+    ``coursemart lake vacuum`` removes them)."""
     request = local.GenerateRequest(courses, seed, window or local.default_window(), reschedule)
 
     def write_rows(lake: Lake, writer: BatchWriter, first_id: int) -> int:

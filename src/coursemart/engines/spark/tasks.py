@@ -1,5 +1,5 @@
 """Work the executors do through the lake module, so that both engines read and write the lake
-the same way (literal paths, the same Parquet settings, part files a ``_SUCCESS`` records)."""
+the same way (literal paths, the same Parquet settings, part files a Delta commit names)."""
 
 from __future__ import annotations
 
