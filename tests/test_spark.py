@@ -303,6 +303,39 @@ def test_jdbc_targets(url: str, jdbc: str, properties: dict[str, str]) -> None:
     assert properties.items() <= props.items()
 
 
+@pytest.mark.parametrize(
+    ("master", "extra", "default", "options"),
+    [
+        (
+            "local[2]",
+            "",
+            "",
+            "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        ),
+        (  # the user's options come last, so theirs win
+            "local[*]",
+            "-XX:TieredStopAtLevel=4 -Xss4m",
+            "",
+            "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "
+            "-XX:TieredStopAtLevel=4 -Xss4m",
+        ),
+        (  # a collector of theirs: none of coursemart's (the JVM refuses two)
+            "local",
+            "-XX:+UseG1GC",
+            "",
+            "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:+UseG1GC",
+        ),
+        ("local[2]", "", "-XX:+UseZGC", "-Duser.timezone=UTC -XX:TieredStopAtLevel=1"),
+        ("spark://master:7077", "-Dx=1", "", "-Duser.timezone=UTC -Dx=1"),
+        ("yarn", "", "", "-Duser.timezone=UTC"),
+    ],
+)
+def test_driver_java_options(master: str, extra: str, default: str, options: str) -> None:
+    from coursemart.engines.spark.driver import driver_java_options
+
+    assert driver_java_options(master, extra, default) == options
+
+
 def test_sqlite_is_refused_by_the_spark_engine() -> None:
     from coursemart.engines.spark import jdbc_target
     from coursemart.errors import InputError
