@@ -20,7 +20,14 @@ from coursemart import generate as local
 from coursemart import model
 from coursemart.engines.spark.driver import SparkSession
 from coursemart.engines.spark.paths import executor_lake
-from coursemart.engines.spark.tasks import FileReader, PartWriter, file_tasks, partitions_for
+from coursemart.engines.spark.tasks import (
+    WRITTEN,
+    FileReader,
+    PartWriter,
+    file_tasks,
+    partitions_for,
+    spark_schema,
+)
 from coursemart.lake import BatchWriter, Lake
 
 DataFrame = Any
@@ -59,7 +66,8 @@ def write_new_courses(
                 writer.write_part(course_chunk(seed, first_id + offset, size, window), part=index)
         yield pa.RecordBatch.from_pydict({"rows": [writer.rows]})
 
-    spark.range(0, chunks, numPartitions=chunks).mapInArrow(write, "rows long").collect()
+    frame = spark.range(0, chunks, numPartitions=chunks)
+    frame.mapInArrow(write, spark_schema(WRITTEN)).collect()
 
 
 def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
@@ -83,8 +91,8 @@ def known_courses(spark: SparkSession, lake: Lake) -> DataFrame:
     paths = tuple(file.path for file in lake.live_files() if file.batch_id)
     schema = model.COURSES_SCHEMA.remove(model.COURSES_SCHEMA.get_field_index("start_date"))
     reader = FileReader(executor_lake(lake), paths, schema)
-    columns = "course_id long, course_name string, category_id int, level_id int"
-    return file_tasks(spark, len(paths)).mapInArrow(reader, columns).dropDuplicates(["course_id"])
+    rows = file_tasks(spark, len(paths)).mapInArrow(reader, spark_schema(schema))
+    return rows.dropDuplicates(["course_id"])
 
 
 def write_rescheduled(
@@ -104,7 +112,7 @@ def write_rescheduled(
     chosen = chosen.withColumn("start_date", start_dates(request.seed + 1, request.window))
     chosen = chosen.repartition(partitions_for(moved, local.CHUNK_ROWS))
     writer = PartWriter(executor_lake(lake), batch_id, first_part)
-    chosen.mapInArrow(writer, "rows long").collect()
+    chosen.mapInArrow(writer, spark_schema(WRITTEN)).collect()
     return moved
 
 
