@@ -568,3 +568,12 @@ def test_spark_reads_exactly_the_committed_catalog_through_the_table_s_log(
     # a plain read of the folder takes in rows no version names any more: the cancelled ones
     everything = spark.read.parquet(str(lake_dir / "courses")).select("course_id").distinct()
     assert everything.count() == 3_100
+
+
+def test_the_background_warm_up_runs_at_the_lowest_cpu_priority() -> None:
+    from coursemart.engines.spark.warmup import background_priority
+
+    probe = [sys.executable, "-c", "import os; print(os.nice(0))"]
+    done = subprocess.run([*background_priority(), *probe], capture_output=True, text=True)
+
+    assert int(done.stdout) == 19  # its JVM and Python workers inherit it
