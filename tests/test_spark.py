@@ -570,10 +570,19 @@ def test_spark_reads_exactly_the_committed_catalog_through_the_table_s_log(
     assert everything.count() == 3_100
 
 
-def test_the_background_warm_up_runs_at_the_lowest_cpu_priority() -> None:
-    from coursemart.engines.spark.warmup import background_priority
+def test_the_background_warm_up_runs_at_the_lowest_cpu_priority_in_the_user_s_session(
+    tmp_path: Path,
+) -> None:
+    from coursemart.engines.spark.warmup import in_background
 
-    probe = [sys.executable, "-c", "import os; print(os.nice(0))"]
-    done = subprocess.run([*background_priority(), *probe], capture_output=True, text=True)
+    probe = "import os; print(os.nice(0), os.getsid(0), os.getpgid(0) == os.getpid())"
+    log = tmp_path / "warmup.log"
 
-    assert int(done.stdout) == 19  # its JVM and Python workers inherit it
+    started = in_background([sys.executable, "-c", probe], log, dict(os.environ))
+
+    assert started.wait(timeout=60) == 0
+    niceness, session, own_group = log.read_text().split()
+    assert int(niceness) == 19  # its JVM and Python workers inherit it
+    # the same session as the user's commands: Linux weighs niceness only inside one
+    assert int(session) == os.getsid(0)
+    assert own_group == "True"  # a Ctrl-C on the user's next command does not reach it
