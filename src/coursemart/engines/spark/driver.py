@@ -4,6 +4,7 @@ jars, and the driver's class archive (recorded once, mapped on later starts)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -46,9 +47,11 @@ def session(
             "the Spark engine needs PySpark: pip install 'coursemart[spark]' (and Java 17+)"
         ) from exc
     conf = dict(conf or {})
-    driver_options = " ".join(
-        ["-Duser.timezone=UTC", conf.pop("spark.driver.extraJavaOptions", "")]
-    ).strip()
+    driver_options = driver_java_options(
+        master,
+        conf.pop("spark.driver.extraJavaOptions", ""),
+        conf.get("spark.driver.defaultJavaOptions", ""),
+    )
     archive = _archive_plan(jvm_cache, driver_options, conf) if jvm_cache else None
     _missing = archive if archive is not None and archive.record and not record_missing else None
     if _missing is not None:
@@ -75,6 +78,30 @@ def session(
             class_archive.discard_if_unused(archive, pid)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+#: Driver JVM options for a local master, where one JVM does a whole run that lasts seconds or
+#: minutes: only the client compiler (the optimising one costs more CPU than it repays in such
+#: a run, even with a million rows through JDBC) and the serial collector (no collector
+#: threads to start on a small machine). The user's own options come after them and win.
+LOCAL_DRIVER_OPTIONS: Final = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+#: A JVM option that chooses the garbage collector: with one, coursemart chooses none (the
+#: JVM refuses two).
+CHOOSES_COLLECTOR: Final = re.compile(r"-XX:\+Use\w+GC\b")
+
+
+def driver_java_options(master: str, extra: str = "", default: str = "") -> str:
+    """The driver JVM's options: UTC, coursemart's options for a local master, then ``extra``
+    (the user's ``spark.driver.extraJavaOptions``; ``default`` is their
+    ``spark.driver.defaultJavaOptions``, which Spark puts first)."""
+    options = ["-Duser.timezone=UTC"]
+    if master.startswith("local"):
+        options += [
+            option
+            for option in LOCAL_DRIVER_OPTIONS
+            if not (CHOOSES_COLLECTOR.match(option) and CHOOSES_COLLECTOR.search(extra + default))
+        ]
+    return " ".join([*options, extra.strip()]).strip()
 
 
 def coursemart_settings(master: str, driver_options: str, jars: Sequence[str]) -> dict[str, str]:

@@ -1,7 +1,11 @@
 """Generate on Spark: the executors build and write the part files, the driver commits.
 
-The frame (dimensions, the id range, the batch writer, ``_SUCCESS``) is the local engine's
-:func:`coursemart.generate.generate_batch`; only the writing of rows is distributed.
+The frame (dimensions, the id range, the batch writer, the Delta commit) is the local engine's
+:func:`coursemart.generate.generate_batch`; only the writing of rows is distributed. The
+executors write ``part-*.parquet`` through coursemart's lake module (never with Spark's own
+Parquet writer, whose ``_SUCCESS`` and ``.crc`` files no commit should name); the driver then
+counts them from their footers (:meth:`coursemart.lake.BatchWriter.adopt_parts`) and commits
+them through delta-rs in one version. Delta's Spark jars are not needed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from coursemart import generate as local
 from coursemart import model
 from coursemart.engines.spark.driver import SparkSession
 from coursemart.engines.spark.paths import executor_lake
-from coursemart.engines.spark.tasks import FileReader, PartWriter, file_tasks, partitions_for
+from coursemart.engines.spark.tasks import (
+    WRITTEN,
+    FileReader,
+    PartWriter,
+    file_tasks,
+    partitions_for,
+    spark_schema,
+)
 from coursemart.lake import BatchWriter, Lake
 
 DataFrame = Any
@@ -55,7 +66,8 @@ def write_new_courses(
                 writer.write_part(course_chunk(seed, first_id + offset, size, window), part=index)
         yield pa.RecordBatch.from_pydict({"rows": [writer.rows]})
 
-    spark.range(0, chunks, numPartitions=chunks).mapInArrow(write, "rows long").collect()
+    frame = spark.range(0, chunks, numPartitions=chunks)
+    frame.mapInArrow(write, spark_schema(WRITTEN)).collect()
 
 
 def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
@@ -74,12 +86,13 @@ def start_dates(seed: int, window: local.Window, salt: int = 9) -> Any:
 
 def known_courses(spark: SparkSession, lake: Lake) -> DataFrame:
     """Every course of the lake's committed batches (id, name, category, level), once each,
-    read by the executors through the lake module."""
-    paths = tuple(path for b in lake.committed_batches() for path in lake.batch_files(b))
+    read by the executors through the lake module (the files of the table's latest version,
+    listed once)."""
+    paths = tuple(file.path for file in lake.live_files() if file.batch_id)
     schema = model.COURSES_SCHEMA.remove(model.COURSES_SCHEMA.get_field_index("start_date"))
     reader = FileReader(executor_lake(lake), paths, schema)
-    columns = "course_id long, course_name string, category_id int, level_id int"
-    return file_tasks(spark, len(paths)).mapInArrow(reader, columns).dropDuplicates(["course_id"])
+    rows = file_tasks(spark, len(paths)).mapInArrow(reader, spark_schema(schema))
+    return rows.dropDuplicates(["course_id"])
 
 
 def write_rescheduled(
@@ -99,7 +112,7 @@ def write_rescheduled(
     chosen = chosen.withColumn("start_date", start_dates(request.seed + 1, request.window))
     chosen = chosen.repartition(partitions_for(moved, local.CHUNK_ROWS))
     writer = PartWriter(executor_lake(lake), batch_id, first_part)
-    chosen.mapInArrow(writer, "rows long").collect()
+    chosen.mapInArrow(writer, spark_schema(WRITTEN)).collect()
     return moved
 
 
@@ -112,7 +125,9 @@ def generate(
     window: local.Window | None = None,
     reschedule: float = 0.0,
 ) -> local.GenerateResult:
-    """One committed batch in the lake layout, its part files written by Spark's executors."""
+    """One batch committed to the lake's Delta table, its part files written by Spark's
+    executors; killed before the commit, it leaves files no reader sees (the next generate or
+    ``coursemart lake vacuum`` removes them)."""
     request = local.GenerateRequest(courses, seed, window or local.default_window(), reschedule)
 
     def write_rows(lake: Lake, writer: BatchWriter, first_id: int) -> int:

@@ -18,7 +18,7 @@ from coursemart import model
 from coursemart.engines.spark.driver import SparkSession
 from coursemart.engines.spark.jdbc import JdbcTarget, drop_stale_stages, stage_table, staged_ids
 from coursemart.engines.spark.paths import executor_lake
-from coursemart.engines.spark.tasks import IdReader, file_tasks
+from coursemart.engines.spark.tasks import IDS, IdReader, file_tasks, spark_schema
 from coursemart.lake import Batch, Lake
 from coursemart.load.backends import COURSE_COLUMNS, Backend, stage_merger
 from coursemart.load.stage import LoadJob, LoadOptions, LoadResult, Plan, run_load
@@ -36,10 +36,6 @@ CHECKED_ARROW: Final = pa.schema(
         pa.field("reason", pa.string()),
         pa.field("source_file", pa.string()),
     ]
-)
-CHECKED_SCHEMA: Final = (
-    "course_id long, course_name string, category_id int, level_id int, start_date timestamp, "
-    "search_name string, reason string, source_file string"
 )
 #: Up to this many rows in a batch, its ids are checked for repeats on the driver (one column
 #: read through the lake module, a bitmap over the id range); above it, by a Spark shuffle.
@@ -223,10 +219,12 @@ class SparkLoad:
         if conninfo is not None:  # executors COPY their good rows; only refused rows come back
             copy_to = StageCopy(conninfo, self.stage_table.name, seq, batch.batch_id)
             checker = FileChecker(where, tuple(paths), since, plan.rules, duplicates, copy_to)
-            refused: pa.Table = tasks.mapInArrow(checker, CHECKED_SCHEMA).toArrow()
+            refused: pa.Table = tasks.mapInArrow(checker, spark_schema(CHECKED_ARROW)).toArrow()
             return refused
         checker = FileChecker(where, tuple(paths), since, plan.rules, duplicates)
-        checked = tasks.mapInArrow(checker, CHECKED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+        checked = tasks.mapInArrow(checker, spark_schema(CHECKED_ARROW)).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
         try:  # JDBC from the executors
             good = checked.filter(F.col("reason").isNull()).select(*COURSE_COLUMNS, "search_name")
             good = good.withColumn("batch_id", F.lit(batch.batch_id))
@@ -259,7 +257,7 @@ def repeated_ids(
         found: list[int] = duplicate_ids(ids, batch.id_range(paths)).to_pylist()
         return found
     reader = IdReader(executor_lake(lake), tuple(paths), since)
-    ids_frame = file_tasks(spark, len(paths)).mapInArrow(reader, "course_id long")
+    ids_frame = file_tasks(spark, len(paths)).mapInArrow(reader, spark_schema(IDS))
     twice = ids_frame.groupBy("course_id").count().filter("count > 1 AND course_id IS NOT NULL")
     return [row["course_id"] for row in twice.collect()]
 

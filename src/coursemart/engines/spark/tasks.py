@@ -1,5 +1,5 @@
 """Work the executors do through the lake module, so that both engines read and write the lake
-the same way (literal paths, the same Parquet settings, part files a ``_SUCCESS`` records)."""
+the same way (literal paths, the same Parquet settings, part files a Delta commit names)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +16,21 @@ import pyarrow.compute as pc
 from coursemart.engines.spark.driver import SparkSession
 
 DataFrame = Any
+
+
+#: What a writing task answers: how many rows it wrote.
+WRITTEN: Final = pa.schema([("rows", pa.int64())])
+#: What :class:`IdReader` answers.
+IDS: Final = pa.schema([("course_id", pa.int64())])
+
+
+def spark_schema(schema: pa.Schema) -> Any:
+    """The Spark schema of an Arrow schema, every column nullable (files of other writers may
+    hold nulls), made in Python: given as a DDL string instead, the driver JVM would start
+    Spark's SQL parser for it, seconds of a short run on a cold JVM."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(pa.schema([field.with_nullable(True) for field in schema]))
 
 
 def file_tasks(spark: SparkSession, files: int) -> DataFrame:

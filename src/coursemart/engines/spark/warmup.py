@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,8 @@ from coursemart.engines.spark.generation import generate
 
 LOCK: Final = ".warmup.lock"
 LOG: Final = "warmup.log"
+#: The niceness of a warm-up started in the background: the lowest priority there is.
+BACKGROUND_NICENESS: Final = 19
 
 
 def warm_up(master: str, conf: dict[str, str], jars: Sequence[str], folder: Path) -> Path | None:
@@ -57,16 +60,39 @@ def exercise(spark: driver.SparkSession) -> None:
 
 def start_in_background(arguments: Sequence[str], folder: Path) -> Path:
     """Run ``coursemart spark-warmup ARGUMENTS`` detached from this process (it goes on after
-    the command that started it returns); its output goes to a log in ``folder``."""
+    the command that started it returns, see :func:`in_background`); its output goes to a log
+    in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = folder / LOG
+    command = [sys.executable, "-m", "coursemart", "spark-warmup", "--quiet", *arguments]
+    in_background(command, log, {**os.environ, "COURSEMART_SPARK_JVM_CACHE": str(folder)})
+    return log
+
+
+def in_background(
+    command: Sequence[str], log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in the background, its output appended to ``log``.
+
+    It runs at the lowest CPU priority (``nice -n 19``, which its JVM and Python workers
+    inherit), so that a user's next command, often started right away, takes the cores it needs
+    and the warm-up uses what that command leaves idle. It gets a process group of its own (a
+    Ctrl-C on the next command does not reach it) but stays in the user's session: Linux
+    schedules each session as one group (autogroup), and in a session of its own the warm-up's
+    niceness would rank it only against itself, as heavy as the user's whole session.
+    """
     with open(log, "ab") as output:
-        subprocess.Popen(
-            [sys.executable, "-m", "coursemart", "spark-warmup", "--quiet", *arguments],
+        return subprocess.Popen(
+            [*background_priority(), *command],
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
-            start_new_session=True,
-            env={**os.environ, "COURSEMART_SPARK_JVM_CACHE": str(folder)},
+            process_group=0,
+            env=env,
         )
-    return log
+
+
+def background_priority() -> list[str]:
+    """The command prefix that runs a program at the lowest CPU priority, where there is one."""
+    nice = shutil.which("nice")
+    return [nice, "-n", str(BACKGROUND_NICENESS)] if nice else []
