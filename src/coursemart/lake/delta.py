@@ -40,6 +40,8 @@ TABLE_PROPERTIES: Final = {"delta.enableChangeDataFeed": "true"}
 #: Reader features that do not change what a data file holds: coursemart reads each file with
 #: pyarrow, so any other (deletion vectors, column mapping, …) is refused by name.
 READABLE_FEATURES: Final = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"})
+#: The most course ids a delete names in its predicate (more are deleted by a merge).
+DELETE_IDS: Final = 5_000
 #: The table's columns as Delta types, the partition column last.
 TABLE_SCHEMA: Final = pa.schema(
     [
@@ -497,16 +499,37 @@ class TableWrites(CourseTable):
                 f"cannot commit batch {batch_id} to {self.display}/{COURSES_DIR}: {first(exc)}"
             ) from exc
 
-    def delete_courses(self, predicate: str) -> tuple[int, int]:
-        """Delete the rows ``predicate`` (a delta-rs SQL predicate) matches, as one commit with
-        its change data. Returns (version, rows deleted)."""
+    def delete_courses(self, ids: Sequence[int]) -> tuple[int, int]:
+        """Delete every row of the courses ``ids`` as one commit with its change data. Returns
+        (version, rows deleted).
+
+        Up to :data:`DELETE_IDS` ids go into a delete's predicate, for which delta-rs reads only
+        the files whose id statistics can hold them. More are deleted by a merge against a table
+        of the ids: delta-rs crashes planning an IN list of some 20,000 values, and a delete
+        keeps its predicate in the log; the merge reads every file, as so many ids touch about
+        every one anyway."""
         from deltalake.exceptions import DeltaError
 
         table = self.delta()
         try:
-            metrics = table.delete(predicate)
+            if len(ids) <= DELETE_IDS:
+                deleted = table.delete(id_predicate(ids)).get("num_deleted_rows", 0)
+            else:
+                source = pa.table({"course_id": pa.array(sorted(set(ids)), pa.int64())})
+                merge = table.merge(
+                    source,
+                    "target.course_id = source.course_id",
+                    source_alias="source",
+                    target_alias="target",
+                )
+                deleted = merge.when_matched_delete().execute().get("num_target_rows_deleted", 0)
         except (DeltaError, OSError, ValueError) as exc:
             raise LakeError(
                 f"cannot delete from {self.display}/{COURSES_DIR}: {first(exc)}"
             ) from exc
-        return int(table.version()), int(metrics.get("num_deleted_rows", 0))
+        return int(table.version()), int(deleted)
+
+
+def id_predicate(ids: Sequence[int]) -> str:
+    """A delete's predicate for the courses named, in delta-rs's SQL."""
+    return f"course_id IN ({', '.join(str(course_id) for course_id in sorted(set(ids)))})"

@@ -171,12 +171,12 @@ class Cancellation:
     rows: int
 
 
-def id_predicate(ids: list[int]) -> str:
-    """The delete's predicate for the courses named, in delta-rs's SQL."""
+def checked_ids(ids: list[int]) -> list[int]:
+    """The course ids named, once each, in order; a user's id that cannot be one is refused."""
     bad = [course_id for course_id in ids if course_id <= 0]
     if bad:
         raise InputError(f"course ids are positive integers; got {bad[0]}")
-    return f"course_id IN ({', '.join(str(course_id) for course_id in sorted(set(ids)))})"
+    return sorted(set(ids))
 
 
 def starting_before(lake: Lake, before: datetime) -> list[int]:
@@ -219,5 +219,5 @@ def cancel(lake: Lake, ids: list[int], before: datetime | None) -> Cancellation:
     chosen = ids if before is None else starting_before(lake, before)
     if not chosen:
         return Cancellation(None, 0)
-    version, rows = lake.delete_courses(id_predicate(chosen))
+    version, rows = lake.delete_courses(checked_ids(chosen))
     return Cancellation(version if rows else None, rows)
