@@ -131,7 +131,11 @@ def run_timed(name: str, command: list[str]) -> tuple[Timed, str]:
         )
         seconds = time.perf_counter() - began
         if done.returncode != 0:
-            raise SystemExit(f"{name} failed ({' '.join(command)}):\n{done.stdout}{done.stderr}")
+            shown = " ".join(command[:8]) + (" …" if len(command) > 8 else "")
+            raise SystemExit(
+                f"{name} failed (exit status {done.returncode}: {shown}):\n"
+                f"{done.stdout[-2000:]}{done.stderr[-2000:]}{report.read()}"
+            )
         user, system, peak = report.read().split()[-3:]
     timed = Timed(name, seconds, float(user) + float(system), int(peak) / 1024, load)
     return timed, done.stdout.strip()
@@ -547,7 +551,7 @@ def cancel_part(n: int, cancels: int, scratch: Path) -> dict[str, Any]:
         print(said)
         table_ = open_lake(lake).delta()
         history = table_.history(1)[0]
-        assert history["operation"] == "DELETE", history
+        assert history["operation"] in ("DELETE", "MERGE"), history
         applied, said = run_timed(
             "coursemart load (cancellations)", coursemart_command(*load_arguments(lake, url))
         )
@@ -578,6 +582,7 @@ def cancel_part(n: int, cancels: int, scratch: Path) -> dict[str, Any]:
     return {
         "courses": n,
         "cancellations": cancels,
+        "delete_operation": history["operation"],
         "delete_metrics": history.get("operationMetrics"),
         "runs": [asdict(t) for t in runs],
         "checks": checks,
