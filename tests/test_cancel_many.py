@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ from coursemart.lake import open_lake
 from coursemart.lake.delta import DELETE_IDS
 from coursemart.lake.upkeep import cancel
 from coursemart.load import load
+from coursemart.load.changes import changes
 
 
 @pytest.mark.parametrize(
@@ -49,3 +51,16 @@ def test_cancelling_many_courses_is_one_commit_the_next_load_applies(
         left = set(connection.exec_driver_sql("SELECT course_id FROM courses").scalars())
     engine.dispose()
     assert left == set(range(1, 60_001)) - set(ids)
+
+
+def test_the_courses_a_load_removes_come_in_course_id_order(tmp_path: Path) -> None:
+    """So a warehouse walks its key index in order (the change data is in the files' order)."""
+    lake_url = str(tmp_path / "lake")
+    generate(lake_url, courses=20_000, seed=1)
+    ids = sorted(random.Random(3).sample(range(1, 20_001), 1_000))
+    lake = open_lake(lake_url)
+    cancel(lake, ids, None)
+
+    (removal,) = changes(lake, lake.commits(1, 1), frozenset()).removals
+
+    assert removal.rows["course_id"].to_pylist() == ids
