@@ -538,7 +538,7 @@ def cancel_part(n: int, cancels: int, scratch: Path) -> dict[str, Any]:
     batch = generate(lake, courses=n, seed=1).batch_id
     rng = np.random.default_rng(7)
     chosen = rng.choice(n, size=2 * cancels, replace=False) + 1
-    cancelled, others = sorted(chosen[:cancels].tolist()), chosen[cancels:]
+    cancelled, others = sorted(chosen[:cancels].tolist()), np.sort(chosen[cancels:])
     with postgres_database() as url:
         print(f"cancel: loading {n:,} courses into PostgreSQL ...", flush=True)
         first, _ = run_timed(
