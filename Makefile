@@ -86,6 +86,7 @@ bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios, wr
 	$(BIN)/python bench/startup.py $(BENCH_ARGS)
 	$(BIN)/python bench/generate.py $(BENCH_ARGS)
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
+	$(BIN)/python bench/delta.py $(BENCH_ARGS)
 	$(BIN)/python bench/spark.py $(BENCH_ARGS)
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)

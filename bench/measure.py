@@ -194,7 +194,7 @@ def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in (
         "coursemart", "pyarrow", "numpy", "sqlalchemy", "psycopg", "fastapi", "uvicorn",
-        "pandas", "pyspark", "datasette", "sqlite-utils",
+        "pandas", "pyspark", "datasette", "sqlite-utils", "deltalake",
     ):  # fmt: skip
         try:
             found[package] = metadata.version(package)

@@ -399,6 +399,168 @@ in a few seconds (see the scaling curves below)."""
 
 
 # ---------------------------------------------------------------------------------------------
+# Delta lake
+
+
+def delta_section(results: dict[str, Record], images: Path) -> str:
+    """The Delta lake's acceptance figures, each against its anchors of the same run."""
+    record = results.get("delta")
+    title = "## Delta lake (`bench/delta.py`)"
+    if record is None:
+        return f"{title}\n\n" + missing("delta", "bench/delta.py")
+    parts = [
+        f"""{title}
+
+What moving the lake to a Delta table costs, each figure beside anchors measured in the same run:
+the machine is shared and its speed varies twofold from day to day, so only a same-run ratio
+compares. {when(record)[0].upper() + when(record)[1:]}; the load average is also given per case
+(on these 2 cores, a `python -c pass` that takes 0.01 s on a quiet machine is the measure of how
+busy it was)."""
+    ]
+    for name, render in (
+        ("generate", delta_generate),
+        ("load", delta_load),
+        ("noop", delta_noop),
+        ("cancel", delta_cancel),
+    ):
+        if name in record:
+            parts.append(render(record[name]))
+    parts.append(f"Checks, as `bench/delta.py` printed them:\n\n{checks(record)}")
+    return "\n\n".join(parts)
+
+
+def _medians(runs: list[Record], key: str, value: str) -> dict[Any, float]:
+    grouped: dict[Any, list[float]] = {}
+    for run in runs:
+        grouped.setdefault(run[key], []).append(run[value])
+    return {k: sorted(v)[len(v) // 2] for k, v in grouped.items()}
+
+
+def delta_generate(part: Record) -> str:
+    rows = []
+    for n in part["sizes"]:
+        runs = [r for r in part["runs"] if r["courses"] == n]
+        medians = _medians(runs, "commit", "seconds")
+        ours, anchor = medians["delta"], medians["_SUCCESS"]
+        loads = ", ".join(f"{r['load']:.1f}" for r in runs)
+        rows.append(
+            [
+                number(n),
+                f"{seconds(ours)} ({rate(n, ours)})",
+                f"{seconds(anchor)} ({rate(n, anchor)})",
+                f"{anchor / ours:.2f}×",
+                loads,
+            ]
+        )
+    text = markdown_table(
+        ["courses", "Delta commit", "`_SUCCESS` commit (anchor)", "Delta's rows/s", "load avg"],
+        rows,
+    )
+    return f"""### Generate through Delta
+
+`coursemart.generate.generate` into a fresh lake, {part["repeat"]} run(s) of each (medians; the
+two alternate which goes first), times after imports. The anchor is the same function in its own
+process with `BatchWriter.commit` replaced, in that process only, by the previous release's
+commit: a `_SUCCESS` file listing the parts (`{{"batch_id", "rows", "max_id", "parts"}}`) written
+with fsspec. Everything else is the same code (chunks, part files, their statistics), so the
+ratio is the price of the Delta commit: importing delta-rs and writing the log's first version
+with an add action (and statistics) per part file.
+
+{text}"""
+
+
+def delta_load(part: Record) -> str:
+    rows = []
+    for database, contenders in part["medians"].items():
+        for contender, median in contenders.items():
+            runs = [
+                r for r in part["runs"] if r["database"] == database and r["contender"] == contender
+            ]
+            cpu = [r["cpu_seconds"] for r in runs if "cpu_seconds" in r]
+            rows.append(
+                [
+                    {"postgresql": "PostgreSQL", "mariadb": "MariaDB"}.get(database, "SQLite"),
+                    contender,
+                    seconds(median),
+                    ", ".join(f"{r['seconds']:.1f}" for r in runs),
+                    ", ".join(f"{c:.1f}" for c in cpu),
+                    ", ".join(f"{r['load']:.1f}" for r in runs),
+                ]
+            )
+    text = markdown_table(
+        ["database", "contender", "median", "runs (s)", "CPU (s)", "load avg"], rows
+    )
+    today = part.get("today", {})
+    then = ", ".join(
+        f"{name} {seconds(r['seconds'])} (load {r['load']:.1f})" for name, r in today.items()
+    )
+    return f"""### Load {number(part["rows"])} new courses
+
+Each contender loads the same courses into a new database, in {part["repeat"]} round(s)
+(medians), the order reversed every other round. "coursemart load (library)" is
+`load(lake, url)` after imports into tables made by coursemart's DDL, as `bench/load.py`
+measures it; its anchors are `psql \\copy` of the same rows into the same schema, and the
+library figures `bench/results/load.json` held before the Delta lake ({then}, measured
+{next(iter(today.values()))["started"][:10] if today else "?"}). Because the machine's speed
+varies, the previous release's own `coursemart load` command (a checkout of release 8442716)
+also runs in the same rounds on a lake it generated itself with the same seed, size and dates
+(the same rows: checked), beside today's command; both are whole commands into an empty
+database, timed by GNU time (wall and CPU).
+
+{text}"""
+
+
+def delta_noop(part: Record) -> str:
+    rows = [
+        [
+            name.split(", ", 1)[0] or "(anchor)",
+            name.split(", ", 1)[-1],
+            f"{figures['median']:.2f} s",
+            f"{figures['max']:.2f} s",
+            f"{figures['median_cpu']:.2f} s",
+        ]
+        for name, figures in part["summary"].items()
+    ]
+    text = markdown_table(["database", "lake", "median", "max", "median CPU"], rows)
+    last = part.get("last_checkpoint") or {}
+    return f"""### A load with nothing to do, on a lake of {number(part["commits"])} commits
+
+The whole `coursemart load` command, interpreter start included, its output piped (as a script
+or a scheduler runs it). The lake's {number(part["commits"])} commits were made by as many
+100-course generates in one process ({part["build_seconds"]:.0f} s); delta-rs wrote
+{len(part["checkpoints"])} checkpoints (the last at version {last.get("version", "?")}), so
+opening the table reads one checkpoint and the commits after it. Each warehouse was loaded once,
+then the nothing-to-do load ran {len(part["runs"]) // max(len(part["summary"]), 1)} times in
+rounds with its anchors: the same command on a one-commit lake, the previous release's on a
+one-batch lake, and the interpreter alone.
+
+{text}"""
+
+
+def delta_cancel(part: Record) -> str:
+    rows = [
+        [r["name"], seconds(r["seconds"]), seconds(r["cpu_seconds"]), mib(r["peak_mib"]),
+         f"{r['load']:.1f}"]
+        for r in part["runs"]
+    ]  # fmt: skip
+    text = markdown_table(["step", "time", "CPU", "peak", "load avg"], rows)
+    cancels, courses = number(part["cancellations"]), number(part["courses"])
+    operation = part.get("delete_operation", "DELETE")
+    return f"""### {cancels} cancellations into {courses} courses
+
+A {courses}-course lake loaded into PostgreSQL; `coursemart cancel` of {cancels} random ids (one
+Delta commit, here a `{operation}`: up to 5,000 ids a delete, more a merge against a table of
+the ids; either rewrites the files holding them and commits the deleted rows as change data);
+then the `coursemart load` that applies them: it reads the change data files alone, COPYs their
+(course, batch) rows into a temporary
+table and removes the courses with one `DELETE … USING`. The anchor is the database's floor for
+that last step: psql copying as many other (course, batch) rows into a temporary table and one
+`DELETE … USING` it. Whole commands, timed by GNU time.
+
+{text}"""
+
+
+# ---------------------------------------------------------------------------------------------
 # API
 
 
@@ -909,6 +1071,7 @@ SECTIONS: tuple[Callable[[dict[str, Record], Path], str], ...] = (
     startup_section,
     generate_section,
     load_section,
+    delta_section,
     spark_section,
     api_section,
     scale_section,
