@@ -27,7 +27,9 @@ from tests.test_api_browser import chromium as chromium  # noqa: F401 - the fixt
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-IMAGE_SIZE_LIMIT = 350_000_000
+#: 314 MB before the lake became a Delta table; delta-rs (``deltalake``, one native library that
+#: every command of the image may need) adds about 147 MB: 461 MB on 2026-12-06.
+IMAGE_SIZE_LIMIT = 500_000_000
 USER = "10001"
 
 
@@ -237,7 +239,7 @@ def test_the_image_holds_no_settings_and_no_data(stack: Stack) -> None:
     assert listing.stdout.strip() == ""
 
 
-def test_the_api_image_is_under_350_mb(stack: Stack) -> None:
+def test_the_api_image_is_under_500_mb(stack: Stack) -> None:
     size = int(stack.engine.inspect(stack.image, "{{.Size}}", kind="image"))
 
     assert size < IMAGE_SIZE_LIMIT, f"{size / 1e6:.0f} MB"
