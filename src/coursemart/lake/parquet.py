@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -60,27 +60,79 @@ class ParquetFiles(Store):
         columns: Sequence[str] | None = None,
         batch_rows: int = 64 * 1024,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream one part file; ``since`` is pushed down so row groups before it are skipped.
+        """Stream one part file, one row group after another; with ``since``, row groups whose
+        statistics end before it are skipped and the rows before it dropped.
 
         An unreadable file raises :class:`LakeError` naming the file.
         """
-        import pyarrow.dataset as ds  # heavy (it may load pandas): only when rows are read
-
         try:
-            dataset = ds.dataset(path, format="parquet", filesystem=self.arrow_fs)
-            expression = (
-                ds.field("start_date") >= pa.scalar(since, pa.timestamp("us", "UTC"))
-                if since
-                else None
-            )
-            for batch in dataset.to_batches(
-                columns=list(columns) if columns is not None else None,
-                filter=expression,
-                batch_size=batch_rows,
-            ):
-                yield without_views(batch)
+            with self.arrow_fs.open_input_file(path) as handle:
+                parquet = pq.ParquetFile(handle)
+                names = list(columns) if columns is not None else parquet.schema_arrow.names
+                threshold = None
+                if since is not None and "start_date" in parquet.schema_arrow.names:
+                    threshold = since_in_unit(since, parquet.schema_arrow.field("start_date").type)
+                read = (
+                    names if threshold is None or "start_date" in names else [*names, "start_date"]
+                )
+                groups = [
+                    group
+                    for group in range(parquet.num_row_groups)
+                    if threshold is None or not ends_before(parquet.metadata, group, threshold)
+                ]
+                for batch in parquet.iter_batches(
+                    batch_size=batch_rows, row_groups=groups, columns=read
+                ):
+                    if threshold is not None:
+                        dates = raw_dates(batch.column("start_date"))
+                        batch = batch.filter(pc.greater_equal(dates, threshold)).select(names)
+                    yield without_views(batch)
         except (OSError, pa.ArrowException) as exc:
             raise unreadable(path, exc) from exc
+
+
+#: Microseconds per unit of a timestamp or date type's stored values.
+_UNIT_MICROS: Final = {"s": 1_000_000, "ms": 1_000, "us": 1, "date32": 86_400_000_000}
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _unit(kind: pa.DataType) -> str | None:
+    if pa.types.is_timestamp(kind):
+        return str(kind.unit)
+    if pa.types.is_date32(kind):
+        return "date32"
+    if pa.types.is_date64(kind):
+        return "ms"
+    return None
+
+
+def since_in_unit(since: datetime, kind: pa.DataType) -> int | None:
+    """The smallest stored value of a ``start_date`` of type ``kind`` at or after ``since``
+    (a naive ``since`` is UTC); None when the type is not a date or timestamp."""
+    unit = _unit(kind)
+    if unit is None:
+        return None
+    moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+    micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    if unit == "ns":
+        return max(-INT64_MAX - 1, min(INT64_MAX, micros * 1_000))
+    return -(-micros // _UNIT_MICROS[unit])  # rounded up: a value below it is before since
+
+
+def raw_dates(column: pa.Array) -> pa.Array:
+    """A date or timestamp column's stored integers (time zones do not change them)."""
+    return column.view(pa.int32() if pa.types.is_date32(column.type) else pa.int64())
+
+
+def ends_before(metadata: Any, group: int, threshold: int) -> bool:
+    """Whether a row group's statistics say every ``start_date`` in it is before
+    ``threshold`` (in the column's stored unit); False when they say nothing."""
+    index = metadata.schema.names.index("start_date")
+    stats = metadata.row_group(group).column(index).statistics
+    if stats is None or not stats.has_min_max:
+        return False
+    high = stats.max_raw
+    return isinstance(high, int) and high < threshold
 
 
 #: View types (DataFusion writes them, in the files a delta-rs delete rewrites) and the plain
