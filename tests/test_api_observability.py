@@ -163,8 +163,21 @@ def test_json_logs_carry_the_request_id(tmp_path: Path, sqlite_warehouse: str) -
     assert any(entry.get("request_id") == made["x-request-id"] for entry in entries)
 
 
+def worker_pids(text: str) -> set[str]:
+    """The workers whose process metrics an exposition holds."""
+    return {
+        dict(labels)["pid"]
+        for (name, labels) in samples(text)
+        if name == "process_resident_memory_bytes"
+    }
+
+
 def test_several_workers_report_every_worker_s_counts(sqlite_warehouse: str) -> None:
     with serving(sqlite_warehouse, "--workers", "2") as served:
+        deadline = time.monotonic() + 90  # a busy machine starts the second worker late
+        while len(worker_pids(served.get("/metrics")[2].decode())) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start in 90 s"
+            time.sleep(0.2)
         for number in range(40):  # new connections: both workers get some
             assert served.get(f"/v1/courses/recent?limit={number % 5 + 1}")[0] == 200
         texts = [served.get("/metrics")[2].decode() for _ in range(6)]

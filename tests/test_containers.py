@@ -192,7 +192,7 @@ def test_running_the_pipeline_service_again_adds_nothing(stack: Stack) -> None:
     stack.recent_courses()
     before = stack.counts()
 
-    output = stack.compose("run", "--rm", "pipeline")
+    output = stack.compose("run", "--rm", "pipeline", "coursemart", "run")  # once, not following
 
     assert "nothing to do" in output
     assert stack.counts() == before
@@ -265,3 +265,25 @@ def test_the_azure_profile_keeps_a_lake_on_azurite_and_loads_it_once(stack: Stac
     assert "abfs://lake/coursemart already has courses" in again
     assert "nothing to do" in again
     assert stack.counts() == (courses, batches)  # its warehouse is its own: one lake each
+
+
+def test_the_pipeline_follows_the_lake_a_new_commit_is_served_within_seconds(stack: Stack) -> None:
+    stack.recent_courses()
+    courses, batches = stack.counts()
+    pipeline = stack.container("pipeline")
+    assert stack.engine.inspect(pipeline, "{{.State.Status}}") == "running"  # it follows
+
+    stack.engine("exec", pipeline, "coursemart", "generate", "-q", "--courses", "100")
+    committed = time.monotonic()
+    deadline = committed + 60
+    freshness: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        freshness = httpx.get(f"{stack.url}/v1/freshness", timeout=10).json()
+        if freshness.get("loaded_version") == 1 and freshness.get("lag_versions") == 0:
+            break
+        time.sleep(0.2)
+    served_after = time.monotonic() - committed
+
+    assert freshness["lake_version"] == 1 and freshness["loaded_version"] == 1, freshness
+    assert stack.counts() == (courses + 100, batches + 1)
+    assert served_after < 30  # a poll every 0.5 s; generous for a busy machine

@@ -3,18 +3,31 @@ a column that changes type or disappears is refused by name, and nothing is load
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
+from coursemart.api.catalog import VERSION_TTL
 from coursemart.errors import LakeError
 from coursemart.generate import generate
 from coursemart.load import load
 from tests.conftest import WINDOW, snapshot
 from tests.test_load import query
+
+SEED_FIELDS = {
+    "course_id",
+    "course_name",
+    "category_id",
+    "category_name",
+    "level_id",
+    "level_name",
+    "start_date",
+}
 
 
 def outside_rows(ids: list[int], **extra: pa.Array) -> pa.Table:
@@ -128,3 +141,59 @@ def test_a_column_name_the_warehouse_cannot_take_is_refused_by_name(
 
     with pytest.raises(LakeError, match="column 'Language Code' whose name the warehouse cannot"):
         load(str(lake_dir), sqlite_url)
+
+
+def test_the_api_returns_added_columns_in_v1_and_documents_them_but_not_in_the_seed_route(
+    lake_dir: Path, warehouse_url: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from coursemart.api import create_app
+    from tests.test_api import settings_for
+
+    generate(str(lake_dir), courses=20, seed=1, window=WINDOW)
+    load(str(lake_dir), warehouse_url)
+    app = create_app(settings_for(warehouse_url, lake=str(lake_dir)))
+    with TestClient(app) as client:
+        before = client.get("/openapi.json").json()
+        assert "language" not in before["components"]["schemas"]["CoursePublic"]["properties"]
+
+        rows = outside_rows(
+            [1_001],
+            language=pa.array(["en"]),
+            duration_hours=pa.array([12.5], pa.float64()),
+            certified=pa.array([True]),
+            price=pa.array([Decimal("19.90")], pa.decimal128(8, 2)),
+            opens_at=pa.array([datetime(2026, 5, 1, 8, tzinfo=UTC)], pa.timestamp("us", "UTC")),
+        )
+        write_deltalake(table_uri(lake_dir), rows, mode="append", schema_mode="merge")
+        load(str(lake_dir), warehouse_url)
+        time.sleep(VERSION_TTL + 0.1)  # the server's data version moves within a second
+
+        page = client.get("/v1/courses/recent?limit=100").json()["data"]
+        one = client.get("/v1/courses/1001").json()
+        searched = client.get("/v1/courses/recent?q=rust").json()["data"]
+        seed = client.get("/api/GetRecentCourses").json()["data"]
+        document = client.get("/openapi.json").json()
+
+    added = {
+        "language": "en",
+        "duration_hours": 12.5,
+        "certified": True,
+        "price": 19.9,
+        "opens_at": "2026-05-01T08:00:00Z",
+    }
+    new = next(course for course in page if course["course_id"] == 1_001)
+    assert {name: new[name] for name in added} == added
+    assert {name: one[name] for name in added} == added
+    assert {name: searched[0][name] for name in added} == added
+    older = next(course for course in page if course["course_id"] != 1_001)
+    assert all(older[name] is None for name in added)  # written before the columns
+    assert all(set(course) == SEED_FIELDS for course in seed)  # the seed's fields, unchanged
+    properties = document["components"]["schemas"]["CoursePublic"]["properties"]
+    assert properties["language"]["anyOf"][0] == {"type": "string"}
+    assert properties["certified"]["anyOf"][0] == {"type": "boolean"}
+    assert properties["opens_at"]["anyOf"][0] == {"type": "string", "format": "date-time"}
+    assert properties["price"]["anyOf"][0] == {"type": "number"}
+    seed_schema = document["components"]["schemas"]["SeedCoursePublic"]["properties"]
+    assert set(seed_schema) == SEED_FIELDS

@@ -164,6 +164,7 @@ class Catalog:
         self._version_lock = threading.Lock()
         self._version: tuple[float, str] | None = None
         self._loaded_at: datetime | None = None
+        self._extras: tuple[queries.ExtraColumn, ...] = ()
         self._dimensions: tuple[str, Dimensions] | None = None
         self.statement = functools.lru_cache(maxsize=1024)(self._compile)
         self.by_ids = functools.lru_cache(maxsize=256)(self._compile_by_ids)
@@ -234,16 +235,35 @@ class Catalog:
         :class:`NeverLoadedError` saying what to run."""
         try:
             with self.reading() as connection:
-                loads, latest, finished = connection.execute(queries.data_version()).one()
+                loads, latest, finished, extras = connection.execute(queries.data_version()).one()
+                value = queries.version_text(int(loads or 0), latest)
+                if int(extras or 0) != len(self._extras):  # columns are only ever added
+                    self._extras = tuple(
+                        queries.ExtraColumn(str(name), str(family))
+                        for name, family in connection.execute(queries.extra_columns())
+                    )
         except sa.exc.DBAPIError as exc:
             advice = self.warehouse.never_loaded(exc)
             if advice is not None:
                 raise NeverLoadedError(advice) from exc
             raise
-        value = queries.version_text(int(loads or 0), latest)
         self._loaded_at = as_utc(finished) if finished is not None else None
         self._version = (self._clock(), value)
         return value
+
+    @property
+    def extras(self) -> tuple[queries.ExtraColumn, ...]:
+        """The columns the lake's table gained (each course shows them after its own), as of
+        the last version read."""
+        return self._extras
+
+    def loaded_version(self, table_id: str) -> int | None:
+        """The greatest version of the lake's table ``table_id`` this warehouse has loaded."""
+        from coursemart.api.freshness import loaded_version
+
+        with self.reading() as connection:
+            found = connection.execute(loaded_version(table_id)).scalar()
+        return int(found) if found is not None else None
 
     @property
     def loaded_at(self) -> datetime | None:
@@ -281,15 +301,18 @@ class Catalog:
         limit: int,
         cursor: Cursor | None = None,
         descending: bool = True,
+        extras: tuple[queries.ExtraColumn, ...] = (),
     ) -> list[CourseRow]:
-        """Up to ``limit`` courses after ``cursor``, most recent first (or soonest first)."""
+        """Up to ``limit`` courses after ``cursor``, most recent first (or soonest first), each
+        row with the view's columns and then ``extras``."""
         found = self.search_matches(course_filter.words) if course_filter.words else None
         if found is not None:
             page = found.page(course_filter, cursor, descending=descending, limit=limit)
-            return self._by_ids(page)
+            return self._by_ids(page, extras)
         shape = queries.Shape.of(course_filter, cursor=cursor is not None, descending=descending)
         bound = queries.bind_values(course_filter, cursor, self.backend)
-        return self._run(self.statement(shape, limit), bound)
+        names = tuple(extra.name for extra in extras)
+        return self._run(self.statement(shape, limit, names), bound)
 
     def search_matches(self, words: tuple[str, ...]) -> matches.Matches | None:
         """The courses matching ``words``, read through the text index once per data version;
@@ -336,17 +359,22 @@ class Catalog:
         version = self._version[1] if self._version else ""
         return self._matches.get(version, words)[1] is not None
 
-    def course(self, course_id: int) -> CourseRow | None:
-        """The listing row of one course, or ``None`` when there is none with that id."""
-        rows = self._by_ids([course_id])
+    def course(
+        self, course_id: int, extras: tuple[queries.ExtraColumn, ...] = ()
+    ) -> CourseRow | None:
+        """The listing row of one course (with ``extras``), or ``None`` when there is none."""
+        rows = self._by_ids([course_id], extras)
         return rows[0] if rows else None
 
-    def _by_ids(self, ids: list[int]) -> list[CourseRow]:
-        """The listing rows of courses ``ids``, in that order."""
+    def _by_ids(
+        self, ids: list[int], extras: tuple[queries.ExtraColumn, ...] = ()
+    ) -> list[CourseRow]:
+        """The listing rows of courses ``ids`` (with ``extras``), in that order."""
         if not ids:
             return []
         values: dict[str, object] = {f"id_{i}": course_id for i, course_id in enumerate(ids)}
-        rows = self._run(self.by_ids(len(ids)), values)
+        names = tuple(extra.name for extra in extras)
+        rows = self._run(self.by_ids(len(ids), names), values)
         position = {course_id: i for i, course_id in enumerate(ids)}
         return sorted(rows, key=lambda row: position[row[0]])
 
@@ -398,16 +426,18 @@ class Catalog:
         dialect = (self._engine or self.open()).dialect
         return warehouse.Timestamp.dialect_impl(dialect).bind_processor(dialect)
 
-    def _compile(self, shape: queries.Shape, limit: int) -> ListingStatement:
+    def _compile(
+        self, shape: queries.Shape, limit: int, extras: tuple[str, ...] = ()
+    ) -> ListingStatement:
         statement = self._listing_statement(
-            queries.recent_courses(shape, backend=self.backend, limit=limit)
+            queries.recent_courses(shape, backend=self.backend, limit=limit, extras=extras)
         )
         if shape.words and self.backend == "postgresql":
             return dataclasses.replace(statement, setup=SCAN_IN_ORDER)
         return statement
 
-    def _compile_by_ids(self, count: int) -> ListingStatement:
-        return self._listing_statement(queries.by_ids(count))
+    def _compile_by_ids(self, count: int, extras: tuple[str, ...] = ()) -> ListingStatement:
+        return self._listing_statement(queries.by_ids(count, extras))
 
     def _listing_statement(self, statement: sa.Select[Any]) -> ListingStatement:
         """``statement`` compiled for the driver, its own parameters apart from the listing's."""

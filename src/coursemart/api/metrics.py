@@ -35,6 +35,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from coursemart.api.freshness import Lag
+
 #: The environment variable that turns on prometheus-client's multiprocess mode.
 MULTIPROCESS_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -45,12 +47,17 @@ UNMATCHED: Final = "unmatched"
 
 
 class DataCollector(Collector):
-    """The data version and the last load, as the warehouse says when ``/metrics`` is read."""
+    """The data version and the last load, as the warehouse says when ``/metrics`` is read,
+    and the lake's latest version and the lag behind it when the server reads the lake."""
 
-    def __init__(self, read: Callable[[], tuple[str, datetime | None]]) -> None:
+    def __init__(
+        self, read: Callable[[], tuple[str, datetime | None]], behind: Lag | None = None
+    ) -> None:
         self.read = read
+        self.behind = behind
 
     def collect(self) -> Iterator[Metric]:
+        yield from self.lake_metrics()
         version, loaded_at = self.read()
         info = InfoMetricFamily(
             "coursemart_data_version", "The data version: the latest load that changed the data."
@@ -69,6 +76,44 @@ class DataCollector(Collector):
             "Seconds since the latest load that changed the data finished.",
             value=max(0.0, time.time() - loaded_at.timestamp()),
         )
+
+    def lake_metrics(self) -> Iterator[Metric]:
+        """The lake's latest version and commit time, the latest loaded and the lag."""
+        behind = self.behind
+        if behind is None:
+            return
+        gauges = [
+            (
+                "lake_version",
+                "The latest version of the lake's courses table.",
+                behind.head.version,
+            ),
+            (
+                "lake_commit_timestamp_seconds",
+                "When the lake's latest version was committed (Unix time).",
+                behind.head.committed_at.timestamp(),
+            ),
+            (
+                "lake_lag_versions",
+                "Versions committed to the lake and not loaded into the warehouse yet.",
+                behind.versions,
+            ),
+            (
+                "lake_lag_seconds",
+                "How long the oldest version not loaded yet has waited (0 when none waits).",
+                behind.seconds(time.time()),
+            ),
+        ]
+        if behind.loaded is not None:
+            gauges.append(
+                (
+                    "loaded_lake_version",
+                    "The greatest version of the lake's table the warehouse has loaded.",
+                    behind.loaded,
+                )
+            )
+        for name, text, value in gauges:
+            yield GaugeMetricFamily(f"coursemart_{name}", text, value=float(value))
 
 
 class Metrics:

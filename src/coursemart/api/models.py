@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coursemart.api.queries import ExtraColumn
+
+
+class SeedCoursePublic(BaseModel):
+    """One course of the original function's answer: the seed's fields, always these."""
+
+    model_config = ConfigDict(frozen=True)
+
+    course_id: int
+    course_name: str
+    category_id: int
+    category_name: str
+    level_id: int
+    level_name: str
+    start_date: datetime = Field(description="When the course starts, ISO 8601 in UTC.")
+
 
 class CoursePublic(BaseModel):
-    """One course of the view ``vw_most_recent_courses``."""
+    """One course of the view ``vw_most_recent_courses``, with the columns the lake's table
+    gained after these (each listed here once a load has added it; null for courses written
+    before it)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -38,7 +58,7 @@ class RecentCoursesEnvelope(BaseModel):
     status_code: Literal[200, 404] = Field(
         description="200 with courses, 404 when the warehouse has none (the HTTP status is 200)."
     )
-    data: list[CoursePublic]
+    data: list[SeedCoursePublic]
 
 
 class CategoryPublic(BaseModel):
@@ -107,3 +127,53 @@ class FreshnessPublic(BaseModel):
     age_seconds: float | None = Field(
         description="Seconds since then, by the server's clock; null before the first load."
     )
+    lake_version: int | None = Field(
+        default=None,
+        description="The latest version of the lake's courses table; null when the server "
+        "cannot read the lake (COURSEMART_LAKE).",
+    )
+    lake_committed_at: datetime | None = Field(
+        default=None, description="When that version was committed, ISO 8601 in UTC."
+    )
+    loaded_version: int | None = Field(
+        default=None,
+        description="The greatest version of that table this warehouse has loaded; null when "
+        "none is (or the lake cannot be read).",
+    )
+    lag_versions: int | None = Field(
+        default=None, description="Versions committed to the lake and not loaded yet."
+    )
+    lag_seconds: float | None = Field(
+        default=None,
+        description="How long the oldest version not loaded yet has waited, by the server's "
+        "clock; 0 when every version is loaded.",
+    )
+
+
+#: The JSON schema of an extra column's values, by its lake type family.
+EXTRA_SCHEMAS: Final[dict[str, dict[str, str]]] = {
+    "boolean": {"type": "boolean"},
+    "integer": {"type": "integer"},
+    "float": {"type": "number"},
+    "text": {"type": "string"},
+    "timestamp": {"type": "string", "format": "date-time"},
+    "date": {"type": "string", "format": "date"},
+}
+
+
+def with_extra_columns(document: dict[str, Any], extras: Sequence[ExtraColumn]) -> dict[str, Any]:
+    """The OpenAPI ``document`` with ``extras`` as properties of ``CoursePublic`` (a copy: the
+    app's own document is left as FastAPI built it)."""
+    if not extras:
+        return document
+    copied = copy.deepcopy(document)
+    course = copied["components"]["schemas"]["CoursePublic"]
+    for extra in extras:
+        kind = EXTRA_SCHEMAS.get(extra.family, {"type": "number"})  # decimal(p,s): a number
+        course["properties"][extra.name] = {
+            "anyOf": [kind, {"type": "null"}],
+            "title": extra.name.replace("_", " ").capitalize(),
+            "description": f"A column the lake's table gained ({extra.family}); null for "
+            "courses written before it.",
+        }
+    return copied

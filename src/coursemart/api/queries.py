@@ -11,26 +11,40 @@ shape and executed with the driver's own parameters.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import sqlalchemy as sa
 
 from coursemart import search, warehouse
 from coursemart.api.pagination import Cursor
+from coursemart.warehouse.schema import extra_columns_table
 
-#: The view as a selectable: the queries read the view, never the tables behind it.
-view: Final = sa.table(
-    warehouse.VIEW_NAME,
-    sa.column("course_id", sa.BigInteger()),
-    sa.column("course_name", sa.String()),
-    sa.column("category_id", sa.Integer()),
-    sa.column("category_name", sa.String()),
-    sa.column("level_id", sa.Integer()),
-    sa.column("level_name", sa.String()),
-    sa.column("start_date", warehouse.Timestamp),
+#: The view's own columns, in the order the API's rows hold them.
+VIEW_COLUMNS: Final = (
+    ("course_id", sa.BigInteger()),
+    ("course_name", sa.String()),
+    ("category_id", sa.Integer()),
+    ("category_name", sa.String()),
+    ("level_id", sa.Integer()),
+    ("level_name", sa.String()),
+    ("start_date", warehouse.Timestamp),
 )
+
+
+@functools.cache
+def listing_view(extras: tuple[str, ...] = ()) -> sa.TableClause:
+    """The view as a selectable, with the columns the lake's table gained (``extras``) after its
+    own: the queries read the view, never the tables behind it. One object per set of columns,
+    so that a statement's conditions and columns name the same table."""
+    columns = [sa.column(name, kind) for name, kind in VIEW_COLUMNS]
+    return sa.table(warehouse.VIEW_NAME, *columns, *(sa.column(name) for name in extras))
+
+
+#: The view with the catalog's own columns alone.
+view: Final = listing_view()
 
 #: Backends whose drivers take timezone-aware datetimes; the others store naive UTC.
 AWARE_BACKENDS: Final = frozenset({"postgresql", "mssql"})
@@ -163,25 +177,29 @@ def in_order(rows: sa.TableClause, *, descending: bool) -> tuple[sa.UnaryExpress
     return rows.c.start_date.asc(), rows.c.course_id.asc()
 
 
-def recent_courses(shape: Shape, *, backend: str, limit: int) -> sa.Select[*tuple[Any, ...]]:
-    """Up to ``limit`` courses in the shape's order, after the cursor if the shape has one.
+def recent_courses(
+    shape: Shape, *, backend: str, limit: int, extras: tuple[str, ...] = ()
+) -> sa.Select[*tuple[Any, ...]]:
+    """Up to ``limit`` courses in the shape's order, after the cursor if the shape has one, with
+    the view's columns and then ``extras``.
 
     A scan for words picks the page's ids from ``courses`` in the listing's order (one range of
     its listing index, each folded name tested there), then reads those rows from the view.
     """
-    rows = courses if shape.words else view
+    shown = listing_view(extras)
+    rows = courses if shape.words else shown
     conditions = where(shape, rows)
     if shape.cursor:
         conditions.append(after(backend, descending=shape.descending, rows=rows))
     order = in_order(rows, descending=shape.descending)
-    if rows is view:
-        return sa.select(*view.c).where(*conditions).order_by(*order).limit(limit)
+    if rows is shown:
+        return sa.select(*shown.c).where(*conditions).order_by(*order).limit(limit)
     ids = sa.select(courses.c.course_id).where(*conditions).order_by(*order).limit(limit)
     page = ids.subquery("page")
     return (
-        sa.select(*view.c)
-        .join(page, page.c.course_id == view.c.course_id)
-        .order_by(*in_order(view, descending=shape.descending))
+        sa.select(*shown.c)
+        .join(page, page.c.course_id == shown.c.course_id)
+        .order_by(*in_order(shown, descending=shape.descending))
     )
 
 
@@ -202,10 +220,12 @@ def probe(words: int) -> sa.Select[int]:
     return sa.select(sa.func.count()).select_from(recent).where(*matching)
 
 
-def by_ids(count: int) -> sa.Select[*tuple[Any, ...]]:
-    """The listing's rows of ``count`` courses, ids bound as ``:id_0`` … (in no order)."""
+def by_ids(count: int, extras: tuple[str, ...] = ()) -> sa.Select[*tuple[Any, ...]]:
+    """The listing's rows of ``count`` courses (with ``extras``), ids bound as ``:id_0`` …
+    (in no order)."""
+    shown = listing_view(extras)
     ids = [sa.bindparam(f"id_{i}", None, type_=sa.BigInteger()) for i in range(count)]
-    return sa.select(*view.c).where(view.c.course_id.in_(ids))
+    return sa.select(*shown.c).where(shown.c.course_id.in_(ids))
 
 
 def categories() -> sa.Select[int, str]:
@@ -220,16 +240,34 @@ def levels() -> sa.Select[int, str]:
     return sa.select(table.c.level_id, table.c.level_name).order_by(table.c.level_id)
 
 
-def data_version() -> sa.Select[int, str | None, datetime | None]:
-    """How many loads changed the warehouse, the latest one's id and when the latest finished.
+def data_version() -> sa.Select[int, str | None, datetime | None, int]:
+    """How many loads changed the warehouse, the latest one's id, when the latest finished, and
+    how many columns the lake's table gained (read by :func:`extra_columns` when there are).
 
     The count only grows, even when loads commit out of their ids' order (two loaders waiting
     on the lock, or clocks that differ between loader hosts), so the version always moves.
     """
     loads = warehouse.loads
+    extras = sa.select(sa.func.count()).select_from(extra_columns_table).scalar_subquery()
     return sa.select(
-        sa.func.count(), sa.func.max(loads.c.load_id), sa.func.max(loads.c.finished_at)
+        sa.func.count(), sa.func.max(loads.c.load_id), sa.func.max(loads.c.finished_at), extras
     ).where(loads.c.status == "loaded")
+
+
+class ExtraColumn(NamedTuple):
+    """A column the lake's table gained: its name and lake type family (``integer``, ``text``,
+    ``timestamp``, ``decimal(p,s)``…; see ``warehouse.columns``)."""
+
+    name: str
+    family: str
+
+
+def extra_columns() -> sa.Select[str, str]:
+    """The columns the lake's table gained, with their lake type family, oldest first."""
+    table = extra_columns_table
+    return sa.select(table.c.column_name, table.c.lake_type).order_by(
+        table.c.added_at, table.c.column_name
+    )
 
 
 def version_text(loads: int, latest: str | None) -> str:

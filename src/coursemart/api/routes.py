@@ -30,6 +30,7 @@ from coursemart.api.models import (
     LevelsPublic,
     ReadyPublic,
     RecentCoursesEnvelope,
+    with_extra_columns,
 )
 from coursemart.api.pagination import CURSOR_PATTERN, MAX_CURSOR_LENGTH
 from coursemart.api.params import MAX_NAME_LENGTH, Instant, unknown_parameter_message
@@ -315,12 +316,21 @@ async def levels(request: Request, service: ServiceDep, version: VersionDep) -> 
 
 @v1.get("/freshness", response_model=FreshnessPublic, responses=ERRORS)
 async def freshness(service: ServiceDep, version: VersionDep) -> FreshnessPublic:
-    """How fresh the data is: its version and when the load that made it finished."""
+    """How fresh the data is: its version and when the load that made it finished, and how far
+    the warehouse is behind the lake (the table's latest version, the latest loaded, the lag)."""
     loaded_at = service.catalog.loaded_at
     age = None
     if loaded_at is not None:
         age = max(0.0, round(service.clock() - loaded_at.timestamp(), 3))
-    return FreshnessPublic(data_version=version or None, loaded_at=loaded_at, age_seconds=age)
+    answer = FreshnessPublic(data_version=version or None, loaded_at=loaded_at, age_seconds=age)
+    behind = await service.lake_lag()
+    if behind is not None:
+        answer.lake_version = behind.head.version
+        answer.lake_committed_at = behind.head.committed_at
+        answer.loaded_version = behind.loaded
+        answer.lag_versions = behind.versions
+        answer.lag_seconds = behind.seconds(service.clock())
+    return answer
 
 
 @operations.get("/health", response_model=HealthPublic)
@@ -355,7 +365,8 @@ async def prometheus_metrics(service: ServiceDep, version: VersionDep) -> Respon
     def read() -> tuple[str, datetime | None]:
         return version, service.catalog.loaded_at
 
-    body = service.metrics.exposition(DataCollector(read))
+    behind = await service.lake_lag()
+    body = service.metrics.exposition(DataCollector(read, behind))
     return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
@@ -374,13 +385,20 @@ async def index() -> FileResponse:
 
 
 @page.get("/openapi.json")
-async def openapi_document(request: Request) -> Response:
-    """The OpenAPI document (built once per app by FastAPI), with an ETag: it is compressed
-    once, and a client that has it gets 304."""
+async def openapi_document(request: Request, service: ServiceDep) -> Response:
+    """The OpenAPI document (built once per app by FastAPI, and again when a load adds a
+    column to the courses), with an ETag: it is compressed once, and a client that has it gets
+    304."""
     state = request.app.state
-    if getattr(state, "openapi_body", None) is None:
-        body = render.dumps(request.app.openapi())
+    try:
+        await service.version()  # the columns the courses have now
+    except Exception:  # noqa: BLE001 - the document is served whatever the warehouse's state
+        pass
+    extras = service.catalog.extras
+    if getattr(state, "openapi_body", None) is None or state.openapi_extras != extras:
+        body = render.dumps(with_extra_columns(request.app.openapi(), extras))
         state.openapi_body, state.openapi_etag = body, make_etag("openapi", body)
+        state.openapi_extras = extras
     headers = {"ETag": state.openapi_etag, "Cache-Control": "no-cache"}
     response = Response(state.openapi_body, media_type="application/json", headers=headers)
     return not_modified(request.headers, response) or response

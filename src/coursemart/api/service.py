@@ -33,6 +33,7 @@ from coursemart.api.caching import (
 )
 from coursemart.api.catalog import Catalog, Dimensions
 from coursemart.api.compression import MIN_SIZE, VARY, accepts_gzip, gzip_etag, gzipped
+from coursemart.api.freshness import Lag, LakeWatch, lag
 from coursemart.api.listing import RecentQuery
 from coursemart.api.metrics import Metrics
 from coursemart.api.observe import ROUTE_KEY, route_label
@@ -71,6 +72,7 @@ class Service:
         self._private = bool(self.settings.api_keys)
         self._cache_control = cache_control(self.settings.cache_seconds, private=self._private)
         self._inline = self.catalog.backend == "sqlite"
+        self.lake = LakeWatch(self.settings.lake)
 
     def close(self) -> None:
         """Close the pool and stop the reading threads."""
@@ -85,6 +87,12 @@ class Service:
         if fresh is not None:
             return fresh
         return await self.offload(self.catalog.version)
+
+    async def lake_lag(self) -> Lag | None:
+        """How far the warehouse is behind the lake (None when the lake cannot be read)."""
+        return await self.offload(
+            lambda: lag(self.lake, self.catalog.loaded_version), threaded=True
+        )
 
     async def dimensions(self, version: str) -> Dimensions:
         """Categories and levels at ``version``."""
@@ -118,22 +126,31 @@ class Service:
 
     async def course(self, version: str, course_id: int) -> Answer | None:
         """``/v1/courses/{course_id}`` at ``version``; ``None`` when there is no such course."""
-        answer = await self._cached(
-            version, ("course", course_id), lambda: render.course(self.catalog.course(course_id))
-        )
+
+        def build() -> render.Rendered:
+            extras = self.catalog.extras  # one snapshot: the row's columns and their names
+            return render.course(self.catalog.course(course_id, extras), extras)
+
+        answer = await self._cached(version, ("course", course_id), build)
         return answer if answer.rows else None
 
     def _read_listing(self, query: RecentQuery, envelope: bool) -> render.Rendered:
+        extras = () if envelope else self.catalog.extras  # the seed's answer keeps its fields
         rows = self.catalog.recent(
             query.course_filter,
             limit=query.limit + (0 if envelope else 1),
             cursor=query.cursor,
             descending=query.descending,
+            extras=extras,
         )
         if envelope:
             return render.envelope(rows, query.limit)
         return render.course_page(
-            rows, query.limit, descending=query.descending, cursor_key=self.cursor_key
+            rows,
+            query.limit,
+            descending=query.descending,
+            cursor_key=self.cursor_key,
+            extras=extras,
         )
 
     async def _cached(

@@ -142,11 +142,19 @@ class Backend:
     def update_extras(self, batch_id: str, rows: pa.Table) -> None:
         """Set the extra columns (those the lake's table gained) of the rows ``batch_id`` won:
         ``rows`` holds ``course_id`` then those columns."""
+        from coursemart.warehouse.columns import kind, sql_type
+
         names = rows.column_names[1:]  # checked names (warehouse/columns.py): safe unquoted
         assignments = ", ".join(f"{name} = :extra_{name}" for name in names)
         statement = sa.text(
             f"UPDATE courses SET {assignments} "
             "WHERE course_id = :extra_course_id AND batch_id = :extra_batch_id"
+        ).bindparams(  # typed, so that each driver gets decimals and instants in its own form
+            *(
+                sa.bindparam(f"extra_{name}", type_=sql_type(family))
+                for name in names
+                if (family := kind(rows.schema.field(name).type)) is not None
+            )
         )
         columns = {name: rows[name].to_pylist() for name in rows.column_names}
         for offset in range(0, rows.num_rows, ROWS_PER_STATEMENT):
