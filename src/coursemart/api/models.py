@@ -26,20 +26,10 @@ class SeedCoursePublic(BaseModel):
     start_date: datetime = Field(description="When the course starts, ISO 8601 in UTC.")
 
 
-class CoursePublic(BaseModel):
+class CoursePublic(SeedCoursePublic):
     """One course of the view ``vw_most_recent_courses``, with the columns the lake's table
     gained after these (each listed here once a load has added it; null for courses written
     before it)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    course_id: int
-    course_name: str
-    category_id: int
-    category_name: str
-    level_id: int
-    level_name: str
-    start_date: datetime = Field(description="When the course starts, ISO 8601 in UTC.")
 
 
 class CoursesPublic(BaseModel):
