@@ -19,13 +19,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "containers"
+#: Listings of every image, tried again while another run's removals make them fail.
+LISTING_ATTEMPTS = 20
 POSTGRES_CONTEXT = Path(__file__).resolve().parent / "images" / "postgres"
 AZURITE_CONTAINERFILE = Path(__file__).resolve().parent / "images" / "azurite" / "Containerfile"
 #: Where `make test` installs Azurite with npm: the Azurite image's build context.
@@ -86,9 +90,22 @@ class Podman:
     def images_once_named(self, names: Sequence[str]) -> list[str]:
         """Every image, named or not, that has ever been called one of ``names`` (podman keeps
         each image's earlier names): what builds under those names left behind."""
-        listed = json.loads(self("images", "--all", "--format", "json").stdout or "[]")
+        listed = self.all_images()
         wanted = {name for name in names if name}
         return [image["Id"][:12] for image in listed if wanted & set(image.get("History") or [])]
+
+    def all_images(self) -> list[dict[str, Any]]:
+        """Every image in podman's storage. Another test run removing one of its images while
+        podman lists them fails the listing ("image not known"): it is listed again."""
+        for _ in range(LISTING_ATTEMPTS):
+            listing = self("images", "--all", "--format", "json", check=False)
+            if listing.returncode == 0:
+                found: list[dict[str, Any]] = json.loads(listing.stdout or "[]")
+                return found
+            if "image not known" not in listing.stderr:
+                break
+            time.sleep(0.5)
+        raise CommandFailed(f"podman images --all exited {listing.returncode}:\n{listing.stderr}")
 
     def remove_images(self, names: Sequence[str]) -> None:
         """Remove the images built under ``names`` (not just their tags: an untagged image

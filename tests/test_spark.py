@@ -264,7 +264,8 @@ def test_a_spark_load_killed_after_staging_changes_nothing_and_the_next_run_comp
     leftovers = query(
         postgres_url,
         "SELECT COUNT(*) FROM information_schema.tables "
-        "WHERE starts_with(table_name, 'coursemart_stage_')",
+        "WHERE starts_with(table_name, 'coursemart_stage_') "
+        "AND table_schema = current_schema()",  # this test's schema, not another run's
     )
     assert leftovers == [(0,)]
 
