@@ -259,10 +259,8 @@ class Catalog:
 
     def loaded_version(self, table_id: str) -> int | None:
         """The greatest version of the lake's table ``table_id`` this warehouse has loaded."""
-        from coursemart.api.freshness import loaded_version
-
         with self.reading() as connection:
-            found = connection.execute(loaded_version(table_id)).scalar()
+            found = connection.execute(queries.loaded_version(table_id)).scalar()
         return int(found) if found is not None else None
 
     @property

@@ -16,11 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-import sqlalchemy as sa
-
 from coursemart.api.catalog import as_utc
 from coursemart.errors import CoursemartError
-from coursemart.warehouse import schema
 
 #: Seconds a look at the lake is reused for.
 LAKE_TTL: Final = 1.0
@@ -57,12 +54,6 @@ class Lag:
         return max(0.0, round(now - self.waiting_since.timestamp(), 3))
 
 
-def loaded_version(table_id: str) -> sa.Select[int | None]:
-    """The greatest version of table ``table_id`` the warehouse has loaded."""
-    versions = schema.loaded_versions
-    return sa.select(sa.func.max(versions.c.version)).where(versions.c.table_id == table_id)
-
-
 class LakeWatch:
     """The lake's latest commit, read at most once per ``ttl`` seconds (thread-safe)."""
 
@@ -94,14 +85,18 @@ class LakeWatch:
     def committed_at(self, version: int) -> datetime | None:
         """When ``version`` was committed (None when the log no longer holds it)."""
         with self._lock:
-            if version not in self._times:
-                try:
-                    self._times[version] = self._lake_now().commits(version, version)[0].timestamp
-                except (CoursemartError, OSError, ValueError):
-                    return None
-                if len(self._times) > 64:
-                    self._times.pop(next(iter(self._times)))
-            return self._times[version]
+            try:
+                return self._commit_time(version)
+            except (CoursemartError, OSError, ValueError):
+                return None
+
+    def _commit_time(self, version: int) -> datetime:
+        """When ``version`` was committed, read from its log entry once (the last 64 kept)."""
+        if version not in self._times:
+            self._times[version] = self._lake_now().commits(version, version)[0].timestamp
+            if len(self._times) > 64:
+                self._times.pop(next(iter(self._times)))
+        return self._times[version]
 
     def _lake_now(self) -> Any:
         if self._lake is None:
@@ -119,9 +114,7 @@ class LakeWatch:
         else:
             self._table.update_incremental()
         version = int(self._table.version())
-        if version not in self._times:
-            self._times[version] = lake.commits(version, version)[0].timestamp
-        return LakeHead(str(self._table.metadata().id), version, self._times[version])
+        return LakeHead(str(self._table.metadata().id), version, self._commit_time(version))
 
 
 def lag(watch: LakeWatch, read_loaded: Callable[[str], int | None]) -> Lag | None:

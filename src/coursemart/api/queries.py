@@ -270,6 +270,12 @@ def extra_columns() -> sa.Select[str, str]:
     )
 
 
+def loaded_version(table_id: str) -> sa.Select[int | None]:
+    """The greatest version of the lake's table ``table_id`` the warehouse has loaded."""
+    versions = warehouse.loaded_versions
+    return sa.select(sa.func.max(versions.c.version)).where(versions.c.table_id == table_id)
+
+
 def version_text(loads: int, latest: str | None) -> str:
     """The data version as text: ``""`` before the first load, else ``<count>-<latest id>``."""
     return f"{loads}-{latest}" if loads and latest else ""
