@@ -175,6 +175,36 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert "generate" in done.stdout
 
 
+def test_the_command_exits_quickly_with_its_output_and_code(tmp_path: Path) -> None:
+    """The console command skips the interpreter's teardown, not the output nor the code: a
+    long output through a pipe arrives whole, an error keeps its exit status and its line, and
+    exit handlers still run (a temporary folder made by the command is gone)."""
+    command = str(Path(sys.executable).with_name("coursemart"))
+    env = {**os.environ, "COURSEMART_LAKE": str(tmp_path / "lake")}
+    helped = subprocess.run([command, "generate", "--help"], capture_output=True, text=True)
+    refused = subprocess.run(
+        [command, "generate", "--courses", "0"], capture_output=True, text=True, env=env
+    )
+    script = (
+        "import atexit, pathlib, sys, tempfile\n"
+        "from coursemart.cli.main import entry\n"
+        "folder = tempfile.TemporaryDirectory()\n"
+        f"pathlib.Path({str(tmp_path / 'made')!r}).write_text(folder.name)\n"
+        "atexit.register(print, 'handler ran')\n"
+        "sys.argv = ['coursemart', 'config']\n"
+        "entry()\n"
+    )
+    configured = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env
+    )
+
+    assert helped.returncode == 0 and helped.stdout.rstrip().endswith("Show this message and exit.")
+    assert refused.returncode == 2 and "--courses" in refused.stderr
+    assert configured.returncode == 0, configured.stderr
+    assert "lake" in configured.stdout and configured.stdout.rstrip().endswith("handler ran")
+    assert not Path((tmp_path / "made").read_text()).exists()
+
+
 def default_signal_handlers() -> None:
     """In a child before it runs: SIGINT and SIGTERM as a terminal would deliver them."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,7 +1,5 @@
 """``python -m coursemart``."""
 
-import sys
+from coursemart.cli.main import entry
 
-from coursemart.cli import main
-
-sys.exit(main())
+entry()

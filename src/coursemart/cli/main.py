@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import re
 import signal
 import sys
-from typing import Any
+import threading
+from typing import Any, NoReturn
 
 import typer
 
@@ -47,6 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if handler is not None and signal.getsignal(signal.SIGTERM) is not handler:
             signal.signal(signal.SIGTERM, handler)
+
+
+def entry() -> NoReturn:
+    """The ``coursemart`` console command: :func:`main`, then a quick exit.
+
+    Once the command has finished, its output is flushed and the exit handlers run (temporary
+    folders, Spark's gateway, logging), as at any exit; what is skipped is the interpreter's
+    teardown of every imported module, which with pyarrow, SQLAlchemy and delta-rs loaded took
+    0.1–0.3 s: a fifth of a load that finds nothing to do. A command that left a thread running
+    exits the usual way, which waits for it.
+    """
+    code = main()
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, or a closed stream
+            code = code or 1
+    os._exit(code)
 
 
 def quiet_libraries() -> None:
