@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -630,10 +631,26 @@ def main() -> None:
                     100_000 if quick else 10_000_000, 1_000 if quick else 100_000, scratch
                 )
             found[part]["load_at_start"] = started
+            found[part]["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
             print("\n".join(found[part]["checks"]), flush=True)
-    checks = [line for part in parts for line in found[part]["checks"]]
-    print("targets:\n" + "\n".join(checks))
-    record.save({**found, "parts": parts, "checks": checks})
+    print("targets:\n" + "\n".join(line for part in parts for line in found[part]["checks"]))
+    found = {**earlier_parts(record.folder / "delta.json", parts), **found}
+    ordered = [part for part in PARTS if part in found]
+    checks = [line for part in ordered for line in found[part]["checks"]]
+    record.save({**{part: found[part] for part in ordered}, "parts": ordered, "checks": checks})
+
+
+def earlier_parts(path: Path, ran: list[str]) -> dict[str, Any]:
+    """The parts of an earlier results file that this run did not measure (``--parts`` names
+    some): kept, each with the time it was measured, so that one file holds every part."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    return {
+        part: {**earlier[part], "measured": earlier[part].get("measured", earlier["finished"])}
+        for part in PARTS
+        if part not in ran and part in earlier
+    }
 
 
 if __name__ == "__main__":

@@ -424,9 +424,19 @@ busy it was)."""
         ("cancel", delta_cancel),
     ):
         if name in record:
-            parts.append(render(record[name]))
+            parts.append(f"{render(record[name])}\n\n{part_when(record, record[name])}")
     parts.append(f"Checks, as `bench/delta.py` printed them:\n\n{checks(record)}")
     return "\n\n".join(parts)
+
+
+def part_when(record: Record, part: Record) -> str:
+    """When one part of a multi-part benchmark was measured (parts may come from several runs:
+    ``--parts`` measures some and keeps the others)."""
+    finished = part.get("measured", record["finished"])
+    return (
+        f"_This part: finished {finished[:16].replace('T', ' ')} UTC, load average "
+        f"{part.get('load_at_start', record['load_at_start']):.1f} when it started._"
+    )
 
 
 def _medians(runs: list[Record], key: str, value: str) -> dict[Any, float]:
