@@ -145,6 +145,41 @@ def test_the_access_log_masks_keys_however_they_are_sent(sqlite_warehouse: str) 
     assert '"GET /v1/levels?x=*** HTTP/1.1" 401' in served.log
 
 
+FORGED = "/v1/levels%0D%0AFAKE-LINE%20GET%20/admin%20200%1B[31m"
+#: A key where the server never reads one: in another parameter's value, encoded, in the path.
+MISPLACED_KEYS = [
+    f"/v1/levels?x=code={KEY}",
+    f"/v1/levels?code%3D{KEY}",
+    f"/v1/{KEY}/levels",
+    "/v1/levels?q=%6B3y-s3cret",
+]
+
+
+def test_no_request_can_forge_an_access_line_or_leave_a_key_in_it(sqlite_warehouse: str) -> None:
+    with serving(sqlite_warehouse, "--access-log", COURSEMART_API_KEYS=KEY) as served:
+        forged = served.status(FORGED)
+        misplaced = [served.status(path) for path in MISPLACED_KEYS]
+        served.get(f"/v1/levels?code={KEY}", **{"X-Forwarded-For": "203.0.113.9"})
+    lines = served.log.splitlines()
+
+    assert forged == 404 and misplaced == [401, 401, 404, 401]
+    assert not any(line.startswith("FAKE-LINE") for line in lines)
+    assert "\x1b" not in served.log and "\r" not in served.log
+    assert any("/v1/levels\\x0d\\x0aFAKE-LINE GET /admin 200\\x1b[31m" in line for line in lines)
+    assert KEY not in served.log and "%6B3y-s3cret" not in served.log
+    assert sum("***" in line for line in lines if "coursemart.access" in line) == 5
+    assert "203.0.113.9" not in served.log  # a client cannot choose its logged address
+
+
+def test_forwarded_addresses_are_believed_from_the_proxies_named(sqlite_warehouse: str) -> None:
+    with serving(
+        sqlite_warehouse, "--access-log", COURSEMART_FORWARDED_ALLOW_IPS="127.0.0.1"
+    ) as served:
+        served.get("/v1/levels", **{"X-Forwarded-For": "203.0.113.9"})
+
+    assert '203.0.113.9:0 "GET /v1/levels HTTP/1.1" 200' in served.log
+
+
 def test_json_logs_carry_the_request_id(tmp_path: Path, sqlite_warehouse: str) -> None:
     missing = f"sqlite:///{tmp_path / 'nowhere' / 'warehouse.db'}"
     with serving(missing, "--access-log", "--log-format", "json") as served:

@@ -120,7 +120,7 @@ def test_a_second_loader_that_cannot_get_the_lock_exits_clearly(
     assert result.stderr.startswith(
         "coursemart: error: another coursemart load is running on sqlite:///"
     )
-    assert "try again when it has finished" in result.stderr
+    assert "try again when it has finished, or wait longer with --wait" in result.stderr
     assert cli("load", "-q", "--lake", str(lake_dir), "--warehouse", sqlite_url).exit_code == 0
 
 

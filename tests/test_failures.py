@@ -167,6 +167,8 @@ def test_a_failure_the_database_raises_is_recorded_with_its_message(
         ("sqlite://", "names no file"),
         ("sqlite:///:memory:", "names no file"),
         ("mssql://app:pw@db/x", "pip install 'coursemart[mssql]'"),
+        ("postgresql://app:pw@rd@db/x", "holds a raw '@': write it as %40"),
+        ("mysql+pymysql://app:pw@db/x?charset=bogus", "no character set 'bogus'"),
     ],
 )
 def test_a_malformed_warehouse_url_is_one_line_and_exit_2(
@@ -178,7 +180,7 @@ def test_a_malformed_warehouse_url_is_one_line_and_exit_2(
 
     line = one_line_error(result, 2)
     assert message in line
-    assert ":pw@" not in line
+    assert ":pw@" not in line and "rd@db" not in line
 
 
 @pytest.mark.parametrize(
@@ -197,6 +199,11 @@ def test_a_malformed_warehouse_url_is_one_line_and_exit_2(
         ("GET /api/x?code=KEY123 200", "GET /api/x?code=*** 200"),
         ("postgresql://app:p@ss/w@db/x failed", "postgresql://app:***@db/x failed"),
         ("nothing secret here", "nothing secret here"),
+        (  # any parameter named for a secret
+            "cannot open lake 'abfs://c/p?secret=S1&key=K1&sslpassword=P1&api_key=A1&n=2'",
+            "cannot open lake 'abfs://c/p?secret=***&key=***&sslpassword=***&api_key=***&n=2'",
+        ),
+        ("client_secret=S2; refresh_token=T2 x=3", "client_secret=***; refresh_token=*** x=3"),
     ],
 )
 def test_secrets_are_masked_wherever_they_appear_in_a_message(text: str, masked: str) -> None:
@@ -209,6 +216,7 @@ def test_credentials_in_a_lake_url_never_reach_output_or_the_load_history(
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     lakes = [
         "abfs://nosuchcontainer/lake?sig=TOPSECRET1&se=2030",
+        "abfs://nosuchcontainer/lake?secret=TOPSECRET4&key=TOPSECRET5",
         "s3://AKIAEXAMPLE:TOPSECRET2@bucket/lake",
         "memory://app:TOPSECRET3@bucket/lake",
     ]

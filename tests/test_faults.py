@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from coursemart import model
 from coursemart.generate import generate
@@ -98,6 +99,72 @@ def test_a_load_killed_at_a_random_moment_is_finished_exactly_by_the_next(
 
         assert finished.returncode == 0, finished.stderr
         assert_exactly_the_lake(lake_dir, url)
+
+
+def waiting_backend(engine: sa.Engine, holder: int, within: float = 60) -> int:
+    """The process id of the server backend that waits for a lock ``holder`` holds."""
+    deadline = time.monotonic() + within
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            found = watcher.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                (holder,),
+            ).first()
+            watcher.rollback()
+            if found is not None:
+                return int(found[0])
+            time.sleep(0.05)
+    raise AssertionError(f"no backend waited for a lock of {holder} within {within} s")
+
+
+def seconds_until_gone(engine: sa.Engine, pid: int, within: float) -> float:
+    """Seconds until the server backend ``pid`` has ended (``within`` if it did not)."""
+    began = time.monotonic()
+    with engine.connect() as watcher:
+        while time.monotonic() - began < within:
+            alive = watcher.exec_driver_sql(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).first()
+            watcher.rollback()
+            if alive is None:
+                return time.monotonic() - began
+            time.sleep(0.05)
+    return within
+
+
+def test_a_killed_postgresql_loader_does_not_keep_the_load_lock(
+    lake_dir: Path, postgres_url: str
+) -> None:
+    """A loader killed in the middle of a statement (here waiting for a table lock that another
+    session holds) leaves no server backend holding the load lock once PostgreSQL sees its
+    client gone (within about a second), so the next load starts at once."""
+    generate(str(lake_dir), courses=1_000, seed=1, window=WINDOW)
+    assert run([*load_command(lake_dir, postgres_url), "-q"]).returncode == 0
+    generate(str(lake_dir), courses=1_000, seed=2, window=WINDOW)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as holder:
+            holder.exec_driver_sql("LOCK TABLE courses IN ACCESS EXCLUSIVE MODE")
+            holder_pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            loader = subprocess.Popen(
+                [*load_command(lake_dir, postgres_url), "-q", "--wait", "60"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                pid = waiting_backend(engine, holder_pid)
+            finally:
+                loader.kill()
+                loader.wait()
+            gone = seconds_until_gone(engine, pid, within=10)
+            holder.rollback()
+        again = run([*load_command(lake_dir, postgres_url), "-q", "--wait", "0"])
+    finally:
+        engine.dispose()
+
+    assert gone < 5, "the killed loader's backend still waited, holding the load lock"
+    assert again.returncode == 0, again.stderr
+    assert stored_courses(postgres_url) == expected_courses(lake_dir)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from coursemart.errors import InputError
-from coursemart.masking import mask_url
+from coursemart.masking import is_secret_name, mask_url
 
 ENV_PREFIX = "COURSEMART_"
 #: Longest API key: longer ones are never compared (see ``api.auth``).
@@ -110,10 +110,15 @@ class Settings(BaseSettings):
     """Write one log line per request (API keys masked). Off by default: behind a proxy that
     logs, the server's own line costs time and says nothing new."""
 
+    forwarded_allow_ips: Annotated[tuple[str, ...], NoDecode] = ()
+    """Comma-separated addresses (or networks) of the proxies in front of the API whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed, ``*`` for any; empty (the
+    default): none, and the client is whoever opened the connection."""
+
     log_format: Literal["text", "json"] = "text"
     """Server logs as text lines, or as one JSON object per line (with a request id)."""
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -168,12 +173,11 @@ class Settings(BaseSettings):
 EMPTY: Final = {
     "api_keys": "none (API open)",
     "cors_origins": "off",
+    "forwarded_allow_ips": "none (X-Forwarded-For is not believed)",
     "spark_jvm_cache": "~/.cache/coursemart/spark-jvm (the default)",
     "failpoint": "off",
     "cursor_key": "(not set: derived from the warehouse URL)",
 }
-#: Words in a Spark configuration key whose value is a secret.
-SECRET_WORDS: Final = ("key", "secret", "password", "token", "sas", "credential")
 
 
 def shown(name: str, value: object) -> str:
@@ -188,10 +192,7 @@ def shown(name: str, value: object) -> str:
             return f"{len(value)} configured"
         return ",".join(str(item) for item in value)
     if isinstance(value, dict):
-        masked = {
-            key: "***" if any(word in key.lower() for word in SECRET_WORDS) else item
-            for key, item in value.items()
-        }
+        masked = {key: "***" if is_secret_name(key) else item for key, item in value.items()}
         return json.dumps(masked)
     if isinstance(value, bool):
         return "on" if value else "off"

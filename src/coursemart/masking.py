@@ -1,8 +1,10 @@
-"""Secrets kept out of everything coursemart prints or logs."""
+"""Secrets kept out of everything coursemart prints or logs, and control characters too (a
+logged path or a quoted value must not forge a line or recolour a terminal)."""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 SECRET_QUERY_KEYS = frozenset(
     {
@@ -20,6 +22,17 @@ SECRET_QUERY_KEYS = frozenset(
         "code",
     }
 )
+
+
+#: A query parameter or ``key=value`` pair whose name holds one of these words is a secret too
+#: (``secret``, ``key``, ``sslpassword``, ``client_secret``, ``sas_token``, ``api_key``, …).
+SECRET_WORDS = ("secret", "key", "password", "token", "credential", "sig", "sas")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter called ``name`` holds a secret."""
+    lowered = name.lower()
+    return lowered in SECRET_QUERY_KEYS or any(word in lowered for word in SECRET_WORDS)
 
 
 def mask_url(url: str) -> str:
@@ -41,7 +54,7 @@ def mask_url(url: str) -> str:
         pairs = []
         for pair in query.split("&"):
             key, equals, _value = pair.partition("=")
-            secret = key.lower() in SECRET_QUERY_KEYS
+            secret = is_secret_name(key)
             pairs.append(f"{key}=***" if equals and secret else pair)
         rest = f"{path}?{'&'.join(pairs)}"
     return f"{scheme}://{rest}"
@@ -50,9 +63,8 @@ def mask_url(url: str) -> str:
 #: ``key=value`` pairs whose value is a secret wherever they appear (connection strings, SAS
 #: tokens, query strings outside a URL).
 SECRET_PAIR = re.compile(
-    r"(?i)\b(AccountKey|SharedAccessSignature|sig|signature|password|pwd|sas_token|"
-    r"account_key|client_secret|x-amz-signature|x-amz-security-token|access_token|code)"
-    r"=([^;&\s'\"]+)"
+    r"(?i)\b(SharedAccessSignature|pwd|code|[\w-]*(?:secret|key|password|token|credential|sig|sas)"
+    r"[\w-]*)=([^;&\s'\"]+)"
 )
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
@@ -63,3 +75,26 @@ def mask_text(text: str) -> str:
     connection string or a library's error."""
     masked = URL.sub(lambda match: mask_url(match.group()), text)
     return SECRET_PAIR.sub(lambda match: f"{match.group(1)}=***", masked)
+
+
+#: Characters that must not reach a log line or a terminal as they are: C0 and C1 controls
+#: (line breaks, escape sequences) and DEL.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as ``\\xNN``."""
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def mask_values(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every occurrence of a ``secrets`` value replaced by ``***``, also where it
+    was percent-encoded (then the whole text is shown decoded)."""
+    decoded = unquote(text)
+    found = [secret for secret in secrets if secret and (secret in text or secret in decoded)]
+    if not found:
+        return text
+    shown = text if all(secret in text for secret in found) else decoded
+    for secret in sorted(found, key=len, reverse=True):
+        shown = shown.replace(secret, "***")
+    return shown

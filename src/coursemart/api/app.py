@@ -109,5 +109,10 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
             max_age=600,
         )
     app.add_middleware(Hardening)
-    app.add_middleware(Observe, metrics=service.metrics, access_log=settings.access_log)
+    app.add_middleware(
+        Observe,
+        metrics=service.metrics,
+        access_log=settings.access_log,
+        keys=tuple(key.get_secret_value() for key in settings.api_keys),
+    )
     return app

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from coursemart import search, warehouse
 from coursemart.api import matches, queries
 from coursemart.api.pagination import Cursor
+from coursemart.warehouse.connect import check_client_connection
 
 #: One course as the listings read it: the view's columns in order; ``start_date`` is a
 #: datetime, aware or naive UTC depending on the driver, or ISO text (SQLite): see
@@ -42,10 +43,6 @@ CONNECT_TIMEOUT: Final = 5
 READ_LOCK_TIMEOUT_MS: Final = 2000
 #: Memory for one sort or bitmap of a PostgreSQL read (a search's matches among 10^8 courses).
 READ_WORK_MEM: Final = "64MB"
-#: How often (milliseconds) a running PostgreSQL read checks that its connection is still open:
-#: when the API's process ends (stopped, or killed) in the middle of a read, the server stops
-#: that read then instead of running it to its end for nobody.
-CLIENT_CHECK_MS: Final = 1000
 #: PostgreSQL: a scan for words reads the listing index in order, never the whole table or a
 #: bitmap of it. The planner has no statistics for a LIKE on the folded names and, right after a
 #: load, before autovacuum has marked the new pages all-visible, prices that index-only scan
@@ -104,18 +101,14 @@ def _postgresql_session(dbapi_connection: Any, _: object) -> None:
     quarter of a second spent on every search's first read), and memory enough that a search's
     bitmap of matching rows stays exact (lossy, PostgreSQL tested half a million rows again:
     1.9 s instead of 0.27 s to count 90,000 matches among 10 million courses); and a read
-    stops when its connection is gone (:data:`CLIENT_CHECK_MS`)."""
+    stops when its connection is gone (:func:`.check_client_connection`)."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute(f"SET lock_timeout = {READ_LOCK_TIMEOUT_MS}")
         cursor.execute("SET jit = off")
         cursor.execute(f"SET work_mem = '{READ_WORK_MEM}'")
         cursor.execute("SET default_transaction_read_only = on")
         cursor.execute("SET TIME ZONE 'UTC'")
-        cursor.execute(  # PostgreSQL 14+: a read whose connection is gone stops
-            "SELECT set_config('client_connection_check_interval', %s, false) "
-            "WHERE current_setting('server_version_num')::int >= 140000",
-            (f"{CLIENT_CHECK_MS}ms",),
-        )
+        check_client_connection(cursor.execute)
     dbapi_connection.commit()
 
 

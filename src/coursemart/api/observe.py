@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coursemart.api.logs import CLIENT_REQUEST_ID, REQUEST_ID, mask_query
 from coursemart.api.metrics import UNMATCHED, Metrics
+from coursemart.masking import escape_controls, mask_values
 
 access_logger = logging.getLogger("coursemart.access")
 #: Where the fast path notes the route it answered (it answers before routing).
@@ -61,10 +62,14 @@ def request_id(scope: Scope) -> str:
 class Observe:
     """ASGI middleware: request id (echoed in ``X-Request-ID``), metrics, access log."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, *, access_log: bool, keys: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        #: The API keys: masked wherever a request put one (the query, the path, encoded).
+        self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,12 +100,15 @@ class Observe:
                 self._log(scope, status, seconds, sent)
             REQUEST_ID.reset(token)
 
-    @staticmethod
-    def _log(scope: Scope, status: int, seconds: float, sent: int) -> None:
+    def _log(self, scope: Scope, status: int, seconds: float, sent: int) -> None:
+        """One access line. What the client sent is logged with the API keys masked (by name
+        in the query, by value anywhere) and control characters escaped, so that no request
+        can forge a line, recolour a terminal or leave a key in the log."""
         client = scope.get("client")
         address = f"{client[0]}:{client[1]}" if client else "-"
-        query = mask_query(scope["query_string"].decode("latin-1"))
-        target = f"{scope['path']}?{query}" if query else scope["path"]
+        query = self._shown(mask_query(scope["query_string"].decode("latin-1")))
+        path = self._shown(scope["path"])
+        target = f"{path}?{query}" if query else path
         duration_ms = round(seconds * 1000, 3)
         access_logger.info(
             '%s "%s %s HTTP/%s" %d %.1f ms',
@@ -113,10 +121,13 @@ class Observe:
             extra={
                 "client": address,
                 "method": scope["method"],
-                "path": scope["path"],
+                "path": path,
                 "query": query or None,
                 "status": status,
                 "duration_ms": duration_ms,
                 "bytes": sent,
             },
         )
+
+    def _shown(self, text: str) -> str:
+        return escape_controls(mask_values(text, self.keys))

@@ -94,6 +94,9 @@ def serve(
             workers=workers,
             server_header=False,
             access_log=False,  # the app writes its own, masked (COURSEMART_ACCESS_LOG)
+            # X-Forwarded-For only from the proxies named (uvicorn believes 127.0.0.1's)
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None,
             log_config=config,
             timeout_worker_healthcheck=WORKER_START_SECONDS,
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -22,13 +21,12 @@ from coursemart.errors import (
     first_line,
     is_database_error,
 )
-from coursemart.masking import mask_text
+from coursemart.masking import escape_controls, mask_text
 
 #: Libraries a lake on object storage raises from: their errors are the lake's, in one line.
 STORAGE_LIBRARIES = frozenset(
     {"fsspec", "adlfs", "azure", "s3fs", "botocore", "aiobotocore", "aiohttp"}
 )
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: Drivers that log what they ignore while unwinding (psycopg: "error ignored terminating
 #: <psycopg.Copy [BAD]>" after the server died mid-COPY). The error that ends the command is
 #: coursemart's one line; their lines would print before it through logging's last resort.
@@ -116,7 +114,7 @@ def one_line(message: str, longest: int = 2000) -> str:
     """A message on one line: line breaks as spaces, other control characters escaped
     (data quoted in a message may hold anything), at most ``longest`` characters."""
     flat = " ".join(message.splitlines())
-    shown = CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", flat)
+    shown = escape_controls(flat)
     return shown if len(shown) <= longest else shown[: longest - 1] + "…"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +45,22 @@ FIRST_LOAD: Final = "run `coursemart load` (or `make run`) to create it"
 #: How drivers say that a table does not exist: psycopg's SQLSTATE, MariaDB/MySQL's error
 #: number (ER_NO_SUCH_TABLE), SQL Server's SQLSTATE through ODBC.
 NO_SUCH_TABLE: Final = frozenset({"42P01", 1146, "42S02"})
+#: How often (milliseconds) a PostgreSQL backend checks, while a statement runs, that its client
+#: is still connected (PostgreSQL 14+). When a reader or a loader is stopped or killed in the
+#: middle of a statement, the server ends that statement within this time instead of running it
+#: to its end for nobody, and a killed loader's load lock is released with it.
+CLIENT_CHECK_MS: Final = 1000
+
+
+def check_client_connection(execute: Callable[[str, tuple[str]], object]) -> None:
+    """Through ``execute`` (a PostgreSQL cursor's, or a connection's ``exec_driver_sql``): end
+    this session's statements once its client is gone (see :data:`CLIENT_CHECK_MS`; older
+    servers have no such setting and are left as they are)."""
+    execute(
+        "SELECT set_config('client_connection_check_interval', %s, false) "
+        "WHERE current_setting('server_version_num')::int >= 140000",
+        (f"{CLIENT_CHECK_MS}ms",),
+    )
 
 
 def normalize_url(url: str) -> URL:
@@ -56,6 +73,11 @@ def normalize_url(url: str) -> URL:
         raise InputError(f"warehouse URL {shown!r} is not a SQLAlchemy URL ({EXAMPLES})") from exc
     if "+" not in parsed.drivername and parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    if "@" in (parsed.host or ""):  # the URL's parser ends the password at its first "@"
+        raise InputError(
+            f"warehouse URL {shown!r}: its password (or user name) holds a raw '@': write it "
+            "as %40 (and a '/' as %2F, a ':' as %3A)"
+        )
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise InputError(f"warehouse URL {shown!r}: port {parsed.port} is not between 1 and 65535")
     backend = parsed.get_backend_name()
@@ -82,6 +104,15 @@ def check_driver(url: URL, shown: str) -> None:
         raise InputError(
             f"warehouse URL {shown!r}: its driver is not installed ({exc}): {hint}"
         ) from exc
+    charset = url.query.get("charset")
+    if url.get_driver_name() == "pymysql" and isinstance(charset, str):
+        from pymysql.charset import charset_by_name
+
+        if charset_by_name(charset) is None:
+            raise InputError(
+                f"warehouse URL {shown!r}: MariaDB and MySQL know no character set {charset!r}: "
+                "name one they know, such as utf8mb4, or leave charset out"
+            )
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ class LockBusyError(CoursemartError):
 def busy(url: str, waited: float) -> LockBusyError:
     """The error for a load that waited ``waited`` seconds for another one."""
     return LockBusyError(
-        f"another coursemart load is running on {url} (waited {waited:.0f} s): "
-        "try again when it has finished, or raise --wait"
+        f"another coursemart load is running on {url} (waited {waited:.0f} s): try again "
+        "when it has finished, or wait longer with --wait SECONDS (COURSEMART_LOAD_WAIT)"
     )
 
 

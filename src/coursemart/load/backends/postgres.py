@@ -26,6 +26,7 @@ from coursemart.load.backends.base import (
     naive_utc,
 )
 from coursemart.load.backends.staging import MergesStages
+from coursemart.warehouse.connect import check_client_connection
 from coursemart.warehouse.schema import LISTING_INDEX
 
 #: A load of at least this many rows refreshes the planner's statistics after it commits.
@@ -66,6 +67,9 @@ class PostgresBackend(Backend, MergesStages):
         self.deferred: list[str] = []
 
     def lock(self, wait: float) -> None:
+        # A loader killed in the middle of a statement (a merge, a wait for a table lock) would
+        # keep the lock until that statement ended: its backend ends it within a second.
+        check_client_connection(self.connection.exec_driver_sql)
         # Advisory locks are per database: the schema is part of the key, so that warehouses in
         # two schemas of one database do not wait for each other.
         where = self.connection.exec_driver_sql("SELECT current_schema()").scalar_one()
