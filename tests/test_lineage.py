@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from coursemart import model
 from coursemart.generate import generate
 from coursemart.lake import open_lake
 from coursemart.lake.upkeep import convert
 from coursemart.load import load
-from tests.conftest import WINDOW, execute, new_warehouse
+from tests.conftest import PG_ADMIN, WINDOW, execute, new_warehouse
 from tests.test_load import expected_courses, query, stored_courses, write_raw_batch
 
 LEGACY = Path(__file__).parent / "data" / "warehouse-0.1"
@@ -77,6 +79,57 @@ def test_batches_arriving_together_merge_to_the_greatest_batch_id(
     load(str(lake_dir), warehouse_url)
 
     assert lineage(warehouse_url)[1] == ("2026-05-01 09:00", NEWER)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def collating_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A warehouse whose text order is not by code point where a database allows it: MariaDB as
+    it comes (``utf8mb4_general_ci``), and a PostgreSQL database made with an ICU locale (as a
+    database made with ``en_US``, the official image's default, orders text); SQLite as it is."""
+    if request.param != "postgresql":
+        yield from new_warehouse(request.param, tmp_path)
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"cm_icu_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(
+            f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+        )
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def test_the_greatest_batch_id_is_the_greatest_by_code_point_on_every_database(
+    lake_dir: Path, collating_warehouse: str
+) -> None:
+    """By code point ``b-1`` > ``B-2`` and ``x_1`` > ``x-1`` (as the lake orders them), though a
+    case-insensitive or ICU collation orders each pair the other way: the rows of ``b-1`` and
+    ``x_1`` win, and deleting the older rows leaves those courses in place."""
+    url = collating_warehouse
+    generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    write_raw_batch(lake_dir, courses((1, "From B-2", MARCH)), batch_id="B-2")
+    write_raw_batch(lake_dir, courses((2, "From x-1", MARCH)), batch_id="x-1")
+    load(str(lake_dir), url)
+    write_raw_batch(lake_dir, courses((1, "From b-1", APRIL)), batch_id="b-1")
+    write_raw_batch(lake_dir, courses((2, "From x_1", APRIL)), batch_id="x_1")
+    load(str(lake_dir), url)
+    names = dict(query(url, "SELECT course_id, course_name FROM courses WHERE course_id <= 2"))
+    DeltaTable(str(lake_dir / "courses")).delete("batch_id = 'B-2' OR batch_id = 'x-1'")
+
+    result = load(str(lake_dir), url)
+
+    assert names == {1: "From b-1", 2: "From x_1"}
+    assert result.cancelled == 0
+    assert lineage(url)[1] == ("2026-04-01 09:00", "b-1")
+    assert lineage(url)[2] == ("2026-04-01 09:00", "x_1")
 
 
 def test_every_course_row_names_the_batch_it_came_from(lake_dir: Path, warehouse_url: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import mssql, mysql
 from sqlalchemy.engine import Connection
 
 from coursemart import model
+from coursemart.warehouse.ordering import by_code_point
 
 VIEW_NAME: Final = "vw_most_recent_courses"
 
@@ -190,7 +191,9 @@ def add_lineage(connection: Connection, inspector: sa.Inspector) -> list[str]:
     """
     if "batch_id" in {column["name"] for column in inspector.get_columns("courses")}:
         return []
-    latest = connection.execute(sa.select(sa.func.max(loaded_batches.c.batch_id))).scalar()
+    latest = connection.execute(
+        sa.select(sa.func.max(by_code_point(loaded_batches.c.batch_id)))
+    ).scalar()
     column = courses.c.batch_id
     kind = column.type.compile(dialect=connection.dialect)
     default = str(latest or "").replace("'", "''")

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from coursemart import warehouse
 from coursemart.errors import CoursemartError
 from coursemart.search import fold
+from coursemart.warehouse.ordering import by_code_point
 
 #: The course columns of the lake.
 COURSE_COLUMNS: Final = ("course_id", "course_name", "category_id", "level_id", "start_date")
@@ -175,7 +176,7 @@ class Backend:
         table = warehouse.courses
         statement = table.delete().where(
             table.c.course_id == sa.bindparam("removed_id"),
-            table.c.batch_id <= sa.bindparam("removed_batch"),
+            by_code_point(table.c.batch_id) <= by_code_point(sa.bindparam("removed_batch")),
         )
         removed = 0
         ids, batches = rows["course_id"].to_pylist(), rows["batch_id"].to_pylist()

@@ -23,8 +23,11 @@ from coursemart.load.backends.base import (
     row_tuples,
 )
 from coursemart.load.backends.staging import MergesStages
+from coursemart.warehouse.ordering import CODE_POINT_ORDER
 
 STAGE: Final = "#coursemart_stage"
+#: Batch ids compared by code point, whatever the column's collation (warehouse/ordering.py).
+BATCH_ORDER: Final = CODE_POINT_ORDER["mssql"]
 
 
 def _quote(name: str) -> str:
@@ -50,7 +53,7 @@ def merge_sql(table: sa.Table, source: str) -> str:
     others = [c.name for c in table.columns if c.name not in key]
     on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in key)
     changed = (
-        "s.batch_id > t.batch_id"
+        f"{BATCH_ORDER.format('s.batch_id')} > {BATCH_ORDER.format('t.batch_id')}"
         if "batch_id" in others
         else " OR ".join(
             f"EXISTS (SELECT s.{_quote(c)} EXCEPT SELECT t.{_quote(c)})" for c in others

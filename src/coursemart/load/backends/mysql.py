@@ -35,14 +35,19 @@ from coursemart.load.backends.base import (
     row_tuples,
 )
 from coursemart.load.backends.staging import MergesStages
+from coursemart.warehouse.ordering import CODE_POINT_ORDER
 
 logger = logging.getLogger("coursemart.load")
 
+#: Batch ids compared by code point, not by the column's case-insensitive collation.
+BATCH_ORDER: Final = CODE_POINT_ORDER["mariadb"]
+GREATER_BATCH: Final = (
+    f"{BATCH_ORDER.format('VALUES(batch_id)')} > {BATCH_ORDER.format('courses.batch_id')}"
+)
 #: Each column takes the incoming value only from a greater batch; ``batch_id`` is updated last,
 #: since MySQL evaluates the assignments left to right.
 UPDATES: Final = ", ".join(
-    f"{c} = IF(VALUES(batch_id) > courses.batch_id, VALUES({c}), courses.{c})"
-    for c in UPDATED_COLUMNS
+    f"{c} = IF({GREATER_BATCH}, VALUES({c}), courses.{c})" for c in UPDATED_COLUMNS
 )
 #: The temporary table that rows whose id may exist are loaded into before the merge.
 STAGE: Final = "coursemart_stage"

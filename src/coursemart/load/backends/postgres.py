@@ -27,7 +27,11 @@ from coursemart.load.backends.base import (
 )
 from coursemart.load.backends.staging import MergesStages
 from coursemart.warehouse.connect import check_client_connection
+from coursemart.warehouse.ordering import CODE_POINT_ORDER
 from coursemart.warehouse.schema import LISTING_INDEX
+
+#: Batch ids compared by code point, whatever the database's collation (warehouse/ordering.py).
+BATCH_ORDER: Final = CODE_POINT_ORDER["postgresql"]
 
 #: A load of at least this many rows refreshes the planner's statistics after it commits.
 ANALYZE_ROWS: Final = 1_000_000
@@ -258,7 +262,8 @@ class PostgresBackend(Backend, MergesStages):
             cursor.execute(
                 "DELETE FROM courses USING coursemart_removed AS removed "
                 "WHERE courses.course_id = removed.course_id "
-                "AND courses.batch_id <= removed.batch_id"
+                f"AND {BATCH_ORDER.format('courses.batch_id')} <= "
+                f"{BATCH_ORDER.format('removed.batch_id')}"
             )
             return max(int(cursor.rowcount), 0)
 
@@ -331,5 +336,5 @@ def postgres_merge_sql(stage: str, where: str, *, distinct: bool = False) -> str
     return (
         f"INSERT INTO courses AS c ({COLUMN_LIST}) {source} "
         f"ON CONFLICT (course_id) DO UPDATE SET {updates} "
-        "WHERE EXCLUDED.batch_id > c.batch_id"
+        f"WHERE {BATCH_ORDER.format('EXCLUDED.batch_id')} > {BATCH_ORDER.format('c.batch_id')}"
     )

@@ -1,0 +1,44 @@
+"""Batch ids compared by code point on every database, as the lake (and Python) compares them.
+
+"The greatest batch id wins" has to mean one order everywhere. A column's collation would give
+another: MariaDB's ``utf8mb4_general_ci`` and a PostgreSQL database made with an ICU or
+``en_US`` locale (the official image's default) put ``b-1`` before ``B-2``, and ICU puts ``x_1``
+before ``x-1``: the reverse of the lake's order, so an older row would win. Every comparison of
+batch ids goes through :func:`code_point_order` (a backend's own SQL) or :class:`by_code_point`
+(SQLAlchemy expressions). Batch ids are ASCII (``lake.contents.batch_id_problem``), so a
+binary comparison is the code-point order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+#: How each database compares two strings byte by byte, whatever the column's collation.
+CODE_POINT_ORDER: Final = {
+    "postgresql": '{} COLLATE "C"',
+    "mysql": "BINARY {}",
+    "mariadb": "BINARY {}",
+    "mssql": "{} COLLATE Latin1_General_100_BIN2",
+}
+
+
+def code_point_order(dialect: str, expression: str) -> str:
+    """``expression`` (SQL text) as the database ``dialect`` compares it by code point (SQLite
+    compares text so already)."""
+    return CODE_POINT_ORDER.get(dialect, "{}").format(expression)
+
+
+class by_code_point(FunctionElement[str]):  # noqa: N801 - reads as a SQL function
+    """A string expression compared by code point on every database."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(by_code_point)
+def _by_code_point(element: by_code_point, compiler: Any, **kw: Any) -> str:
+    return code_point_order(compiler.dialect.name, f"({compiler.process(element.clauses, **kw)})")
