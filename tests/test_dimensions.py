@@ -75,6 +75,15 @@ def test_renames_are_applied_whatever_names_move_where(
     assert all(expected[int(str(k))] == v for k, v in names)
 
 
+def test_names_that_differ_only_by_case_accents_or_trailing_spaces_are_distinct_everywhere(
+    lake_dir: Path, warehouse_url: str
+) -> None:
+    rows = [*SEED.items(), (6, "ART"), (7, "Straße"), (8, "Strase"), (9, "Health "), (10, "Árt")]
+
+    assert categories_after(lake_dir, warehouse_url, rows) == dict(rows)
+    assert len(query(warehouse_url, "SELECT course_id FROM vw_most_recent_courses")) == 25
+
+
 def test_a_name_still_held_by_a_row_the_snapshot_dropped_is_refused_naming_the_line(
     lake_dir: Path, warehouse_url: str
 ) -> None:

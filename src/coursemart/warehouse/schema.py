@@ -173,6 +173,7 @@ def ensure_schema(connection: Connection) -> list[str]:
     metadata.create_all(connection, checkfirst=True)
     if "courses" in existing:
         created.extend(add_lineage(connection, inspector))
+    created.extend(exact_names(connection))
     from coursemart.warehouse.search_index import ensure_search
 
     created.extend(ensure_search(connection, courses_existed="courses" in existing))
@@ -180,6 +181,47 @@ def ensure_schema(connection: Connection) -> list[str]:
         connection.exec_driver_sql(view_ddl(connection.dialect))
         created.append(VIEW_NAME)
     return created
+
+
+#: The dimension tables' names, unique in each.
+DIMENSION_NAMES: Final = (("categories", "category_name"), ("levels", "level_name"))
+
+
+def exact_names(connection: Connection) -> list[str]:
+    """On MariaDB and MySQL, compare dimension names byte by byte, as SQLite and PostgreSQL do.
+
+    Their default collation holds ``ART`` and ``Art``, ``Straße`` and ``Strase``, ``Health `` and
+    ``Health`` for one name: the unique name would make the merge rename the other row and skip
+    the new one, whose courses would then vanish from the view. A binary collation without
+    padding makes names distinct exactly where they differ, on every database. Existing
+    warehouses are changed once (two small tables); returns the columns changed.
+    """
+    if connection.dialect.name not in ("mysql", "mariadb"):
+        return []
+    collation = binary_collation(str(connection.exec_driver_sql("SELECT VERSION()").scalar()))
+    changed = []
+    for table, column in DIMENSION_NAMES:
+        current = connection.exec_driver_sql(
+            "SELECT COLLATION_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+            (table, column),
+        ).scalar()
+        if current != collation:
+            connection.exec_driver_sql(
+                f"ALTER TABLE {table} MODIFY {column} "
+                f"VARCHAR({model.MAX_DIMENSION_NAME_LENGTH}) "
+                f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
+            )
+            changed.append(f"{table}.{column} ({collation})")
+    return changed
+
+
+def binary_collation(version: str) -> str:
+    """The utf8mb4 collation that compares bytes and keeps trailing spaces, for a server whose
+    ``VERSION()`` is ``version``."""
+    if "mariadb" in version.lower():
+        return "utf8mb4_nopad_bin"
+    return "utf8mb4_0900_bin" if int(version.split(".")[0]) >= 8 else "utf8mb4_bin"
 
 
 def add_lineage(connection: Connection, inspector: sa.Inspector) -> list[str]:
