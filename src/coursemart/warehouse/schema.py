@@ -13,7 +13,6 @@ from sqlalchemy.dialects import mssql, mysql
 from sqlalchemy.engine import Connection
 
 from coursemart import model
-from coursemart.warehouse.ordering import by_code_point
 
 VIEW_NAME: Final = "vw_most_recent_courses"
 
@@ -233,12 +232,11 @@ def add_lineage(connection: Connection, inspector: sa.Inspector) -> list[str]:
     """
     if "batch_id" in {column["name"] for column in inspector.get_columns("courses")}:
         return []
-    latest = connection.execute(
-        sa.select(sa.func.max(by_code_point(loaded_batches.c.batch_id)))
-    ).scalar()
+    loaded = connection.execute(sa.select(loaded_batches.c.batch_id)).scalars()
+    latest = max(loaded, default="")  # by code point, as the lake orders batch ids
     column = courses.c.batch_id
     kind = column.type.compile(dialect=connection.dialect)
-    default = str(latest or "").replace("'", "''")
+    default = str(latest).replace("'", "''")
     add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
     connection.exec_driver_sql(
         f"ALTER TABLE courses {add} batch_id {kind} NOT NULL DEFAULT '{default}'"
