@@ -5,7 +5,9 @@ with nothing half-written and the failure in the load history."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from tests.conftest import (
     snapshot,
     unavailable,
 )
-from tests.test_load import course_count, run_load, write_raw_batch
+from tests.test_load import course_count, load_command, query, run_load, write_raw_batch
 
 Cli = Callable[..., CliResult]
 
@@ -291,3 +293,36 @@ def test_rows_refused_by_a_load_on_postgresql_are_visible_after_its_commit(
         bad_batch(lake_dir)
         result = load(str(lake_dir), url)
         assert open_lake(str(lake_dir)).read_rejected(result.load_id)[0]["course_id"] == 5_000
+
+
+def test_a_lake_loaded_into_two_warehouses_keeps_each_one_s_refused_rows(
+    lake_dir: Path, tmp_path: Path
+) -> None:
+    """A load into one warehouse, paused before its commit with its refused rows written, and a
+    whole load of the same lake into another warehouse meanwhile: neither settles (removes) the
+    other's rows; each publishes its own."""
+    bad_batch(lake_dir)
+    first_url, other_url = (f"sqlite:///{tmp_path / name}.db" for name in ("first", "other"))
+    paused = subprocess.Popen(
+        [*load_command(lake_dir, first_url), "-q"],
+        env={**os.environ, "COURSEMART_FAILPOINT": "before_commit:SIGSTOP"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not Path(f"/proc/{paused.pid}/stat").read_text().split(") ")[1].startswith("T"):
+            assert paused.poll() is None and time.monotonic() < deadline, "the load never paused"
+            time.sleep(0.05)
+        other = load(str(lake_dir), other_url)
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        _, errors = paused.communicate(timeout=120)
+
+    assert paused.returncode == 0, errors
+    (first_load,) = [row[0] for row in query(first_url, "SELECT load_id FROM coursemart_loads")]
+    lake = open_lake(str(lake_dir))
+    assert [row["course_id"] for row in lake.read_rejected(first_load)] == [5_000]
+    assert [row["course_id"] for row in lake.read_rejected(other.load_id)] == [5_000]
+    assert lake.rejected_owner(first_load) != lake.rejected_owner(other.load_id) != ""

@@ -14,9 +14,10 @@ REJECTED_FLUSH_ROWS: Final = 100_000
 class RejectedRows:
     """Collects refused rows (with their batch and file) and writes them in parts."""
 
-    def __init__(self, lake: Lake, load_id: str) -> None:
+    def __init__(self, lake: Lake, load_id: str, warehouse: str = "") -> None:
         self.lake = lake
         self.load_id = load_id
+        self.warehouse = warehouse
         self.folder = lake.rejected_dir(load_id)
         self.rows = 0
         self.parts = 0
@@ -39,7 +40,7 @@ class RejectedRows:
             by_schema.setdefault(table.schema, []).append(table)
         for tables in by_schema.values():
             table = pa.concat_tables(tables)
-            self.lake.write_rejected(self.load_id, table, part=self.parts)
+            self.lake.write_rejected(self.load_id, table, self.parts, self.warehouse)
             self.parts += 1
             self.rows += table.num_rows
         self.pending, self.pending_rows = [], 0

@@ -175,7 +175,7 @@ def run_load(job: LoadJob, part: EnginePart) -> LoadResult:
     """Load every committed batch of ``job.lake`` not yet in the warehouse, with ``part``."""
     began, started_at = time.perf_counter(), datetime.now(UTC)
     load_id = new_id()
-    rejected = RejectedRows(job.lake, load_id)
+    rejected = RejectedRows(job.lake, load_id, job.warehouse.identity)
     engine = job.warehouse.engine(lock_timeout=job.wait)
     try:
         with engine.connect() as connection:
@@ -208,7 +208,9 @@ def _load(
 ) -> LoadResult:
     """The load's transaction, from the schema to the commit."""
     warehouse.ensure_schema(connection)
-    job.lake.settle_rejected(lambda load_ids: manifest.committed_loads(connection, load_ids))
+    job.lake.settle_rejected(
+        lambda load_ids: manifest.committed_loads(connection, load_ids), job.warehouse.identity
+    )
     part.prepare(connection)
     plan = plan_load(job, connection, load_id, rejected)
     add_extras(connection, plan.extras)

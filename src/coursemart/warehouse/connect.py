@@ -133,6 +133,20 @@ class Warehouse:
         return self.url.get_backend_name()
 
     @property
+    def identity(self) -> str:
+        """Which warehouse this is, without its password: its URL's database, host, port and
+        options, a SQLite file by its absolute path. Rows a load refuses carry it, so that a
+        lake shared by several warehouses keeps each one's refused rows apart."""
+        given = self.url
+        database = given.database
+        if self.sqlite_file is not None:
+            database = os.path.realpath(self.sqlite_file)
+        url = URL.create(
+            given.drivername, given.username, None, given.host, given.port, database, given.query
+        )
+        return mask_url(url.render_as_string(hide_password=False))  # no secret parameter
+
+    @property
     def display(self) -> str:
         """The URL as given, its password and secret parameters masked."""
         return mask_url(self.given)
