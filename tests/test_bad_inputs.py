@@ -230,6 +230,17 @@ VALUE_CASES = [
             ),
         ),
     ),
+    Case(
+        "unsigned ids all beyond BIGINT (the footer's range lies above it)",
+        batch(course_id=pa.array([2**63 + 5, 2**63 + 6], pa.uint64())),
+        Rows(
+            0,
+            tuple(
+                f"out-of-range course_id: {2**63 + n} is outside {-(2**63)} to {2**63 - 1}"
+                for n in (5, 6)
+            ),
+        ),
+    ),
     Case("an unsigned id in range", batch(course_id=pa.array([101], pa.uint64())), Rows(1)),
     Case(
         "course_id 0",
@@ -317,6 +328,14 @@ def schema_case(name: str, table: pa.Table, problem: str) -> Case:
 
 
 SCHEMA_CASES = [
+    schema_case(
+        "two columns with the same name",
+        pa.Table.from_arrays(
+            [*course_table(course_id=pa.array([100, 101])).columns, pa.array(["x", "y"])],
+            names=[*model.COURSES_SCHEMA.names, "course_name"],
+        ),
+        "column course_name appears 2 times",
+    ),
     schema_case(
         "ids as text",
         course_table(course_id=pa.array(["a", "b"])),

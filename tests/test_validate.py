@@ -145,3 +145,15 @@ def test_counts_reconcile_and_group_reasons() -> None:
 
     assert (counts.read, counts.loaded, counts.rejected) == (3, 1, 2)
     assert counts.reasons == {"unknown category_id": 2}
+
+
+def test_footer_ranges_that_miss_ids_neither_alias_nor_crash_the_duplicate_check() -> None:
+    """The range from a file's footer only sizes the check: an id below its minimum (which
+    would share a bit with another id) or above its maximum is still checked, by sorting."""
+    below = duplicate_ids([pa.array([56], pa.int64()), pa.array([-8], pa.int64())], (0, 63))
+    above = duplicate_ids([pa.array([1, 200, 200, 7], pa.int64())], (0, 63))
+    beyond = duplicate_ids([pa.array([3, 3], pa.int64())], (2**63 + 1, 2**64 - 1))
+
+    assert below.to_pylist() == []
+    assert above.to_pylist() == [200]
+    assert beyond.to_pylist() == [3]

@@ -17,6 +17,7 @@ from coursemart.lake.store import Store
 PARQUET_COMPRESSION: Final = "zstd"
 #: The largest id a BIGINT holds.
 INT64_MAX: Final = 2**63 - 1
+INT64_MIN: Final = -(2**63)
 ROW_GROUP_ROWS: Final = 128 * 1024
 
 

@@ -84,7 +84,9 @@ def extra_problems(schema: pa.Schema, plan: Plan) -> list[str]:
     """A file whose extra column is not of the table's type cannot be read as the table."""
     problems = []
     for extra in plan.extras:
-        if extra.name in schema.names and kind(schema.field(extra.name).type) != extra.lake_type:
+        if schema.names.count(extra.name) != 1:
+            continue  # absent (null), or repeated (refused by schema_problems)
+        if kind(schema.field(extra.name).type) != extra.lake_type:
             found = schema.field(extra.name).type
             problems.append(f"column {extra.name} is {found}, the table says {extra.lake_type}")
     return problems

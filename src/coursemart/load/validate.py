@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from coursemart import model
 from coursemart.errors import LakeError
+from coursemart.lake.parquet import INT64_MAX, INT64_MIN
 from coursemart.load.conform import PROBLEM, ids_as_int64
 
 EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,6 +89,9 @@ def reason_kinds(reasons: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 def schema_problems(schema: pa.Schema) -> list[str]:
     """What keeps a file's columns from being read as courses; empty when they can be."""
+    repeated = sorted({name for name in schema.names if schema.names.count(name) > 1})
+    if repeated:  # which of the two is the course's? Neither is read.
+        return [f"column {name} appears {schema.names.count(name)} times" for name in repeated]
     problems = []
     for expected in model.COURSES_SCHEMA:
         if expected.name not in schema.names:
@@ -118,7 +122,14 @@ def _convertible(actual: pa.DataType, expected: pa.DataType) -> bool:
 
 
 def reject_all(table: pa.Table, reason: str) -> Checked:
-    """Every row refused for the same reason (a file whose schema cannot be loaded)."""
+    """Every row refused for the same reason (a file whose schema cannot be loaded); a column
+    name that repeats is numbered (``course_name``, ``course_name_2``) so the rows can be kept."""
+    taken: dict[str, int] = {}
+    names = []
+    for name in table.column_names:
+        taken[name] = taken.get(name, 0) + 1
+        names.append(name if taken[name] == 1 else f"{name}_{taken[name]}")
+    table = table.rename_columns(names)
     rejected = table.append_column("reason", pa.array([reason] * table.num_rows, pa.string()))
     return Checked(good=model.COURSES_SCHEMA.empty_table(), rejected=rejected)
 
@@ -137,22 +148,36 @@ def duplicate_ids(
 
     With the batch's ``id_range`` (from the Parquet footers), a bitmap of one bit per id in the
     range replaces holding every id: 100 million ids take 12 MiB, whatever the number of rows.
+    The range only sizes the bitmap: footers are written by whoever wrote the file, and ids
+    outside the range they state (a false minimum, ids beyond BIGINT) are checked by sorting.
     """
     chunks = (ids_as_int64(array) for array in id_arrays)
-    if id_range is not None and 0 < id_range[1] - id_range[0] + 1 <= MAX_BITMAP_IDS:
-        return _repeated_in_range(chunks, *id_range)
-    every = list(chunks)
-    if not every:
+    if id_range is not None:
+        low, high = max(id_range[0], INT64_MIN), min(id_range[1], INT64_MAX)
+        if 0 < high - low + 1 <= MAX_BITMAP_IDS:
+            return _repeated_in_range(chunks, low, high)
+    return _repeated(list(chunks))
+
+
+def _repeated(chunks: list[np.ndarray]) -> pa.Array:
+    """Ids seen twice, found by sorting them all."""
+    if not chunks:
         return pa.array([], pa.int64())
-    ids = np.sort(np.concatenate(every))
+    ids = np.sort(np.concatenate(chunks))
     return pa.array(np.unique(ids[1:][ids[1:] == ids[:-1]]), pa.int64())
 
 
 def _repeated_in_range(chunks: Iterable[np.ndarray], low: int, high: int) -> pa.Array:
-    """Ids seen twice, marking each in a bitmap over ``low … high`` (eight ids a byte)."""
+    """Ids seen twice, marking each in a bitmap over ``low … high`` (eight ids a byte); ids
+    outside the range are kept apart and sorted (none, when the footers told the truth)."""
     seen = np.zeros((high - low) // 8 + 1, dtype=np.uint8)
     repeated: list[np.ndarray] = []
+    outside: list[np.ndarray] = []
     for ids in chunks:
+        inside = (ids >= low) & (ids <= high)
+        if not inside.all():
+            outside.append(ids[~inside])
+            ids = ids[inside]
         offsets, counts = np.unique(ids - low, return_counts=True)  # sorted, once each
         where, bits = offsets >> 3, np.left_shift(1, offsets & 7).astype(np.uint8)
         repeated.append(offsets[((seen[where] & bits) != 0) | (counts > 1)] + low)
@@ -160,7 +185,8 @@ def _repeated_in_range(chunks: Iterable[np.ndarray], low: int, high: int) -> pa.
             starts = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
             seen[where[starts]] |= np.bitwise_or.reduceat(bits, starts)
     found = np.concatenate(repeated) if repeated else np.array([], dtype=np.int64)
-    return pa.array(np.unique(found), pa.int64())
+    beyond = _repeated(outside).to_numpy(zero_copy_only=False)
+    return pa.array(np.unique(np.concatenate([found, beyond])), pa.int64())
 
 
 Mask: TypeAlias = Any  # a pyarrow Array or ChunkedArray (pyarrow has no type hints)
