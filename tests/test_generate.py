@@ -135,6 +135,40 @@ def test_reschedule_moves_existing_courses_keeping_id_and_name(lake_dir: Path) -
         assert row["start_date"].date() >= date(2027, 6, 1)
 
 
+def test_reschedule_reads_other_writers_batches_and_keeps_each_course_as_it_stands(
+    lake_dir: Path,
+) -> None:
+    """A batch appended by another Delta writer (nullable columns, large strings, as pyarrow,
+    pandas and Spark write them) renames course 1, adds course 11 and leaves course 12 without a
+    name. Rescheduling every course keeps the rename, moves course 11, and leaves course 12 (the
+    loader would refuse its row) out."""
+    from deltalake import write_deltalake
+
+    generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    other = pa.table(
+        {
+            "course_id": pa.array([1, 11, 12], pa.int64()),
+            "course_name": pa.array(
+                ["Renamed Elsewhere", "Added Elsewhere", None], pa.large_string()
+            ),
+            "category_id": pa.array([2, 3, 3], pa.int32()),
+            "level_id": pa.array([101, 102, 102], pa.int32()),
+            "start_date": pa.array([datetime(2026, 5, 1, 9, tzinfo=UTC)] * 3, model.TIMESTAMP),
+            "batch_id": ["20990101T000000.000000Z-else"] * 3,
+        }
+    )
+    write_deltalake(str(lake_dir / "courses"), other, mode="append", partition_by=["batch_id"])
+
+    later = Window(date(2027, 6, 1), date(2027, 6, 30))
+    moved = generate(str(lake_dir), courses=1, seed=2, window=later, reschedule=1.0)
+
+    rows = {r["course_id"]: r for r in read_courses(lake_dir, [moved.batch_id]).to_pylist()}
+    assert moved.rescheduled == 11 and sorted(rows) == [*range(1, 12), 13]
+    assert (rows[1]["course_name"], rows[1]["category_id"]) == ("Renamed Elsewhere", 2)
+    assert rows[11]["course_name"] == "Added Elsewhere"
+    assert all(row["start_date"].date() >= date(2027, 6, 1) for row in rows.values())
+
+
 def test_reschedule_on_an_empty_lake_moves_nothing(lake_dir: Path) -> None:
     result = generate(str(lake_dir), courses=10, seed=1, window=WINDOW, reschedule=0.5)
 

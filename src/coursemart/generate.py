@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from coursemart import model, vocabulary
 from coursemart.errors import InputError
 from coursemart.lake import BatchWriter, Lake, new_id, open_lake
-from coursemart.lake.parquet import INT64_MAX
+from coursemart.lake.parquet import INT64_MAX, ids_as_int64
 from coursemart.lake.upkeep import remove_leftovers
 
 DEFAULT_COURSES: Final = 100_000
@@ -226,28 +226,52 @@ def course_chunk(seed: int, first_id: int, n: int, window: Window) -> pa.Table:
 def rescheduled_courses(
     lake: Lake, fraction: float, seed: int, next_id: int, window: Window
 ) -> pa.Table:
-    """A sample of ``fraction`` of the lake's courses, same ids and names, with new start dates."""
+    """A sample of ``fraction`` of the lake's courses, each as it stands now (the row of its
+    greatest batch: a later rename is kept), with a new start date.
+
+    Batches of other writers are read as the loader reads them (nullable columns, other
+    widths: :func:`~coursemart.load.conform.conform`); a course whose current row the loader
+    would refuse (a null name, a file it cannot read as courses) is not rescheduled.
+    """
     empty = model.COURSES_SCHEMA.empty_table()
     batches = lake.committed_batches()
     if fraction <= 0 or not batches:
         return empty
-    id_arrays = [rb.column(0) for _, rb in lake.read_batches(batches, columns=["course_id"])]
-    ids = np.unique(pa.chunked_array(id_arrays, pa.int64()).to_numpy())
+    id_arrays = [
+        ids_as_int64(rb.column(0)) for _, rb in lake.read_batches(batches, columns=["course_id"])
+    ]
+    ids = np.unique(np.concatenate(id_arrays)) if id_arrays else np.array([], np.int64)
     rng = np.random.default_rng([seed, next_id, 1])
     chosen = np.sort(rng.choice(ids, size=round(fraction * len(ids)), replace=False))
     if len(chosen) == 0:
         return empty
-    wanted = pa.array(chosen)
-    pieces = []
-    columns = ["course_id", "course_name", "category_id", "level_id"]
-    for _, record_batch in lake.read_batches(batches[::-1], columns=columns):  # newest first
-        table = pa.Table.from_batches([record_batch])
-        pieces.append(table.filter(pc.is_in(table["course_id"], value_set=wanted)))
-    found = pa.concat_tables(pieces).combine_chunks()
-    _, first = np.unique(found["course_id"].to_numpy(), return_index=True)
-    found = found.take(pa.array(first))
+    found = current_rows(lake, batches, pa.array(chosen, pa.int64()))
     moved = timestamps(start_seconds(rng, found.num_rows, window))
     return found.append_column("start_date", moved).cast(model.COURSES_SCHEMA)
+
+
+def current_rows(lake: Lake, batches: list[str], wanted: pa.Array) -> pa.Table:
+    """The current row of each course in ``wanted`` (that of its greatest batch, by code
+    point), without its start date; courses whose current row is incomplete are left out."""
+    from coursemart.load.conform import PROBLEM, conform
+    from coursemart.load.validate import schema_problems
+
+    columns = ["course_id", "course_name", "category_id", "level_id"]
+    pieces = []
+    for batch_id, record_batch in lake.read_batches(batches):
+        if schema_problems(record_batch.schema):
+            continue  # the loader refuses these rows: none is a course's current row
+        rows = conform(pa.Table.from_batches([record_batch]))
+        rows = rows.filter(pc.and_(pc.is_null(rows[PROBLEM]), pc.is_in(rows["course_id"], wanted)))
+        batch = pa.array([batch_id] * rows.num_rows, pa.string())
+        pieces.append(rows.select(columns).append_column("batch_id", batch))
+    if not pieces:
+        return model.COURSES_SCHEMA.empty_table().select(columns)
+    found = pa.concat_tables(pieces)
+    order = found.sort_by([("course_id", "ascending"), ("batch_id", "descending")])
+    ids = order["course_id"].to_numpy()
+    first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])[: len(ids)]  # each course's first
+    return order.take(pa.array(first)).select(columns).drop_null()
 
 
 # ---------------------------------------------------------------------------------------------
