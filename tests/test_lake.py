@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -84,6 +86,62 @@ def test_max_course_id_reads_footers_of_committed_batches_only(lake_dir: Path) -
     orphan.write_part(course_chunk(1, 50_000, 10, WINDOW))  # never committed
 
     assert lake.max_course_id() == 1_234
+
+
+def commit_with_statistics(lake_dir: Path, ids: list[int], statistics: dict[str, object]) -> None:
+    """Commit a part file holding ``ids`` with the Delta statistics another writer chose."""
+    from deltalake.transaction import AddAction
+
+    batch_id = new_id()
+    folder = lake_dir / "courses" / f"batch_id={batch_id}"
+    folder.mkdir(parents=True)
+    rows = course_chunk(1, ids[0], len(ids), WINDOW)
+    rows = rows.set_column(0, "course_id", pa.array(ids, pa.int64()))
+    pq.write_table(rows, folder / "part-00000.parquet")
+    size = (folder / "part-00000.parquet").stat().st_size
+    stats = json.dumps({"numRecords": len(ids), **statistics})
+    action = AddAction(
+        f"batch_id={batch_id}/part-00000.parquet", size, {"batch_id": batch_id}, 0, True, stats
+    )
+    open_lake(str(lake_dir)).commit_files(batch_id, [action])
+
+
+@pytest.mark.parametrize(
+    "statistics",
+    [
+        {"minValues": {"course_id": 1}, "maxValues": {"course_id": 1}},  # false
+        {},  # none
+    ],
+    ids=["false statistics", "no statistics"],
+)
+def test_new_ids_follow_the_data_whatever_another_writer_s_statistics_say(
+    lake_dir: Path, statistics: dict[str, object]
+) -> None:
+    """A batch another writer committed holds ids 11-500 with statistics that say 1 (or
+    nothing): the next generate starts at 501, so no course is overwritten; and the one after
+    it, from coursemart's record, at 511."""
+    generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    commit_with_statistics(lake_dir, list(range(11, 501)), statistics)
+
+    after = generate(str(lake_dir), courses=10, seed=2, window=WINDOW)
+    then = generate(str(lake_dir), courses=10, seed=3, window=WINDOW)
+
+    assert (after.first_id, then.first_id) == (501, 511)
+
+
+def test_ids_of_a_writer_that_committed_meanwhile_are_not_missed(lake_dir: Path) -> None:
+    """Another writer commits between coursemart's reading the largest id and its commit: the
+    commit's record covers the version it read, and the other writer's ids are read next time."""
+    lake = open_lake(str(lake_dir))
+    generate(str(lake_dir), courses=10, seed=1, window=WINDOW)
+    largest, seen = lake.largest_course_id()
+    writer = lake.batch_writer(new_id(), model.COURSES_SCHEMA)
+    writer.continue_after(largest, seen)
+    writer.write_part(course_chunk(1, largest + 1, 5, WINDOW))
+    commit_with_statistics(lake_dir, list(range(100, 200)), {})  # lands first
+    writer.commit()
+
+    assert lake.max_course_id() == 199
 
 
 def test_a_truncated_part_file_is_named_in_the_error(lake_dir: Path) -> None:

@@ -301,13 +301,15 @@ def generate_batch(
     with lake.generate_lock():
         if lake.is_local:  # no other generate runs: a marked folder is a killed one's
             remove_leftovers(lake, grace_seconds=math.inf)
-        first_id = lake.max_course_id() + 1
+        largest, seen = lake.largest_course_id()
+        first_id = largest + 1
         if first_id + request.courses - 1 > INT64_MAX:
             raise InputError(
                 f"the lake's largest course_id is {first_id - 1:,}: no room below 2^63 for "
                 f"{request.courses:,} more; ask for fewer courses"
             )
         with lake.batch_writer(new_id(), model.COURSES_SCHEMA) as writer:
+            writer.continue_after(largest, seen)
             moved = write_rows(lake, writer, first_id)
             writer.commit()
     return GenerateResult(

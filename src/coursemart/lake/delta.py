@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from coursemart import model
 from coursemart.errors import LakeError
-from coursemart.lake.parquet import INT64_MAX, ParquetFiles, column_range, ids_as_int64
+from coursemart.lake.parquet import ParquetFiles, column_range, ids_as_int64
 from coursemart.lake.store import COURSES_DIR
 
 PARTITION: Final = "batch_id"
@@ -39,7 +39,11 @@ BATCH_KEY: Final = "coursemart.batch_id"
 OPERATION_KEY: Final = "coursemart.operation"
 #: The commit metadata key of the largest course id the table held up to that commit, kept by
 #: coursemart's commits and deletes, so that a cancelled course's id is never given again.
-MAX_ID_KEY: Final = "coursemart.max_course_id"
+#: In a coursemart commit: the largest course id of the table's data at the version in
+#: ``LARGEST_AT_KEY`` (-1: none) and of the commit's own files (an earlier release's
+#: ``coursemart.max_course_id`` was the batch's alone, and is not read).
+LARGEST_ID_KEY: Final = "coursemart.largest_course_id"
+LARGEST_AT_KEY: Final = "coursemart.largest_course_id_at"
 #: Set when the table is made: deletes then commit the rows they removed (the change data
 #: feed), so a load reads what a delete took away without reading the files it rewrote.
 TABLE_PROPERTIES: Final = {"delta.enableChangeDataFeed": "true"}
@@ -455,31 +459,62 @@ class CourseTable(ParquetFiles):
                     yield batch_id, record_batch
 
     def max_course_id(self) -> int:
-        """The largest ``course_id`` a BIGINT holds among the table's live rows (0 when none):
-        from the commits' statistics, or the file's ids where a writer wrote none; never below
-        what coursemart's latest commit recorded (the ids of deleted courses stay taken)."""
-        largest = self.recorded_max_id()
-        for file in self.live_files():
-            if file.max_id is not None and file.max_id <= INT64_MAX:
-                largest = max(largest, file.max_id)
-            else:
-                largest = max(largest, self.largest_id(file.path))
-        return largest
+        """The largest ``course_id`` (a BIGINT holds) the table has held, 0 for none: what the
+        next generate starts after (see :meth:`largest_course_id`)."""
+        return self.largest_course_id()[0]
 
-    def recorded_max_id(self) -> int:
-        """The largest course id the latest coursemart commit recorded (0 when none did)."""
+    def largest_course_id(self) -> tuple[int, int | None]:
+        """The largest ``course_id`` the table has held, and the version it was read at (None
+        without a table).
+
+        Read from the data, never from statistics or a record a writer may have got wrong:
+        coursemart's latest commit records the largest id of the data at the version it read
+        (``LARGEST_AT_KEY``) and of its own files; the files of every other commit since that
+        version (any writer's) are read. Without such a commit, every live file is read once.
+        The ids of deleted courses stay taken (a commit's record keeps them).
+        """
         if not self.is_delta():
-            return 0
+            return 0, None
         table = self.delta()
+        latest = int(table.version())
+        recorded = self.recorded_largest(table)
+        if recorded is not None:
+            version, seen, largest = recorded
+            try:
+                later = self.commits(seen + 1, latest) if seen < latest else []
+            except LakeError:  # those commits expired from the log: read the files instead
+                later = None
+            if later is not None:
+                added = [
+                    file.path
+                    for commit in later
+                    if commit.version != version
+                    for file in commit.added
+                    if self.fs.exists(file.path)
+                ]
+                return max([largest, *map(self.largest_id, added)]), latest
+        files = self.live_files(table)
+        return max((self.largest_id(file.path) for file in files), default=0), latest
+
+    def recorded_largest(self, table: Any) -> tuple[int, int, int] | None:
+        """(version, version read at, largest course id) that the latest coursemart commit
+        recorded; None when no commit in the log's history did."""
         for limit in (1, 16, None):  # usually the latest commit is coursemart's
             history = table.history(limit=limit)
             for entry in history:
-                value = entry.get(MAX_ID_KEY)
-                if isinstance(value, str) and value.isdigit():
-                    return int(value)
+                value, seen = entry.get(LARGEST_ID_KEY), entry.get(LARGEST_AT_KEY)
+                version = entry.get("version")
+                if (
+                    isinstance(version, int)
+                    and isinstance(value, str)
+                    and value.isdigit()
+                    and isinstance(seen, str)
+                    and seen.lstrip("-").isdigit()
+                ):
+                    return version, int(seen), int(value)
             if limit is None or len(history) < limit:
-                return 0
-        return 0
+                return None
+        return None
 
     def largest_id(self, path: str) -> int:
         """The largest ``course_id`` a BIGINT holds in one file (0 when none)."""
@@ -577,17 +612,26 @@ class TableWrites(CourseTable):
                 f"({'; '.join(problems)}): nothing written; point --lake at a coursemart lake"
             )
 
-    def commit_files(self, batch_id: str, actions: list[Any], max_id: int | None = None) -> int:
-        """Commit data files already in the table's folder as one version naming ``batch_id``
-        (and ``max_id``, the largest course id they hold, when known); the first commit makes
-        the table. Returns the version."""
+    def commit_files(
+        self,
+        batch_id: str,
+        actions: list[Any],
+        largest: tuple[int, int | None] | None = None,
+    ) -> int:
+        """Commit data files already in the table's folder as one version naming ``batch_id``;
+        the first commit makes the table. Returns the version.
+
+        ``largest`` is (the largest course id of the table at a version and of these files,
+        that version) when the writer read both from the data (see
+        :meth:`largest_course_id`)."""
         from deltalake import DeltaTable, Schema
         from deltalake.exceptions import DeltaError
         from deltalake.transaction import CommitProperties, create_table_with_add_actions
 
         metadata = {BATCH_KEY: batch_id}
-        if max_id is not None:
-            metadata[MAX_ID_KEY] = str(max_id)
+        if largest is not None:
+            metadata[LARGEST_ID_KEY] = str(largest[0])
+            metadata[LARGEST_AT_KEY] = str(-1 if largest[1] is None else largest[1])
         properties = CommitProperties(custom_metadata=metadata, max_commit_retries=50)
         try:
             if not self.is_delta():
@@ -628,7 +672,8 @@ class TableWrites(CourseTable):
         from deltalake import CommitProperties, WriterProperties
         from deltalake.exceptions import DeltaError
 
-        largest = {MAX_ID_KEY: str(self.max_course_id())}
+        held, seen = self.largest_course_id()
+        largest = {LARGEST_ID_KEY: str(held), LARGEST_AT_KEY: str(-1 if seen is None else seen)}
         table = self.delta()
         source = pa.table({"course_id": pa.array(sorted(set(ids)), pa.int64())})
         try:

@@ -118,6 +118,8 @@ class BatchWriter:
         self.parts: list[str] = []
         self.statistics: dict[str, str] = {}
         self.max_id: int | None = None
+        #: The table's version whose data ``max_id`` includes (see :meth:`continue_after`).
+        self.seen_version: int | None = None
         self.version: int | None = None
         self.committed = False
         self._next_part = 0
@@ -173,6 +175,12 @@ class BatchWriter:
             self.note_ids(int(pc.max(table["course_id"]).as_py()))
         return path
 
+    def continue_after(self, largest: int, version: int | None) -> None:
+        """The batch follows the table's data at ``version``, whose largest course id is
+        ``largest``: the commit records the largest of that and of the batch's own ids."""
+        self.seen_version = version
+        self.note_ids(largest)
+
     def note_ids(self, largest: int) -> None:
         """Remember the largest course id written so far."""
         with self._lock:
@@ -213,7 +221,8 @@ class BatchWriter:
             )
             for path in sorted(self.parts)
         ]
-        self.version = self.lake.commit_files(self.batch_id, actions, self.max_id)
+        known = None if self.max_id is None else (self.max_id, self.seen_version)
+        self.version = self.lake.commit_files(self.batch_id, actions, known)
         self.committed = True
         try:
             self.lake.fs.rm(self.mark)
