@@ -450,6 +450,19 @@ def missing_part(lake_dir: Path) -> None:
     (generated()(lake_dir) / "part-00001.parquet").unlink()
 
 
+def fifo_part(lake_dir: Path) -> None:
+    """A part file the log names replaced by a FIFO (reading it would wait forever)."""
+    part = generated()(lake_dir) / "part-00001.parquet"
+    part.unlink()
+    os.mkfifo(part)
+
+
+def folder_part(lake_dir: Path) -> None:
+    part = generated()(lake_dir) / "part-00001.parquet"
+    part.unlink()
+    part.mkdir()
+
+
 def extra_part(lake_dir: Path) -> None:
     folder = generated()(lake_dir)
     shutil.copy(folder / "part-00000.parquet", folder / "part-00007.parquet")
@@ -553,6 +566,16 @@ FILE_CASES = [
         "a missing part file",
         missing_part,
         Fails("part-00001.parquet is missing, though version 1 of the table names it"),
+    ),
+    Case(
+        "a part file replaced by a FIFO",
+        fifo_part,
+        Fails("part-00001.parquet: it is not a regular file (a FIFO, a device or a folder)"),
+    ),
+    Case(
+        "a part file replaced by a folder",
+        folder_part,
+        Fails("part-00001.parquet: it is not a regular file (a FIFO, a device or a folder)"),
     ),
     Case("a part file no commit names", extra_part, Rows(300)),
     Case("statistics unlike the file's rows", statistics_differ, Rows(300)),

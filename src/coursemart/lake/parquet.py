@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -33,10 +35,27 @@ def unreadable(path: str, exc: BaseException) -> LakeError:
 class ParquetFiles(Store):
     """Part files read through the lake's Arrow filesystem."""
 
+    def open_part(self, path: str) -> Any:
+        """An Arrow input file for a part file. On a local lake, a path that is not a regular
+        file (a FIFO, a device, a folder: whatever it is reached through) is refused naming it:
+        opening a FIFO would wait for a writer forever."""
+        if self.is_local:
+            try:
+                mode = os.stat(path).st_mode
+            except OSError as exc:
+                raise unreadable(path, exc) from exc
+            if not stat.S_ISREG(mode):
+                raise LakeError(
+                    f"cannot read {path}: it is not a regular file (a FIFO, a device or a "
+                    "folder): replace it with the Parquet file the table's log names; "
+                    "nothing was loaded"
+                )
+        return self.arrow_fs.open_input_file(path)
+
     def footer(self, path: str) -> Any:
         """A Parquet file's metadata; :class:`LakeError` names a file that cannot be read."""
         try:
-            with self.arrow_fs.open_input_file(path) as handle:
+            with self.open_part(path) as handle:
                 return pq.ParquetFile(handle).metadata
         except (OSError, pa.ArrowException) as exc:
             raise unreadable(path, exc) from exc
@@ -44,7 +63,7 @@ class ParquetFiles(Store):
     def file_schema(self, path: str) -> pa.Schema:
         """The Arrow schema of a Parquet file, from its footer."""
         try:
-            with self.arrow_fs.open_input_file(path) as handle:
+            with self.open_part(path) as handle:
                 return pq.read_schema(handle)
         except (OSError, pa.ArrowException) as exc:
             raise unreadable(path, exc) from exc
@@ -67,7 +86,7 @@ class ParquetFiles(Store):
         An unreadable file raises :class:`LakeError` naming the file.
         """
         try:
-            with self.arrow_fs.open_input_file(path) as handle:
+            with self.open_part(path) as handle:
                 parquet = pq.ParquetFile(handle)
                 names = list(columns) if columns is not None else parquet.schema_arrow.names
                 threshold = None
