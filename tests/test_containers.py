@@ -135,6 +135,7 @@ def stack(engine: containers.Podman) -> Iterator[Stack]:
             "POSTGRES_IMAGE": postgres,
             "COURSEMART_IMAGE": image,
             "COURSEMART_API_PORT": str(port),
+            "POSTGRES_PASSWORD": uuid.uuid4().hex,
         }
     )
     command = [compose, "--env-file", str(empty_env)]
@@ -287,3 +288,30 @@ def test_the_pipeline_follows_the_lake_a_new_commit_is_served_within_seconds(sta
     assert freshness["lake_version"] == 1 and freshness["loaded_version"] == 1, freshness
     assert stack.counts() == (courses + 100, batches + 1)
     assert served_after < 30  # a poll every 0.5 s; generous for a busy machine
+
+
+def test_every_service_runs_with_a_memory_limit(stack: Stack) -> None:
+    limits = {
+        service: int(stack.engine.inspect(stack.container(service), "{{.HostConfig.Memory}}"))
+        for service in ("postgres", "pipeline", "api")
+    }
+
+    assert all(limit > 0 for limit in limits.values()), limits
+
+
+def test_the_stack_will_not_start_without_a_database_password(engine: containers.Podman) -> None:
+    compose = containers.podman_compose()
+    assert compose is not None
+    empty_env = containers.CACHE / "empty.env"
+    empty_env.write_text("", encoding="utf-8")
+    environment = {k: v for k, v in engine.env.items() if k != "POSTGRES_PASSWORD"}
+    refused = containers.run(
+        [compose, "--env-file", str(empty_env), "-f", "compose.yaml", "config"],
+        env=environment,
+        cwd=containers.REPO,
+        timeout=120,
+        check=False,
+    )
+
+    assert refused.returncode != 0
+    assert "set POSTGRES_PASSWORD" in refused.stdout + refused.stderr
