@@ -333,6 +333,25 @@ def test_status_and_serve_check_create_no_sqlite_file_nor_its_folder(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_load_says_when_it_creates_the_sqlite_warehouse_s_folder(
+    cli: Cli, tmp_path: Path, lake_dir: Path
+) -> None:
+    from coursemart.generate import generate
+
+    generate(str(lake_dir), courses=10, seed=1)
+    url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'w.db'}"
+
+    first = cli("load", "-q", "--lake", str(lake_dir), "--warehouse", url)
+    again = cli("load", "-q", "--lake", str(lake_dir), "--warehouse", url)
+
+    assert first.exit_code == 0 and (tmp_path / "new" / "folder" / "w.db").exists()
+    assert first.stderr == (
+        f"coursemart: warning: {tmp_path / 'new' / 'folder'} does not exist: creating it for "
+        f"the warehouse {url}\n"
+    )
+    assert again.stderr == ""
+
+
 @pytest.mark.parametrize("made", ["no file", "an empty file", "an empty PostgreSQL schema"])
 def test_serving_a_warehouse_never_loaded_says_what_to_run(
     tmp_path: Path, request: pytest.FixtureRequest, made: str

@@ -148,6 +148,9 @@ def load_lake(
     job = LoadJob.create(
         lake_url, warehouse_url, since=options.since, wait=wait, checkpoint=failpoint
     )
+    folder = job.warehouse.missing_folder
+    if folder is not None:  # a mistyped path shows here, before anything is written there
+        warn(f"{folder} does not exist: creating it for the warehouse {job.warehouse.display}")
     if options.follow is not None:
         follow_lake(job, spark, options.follow, quiet)
         return

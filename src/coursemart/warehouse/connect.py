@@ -159,6 +159,15 @@ class Warehouse:
             return None
         return Path(database)
 
+    @property
+    def missing_folder(self) -> Path | None:
+        """The folder of a SQLite warehouse's file when it does not exist yet: a load (the only
+        command that writes a warehouse) creates it; None for other warehouses."""
+        if self.sqlite_file is None:
+            return None
+        folder = self.sqlite_file.absolute().parent
+        return None if folder.exists() else folder
+
     def never_loaded(self, exc: BaseException) -> str | None:
         """When ``exc``, raised by a read, means that this warehouse was never loaded (a SQLite
         file that does not exist, or no coursemart table), what to tell the reader; else None."""
