@@ -47,7 +47,8 @@ def test_merge_inserts_new_rows_and_takes_a_course_only_from_a_greater_batch() -
     assert sql == (
         "MERGE INTO courses WITH (HOLDLOCK) AS t USING #coursemart_stage AS s "
         "ON t.course_id = s.course_id "
-        "WHEN MATCHED AND (s.batch_id > t.batch_id) "
+        "WHEN MATCHED AND (s.batch_id COLLATE Latin1_General_100_BIN2 > "
+        "t.batch_id COLLATE Latin1_General_100_BIN2) "
         "THEN UPDATE SET t.course_name = s.course_name, t.category_id = s.category_id, "
         "t.level_id = s.level_id, t.start_date = s.start_date, t.search_name = s.search_name, "
         "t.batch_id = s.batch_id "

@@ -172,7 +172,7 @@ def ensure_schema(connection: Connection) -> list[str]:
     metadata.create_all(connection, checkfirst=True)
     if "courses" in existing:
         created.extend(add_lineage(connection, inspector))
-    created.extend(exact_names(connection))
+    created.extend(exact_names(connection, existing))
     from coursemart.warehouse.search_index import ensure_search
 
     created.extend(ensure_search(connection, courses_existed="courses" in existing))
@@ -186,14 +186,15 @@ def ensure_schema(connection: Connection) -> list[str]:
 DIMENSION_NAMES: Final = (("categories", "category_name"), ("levels", "level_name"))
 
 
-def exact_names(connection: Connection) -> list[str]:
+def exact_names(connection: Connection, existing: set[str]) -> list[str]:
     """On MariaDB and MySQL, compare dimension names byte by byte, as SQLite and PostgreSQL do.
 
     Their default collation holds ``ART`` and ``Art``, ``Straße`` and ``Strase``, ``Health `` and
     ``Health`` for one name: the unique name would make the merge rename the other row and skip
     the new one, whose courses would then vanish from the view. A binary collation without
-    padding makes names distinct exactly where they differ, on every database. Existing
-    warehouses are changed once (two small tables); returns the columns changed.
+    padding makes names distinct exactly where they differ, on every database. Tables just
+    made get it at once; those of an ``existing`` warehouse change once (two small tables), and
+    are returned.
     """
     if connection.dialect.name not in ("mysql", "mariadb"):
         return []
@@ -211,7 +212,8 @@ def exact_names(connection: Connection) -> list[str]:
                 f"VARCHAR({model.MAX_DIMENSION_NAME_LENGTH}) "
                 f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
             )
-            changed.append(f"{table}.{column} ({collation})")
+            if table in existing:
+                changed.append(f"{table}.{column} ({collation})")
     return changed
 
 
