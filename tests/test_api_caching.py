@@ -11,9 +11,11 @@ from coursemart.api.caching import (
     Answer,
     RequestIndex,
     ResponseCache,
+    Seen,
     cache_control,
     etag_matches,
     make_etag,
+    seen_size,
 )
 from coursemart.api.catalog import Catalog
 from tests.test_api import fill
@@ -88,6 +90,20 @@ def test_the_cache_is_bounded_in_bytes() -> None:
     assert cache.get("huge") is None
     cache.put("f", _answer(b"f"))  # replacing an entry frees its old size
     assert cache.size == 4 * 20 + 1
+
+
+def test_remembered_requests_are_bounded_in_bytes_and_long_ones_are_not_kept() -> None:
+    seen = RequestIndex(entries=1000, max_bytes=10_000)
+    answered: Seen = ("1-20261127T1", ETAG, None, "/v1/levels", None)
+    for number in range(1000):  # distinct 64 KB query strings: served, never remembered
+        seen.put(("/v1/levels", b"q=%d&x=" % number + b"a" * 65_536), answered)
+    assert len(seen) == 0 and seen.size == 0
+    for number in range(1000):
+        seen.put(("/v1/levels", b"q=%d&x=" % number + b"a" * 1_000), answered)
+    assert 0 < seen.size <= 10_000 and len(seen) < 10
+    assert seen.get(("/v1/levels", b"q=999&x=" + b"a" * 1_000)) == answered
+    seen.put(("/v1/levels", b"q=999&x=" + b"a" * 1_000), answered)  # again: counted once
+    assert seen.size == sum(seen_size(key, value) for key, value in seen._items.items())
 
 
 def test_what_the_caches_hold_is_not_tracked_by_the_garbage_collector() -> None:

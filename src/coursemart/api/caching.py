@@ -22,8 +22,12 @@ from coursemart import __version__
 #: Answers kept per process at most, and their total size; the least recently used go first.
 CACHE_ENTRIES: Final = 4096
 CACHE_BYTES: Final = 64 << 20
-#: Exact requests remembered per process (for answering repeats before routing).
+#: Exact requests remembered per process (for answering repeats before routing), and the bytes
+#: they may take; a request longer than ``SEEN_REQUEST_BYTES`` is answered, never remembered
+#: (distinct 64 KB query strings would otherwise hold a gigabyte).
 SEEN_REQUESTS: Final = 16384
+SEEN_BYTES: Final = 16 << 20
+SEEN_REQUEST_BYTES: Final = 2048
 
 
 def make_etag(version: str, query: Hashable) -> str:
@@ -109,12 +113,21 @@ class ResponseCache:
 Seen = tuple[str, str, float | None, str, str | None]
 
 
+def seen_size(request: tuple[str, bytes], seen: Seen) -> int:
+    """About the bytes a remembered request holds: its path and query, and the texts of what it
+    was answered with."""
+    texts = (part for part in seen if isinstance(part, str))
+    return len(request[0]) + len(request[1]) + sum(len(text) for text in texts)
+
+
 class RequestIndex:
     """A thread-safe LRU map from an exact request (path, raw query string) to what it was
-    answered with; bounded in entries."""
+    answered with; bounded in entries and in bytes."""
 
-    def __init__(self, entries: int = SEEN_REQUESTS) -> None:
+    def __init__(self, entries: int = SEEN_REQUESTS, max_bytes: int = SEEN_BYTES) -> None:
         self.entries = entries
+        self.max_bytes = max_bytes
+        self.size = 0
         self._items: OrderedDict[tuple[str, bytes], Seen] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -127,12 +140,19 @@ class RequestIndex:
             return seen
 
     def put(self, request: tuple[str, bytes], seen: Seen) -> None:
-        """Remember how ``request`` was answered, forgetting the least recently used."""
+        """Remember how ``request`` was answered (unless the request is longer than
+        :data:`SEEN_REQUEST_BYTES`), forgetting the least recently used."""
+        if len(request[0]) + len(request[1]) > SEEN_REQUEST_BYTES:
+            return
         with self._lock:
+            previous = self._items.pop(request, None)
+            if previous is not None:
+                self.size -= seen_size(request, previous)
             self._items[request] = seen
-            self._items.move_to_end(request)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
+            self.size += seen_size(request, seen)
+            while len(self._items) > self.entries or self.size > self.max_bytes:
+                dropped, was = self._items.popitem(last=False)
+                self.size -= seen_size(dropped, was)
 
     def __len__(self) -> int:
         return len(self._items)
