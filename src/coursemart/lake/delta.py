@@ -37,13 +37,19 @@ BATCH_KEY: Final = "coursemart.batch_id"
 #: The commit metadata key that names what a coursemart command did (``cancel``), where
 #: delta-rs's own operation name (``MERGE``) says how.
 OPERATION_KEY: Final = "coursemart.operation"
-#: The commit metadata key of the largest course id the table held up to that commit, kept by
-#: coursemart's commits and deletes, so that a cancelled course's id is never given again.
-#: In a coursemart commit: the largest course id of the table's data at the version in
-#: ``LARGEST_AT_KEY`` (-1: none) and of the commit's own files (an earlier release's
+#: The commit metadata keys of coursemart's commits and deletes: the largest course id of the
+#: table's data at the version in ``LARGEST_AT_KEY`` (-1: none) and of the commit's own files,
+#: so that no id, a cancelled course's included, is given again (an earlier release's
 #: ``coursemart.max_course_id`` was the batch's alone, and is not read).
 LARGEST_ID_KEY: Final = "coursemart.largest_course_id"
 LARGEST_AT_KEY: Final = "coursemart.largest_course_id_at"
+
+
+def largest_record(largest: int, seen: int | None) -> dict[str, str]:
+    """The commit metadata recording ``largest`` as read at version ``seen``."""
+    return {LARGEST_ID_KEY: str(largest), LARGEST_AT_KEY: str(-1 if seen is None else seen)}
+
+
 #: Set when the table is made: deletes then commit the rows they removed (the change data
 #: feed), so a load reads what a delete took away without reading the files it rewrote.
 TABLE_PROPERTIES: Final = {"delta.enableChangeDataFeed": "true"}
@@ -463,9 +469,9 @@ class CourseTable(ParquetFiles):
         next generate starts after (see :meth:`largest_course_id`)."""
         return self.largest_course_id()[0]
 
-    def largest_course_id(self) -> tuple[int, int | None]:
-        """The largest ``course_id`` the table has held, and the version it was read at (None
-        without a table).
+    def largest_course_id(self, table: Any | None = None) -> tuple[int, int | None]:
+        """The largest ``course_id`` the table (opened, or the lake's) has held, and the version
+        it was read at (None without a table).
 
         Read from the data, never from statistics or a record a writer may have got wrong:
         coursemart's latest commit records the largest id of the data at the version it read
@@ -473,9 +479,10 @@ class CourseTable(ParquetFiles):
         version (any writer's) are read. Without such a commit, every live file is read once.
         The ids of deleted courses stay taken (a commit's record keeps them).
         """
-        if not self.is_delta():
-            return 0, None
-        table = self.delta()
+        if table is None:
+            if not self.is_delta():
+                return 0, None
+            table = self.delta()
         latest = int(table.version())
         recorded = self.recorded_largest(table)
         if recorded is not None:
@@ -628,10 +635,7 @@ class TableWrites(CourseTable):
         from deltalake.exceptions import DeltaError
         from deltalake.transaction import CommitProperties, create_table_with_add_actions
 
-        metadata = {BATCH_KEY: batch_id}
-        if largest is not None:
-            metadata[LARGEST_ID_KEY] = str(largest[0])
-            metadata[LARGEST_AT_KEY] = str(-1 if largest[1] is None else largest[1])
+        metadata = {BATCH_KEY: batch_id, **(largest_record(*largest) if largest else {})}
         properties = CommitProperties(custom_metadata=metadata, max_commit_retries=50)
         try:
             if not self.is_delta():
@@ -672,9 +676,8 @@ class TableWrites(CourseTable):
         from deltalake import CommitProperties, WriterProperties
         from deltalake.exceptions import DeltaError
 
-        held, seen = self.largest_course_id()
-        largest = {LARGEST_ID_KEY: str(held), LARGEST_AT_KEY: str(-1 if seen is None else seen)}
         table = self.delta()
+        largest = largest_record(*self.largest_course_id(table))
         source = pa.table({"course_id": pa.array(sorted(set(ids)), pa.int64())})
         try:
             metrics = (

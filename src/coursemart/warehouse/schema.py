@@ -198,15 +198,15 @@ def exact_names(connection: Connection, existing: set[str]) -> list[str]:
     """
     if connection.dialect.name not in ("mysql", "mariadb"):
         return []
-    collation = binary_collation(str(connection.exec_driver_sql("SELECT VERSION()").scalar()))
+    found = connection.exec_driver_sql(  # one round trip: each load runs it
+        "SELECT TABLE_NAME, COLLATION_NAME, VERSION() FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME IN ('category_name', 'level_name')"
+    ).all()
+    current = {str(table): name for table, name, _ in found}
+    collation = binary_collation(str(found[0][2]))
     changed = []
     for table, column in DIMENSION_NAMES:
-        current = connection.exec_driver_sql(
-            "SELECT COLLATION_NAME FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s",
-            (table, column),
-        ).scalar()
-        if current != collation:
+        if current.get(table) != collation:
             connection.exec_driver_sql(
                 f"ALTER TABLE {table} MODIFY {column} "
                 f"VARCHAR({model.MAX_DIMENSION_NAME_LENGTH}) "
