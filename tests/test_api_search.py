@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -16,7 +17,10 @@ from fastapi.testclient import TestClient
 from coursemart import warehouse
 from coursemart.api import create_app, matches
 from coursemart.api.catalog import Catalog
-from coursemart.api.queries import Shape
+from coursemart.api.queries import CourseFilter, Shape
+from coursemart.lake import open_lake
+from coursemart.lake.upkeep import cancel
+from coursemart.load import load
 from coursemart.search import fold, query_words
 from tests.conftest import BACKENDS, new_warehouse
 from tests.test_api import _utc, fill, settings_for, walk
@@ -224,3 +228,36 @@ def test_api_reads_on_postgresql_stop_when_their_connection_is_gone(postgres_sea
             assert interval.scalar() == "1s"
     finally:
         catalog.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# One data version per answer
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_search_page_after_a_load_comes_from_one_data_version(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The matches of a search are kept per data version; a load that commits while they are
+    kept (here: before the catalog reads the version again) cancels some of them. The next page
+    is still a page of the new data alone: full, in order, without the cancelled courses."""
+    monkeypatch.setattr(matches, "MAX_MATCHES", 10**9)
+    monkeypatch.setattr(matches, "SCAN_MATCHES", 10**9)
+    for url in new_warehouse(backend, tmp_path):
+        fill(tmp_path / "lake", url, courses=400, crowded=0)
+        catalog = Catalog(url, version_ttl=3600)  # the version read once, then trusted
+        searched = CourseFilter(words=("intro",))
+        try:
+            catalog.version()
+            before = [row[0] for row in catalog.recent(searched, limit=1000)]
+            assert catalog.holds_matches(searched.words) and len(before) > 20
+            cancel(open_lake(str(tmp_path / "lake")), before[:20:2], None)
+            load(str(tmp_path / "lake"), url)
+            page = [row[0] for row in catalog.recent(searched, limit=10)]
+            rest = [row[0] for row in catalog.recent(searched, limit=1000)]
+        finally:
+            catalog.close()
+
+        now = [id_ for id_ in before if id_ not in set(before[:20:2])]
+        assert page == now[:10]
+        assert rest == now

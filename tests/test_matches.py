@@ -58,7 +58,7 @@ def expected(
 def test_paging_through_matches_gives_the_listing_in_order(seed: int) -> None:
     chance = random.Random(seed)
     rows = catalog(seed, chance.choice((0, 1, 7, 300)))
-    found = Matches.of(rows)
+    found = Matches.of(rows, "1-a")
     course_filter = CourseFilter(
         category_id=chance.choice((None, 1, 3)),
         level_id=chance.choice((None, 102)),
@@ -88,7 +88,7 @@ def test_instants_as_text_naive_or_aware_are_the_same_matches() -> None:
     text = [(moment.strftime("%Y-%m-%d %H:%M:%S.%f"), *rest) for moment, *rest in naive]
 
     pages = [
-        Matches.of(rows).page(CourseFilter(), None, descending=True, limit=5)  # type: ignore[arg-type]
+        Matches.of(rows, "1-a").page(CourseFilter(), None, descending=True, limit=5)  # type: ignore[arg-type]
         for rows in (aware, naive, text)
     ]
 
@@ -96,7 +96,7 @@ def test_instants_as_text_naive_or_aware_are_the_same_matches() -> None:
 
 
 def test_kept_matches_stay_within_their_memory_budget() -> None:
-    small = Matches.of(catalog(1, 100))
+    small = Matches.of(catalog(1, 100), "1-a")
     kept = MatchesKept(budget=small.nbytes * 3)
     for word in "abcdef":
         kept.put("v1", (word,), small)
@@ -110,7 +110,7 @@ def test_kept_matches_stay_within_their_memory_budget() -> None:
 
 def test_matches_wanted_by_many_threads_at_once_are_read_once() -> None:
     kept = MatchesKept()
-    found = Matches.of(catalog(2, 10))
+    found = Matches.of(catalog(2, 10), "1-a")
     reads: list[int] = []
     started = threading.Event()
 
@@ -132,7 +132,7 @@ def test_matches_wanted_by_many_threads_at_once_are_read_once() -> None:
 
 def test_a_failed_read_is_not_kept_and_the_next_asker_reads_again() -> None:
     kept = MatchesKept()
-    found = Matches.of(catalog(3, 10))
+    found = Matches.of(catalog(3, 10), "1-a")
 
     def fail() -> Matches:
         raise OSError("the database went away")

@@ -51,6 +51,9 @@ READ_WORK_MEM: Final = "64MB"
 SCAN_IN_ORDER: Final = (
     "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)"
 )
+#: Tries at a search's page from its kept matches before the scan in order answers it: each try
+#: after the first follows a load that committed between reading the matches and the page.
+SEARCH_READS: Final = 3
 #: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
 #: than open (and close) extra ones, which costs a server far more than the wait.
 POOL_SIZE: Final = 20
@@ -296,10 +299,17 @@ class Catalog:
     ) -> list[CourseRow]:
         """Up to ``limit`` courses after ``cursor``, most recent first (or soonest first), each
         row with the view's columns and then ``extras``."""
-        found = self.search_matches(course_filter.words) if course_filter.words else None
-        if found is not None:
+        for _ in range(SEARCH_READS if course_filter.words else 0):
+            found = self.search_matches(course_filter.words)
+            if found is None:
+                break
             page = found.page(course_filter, cursor, descending=descending, limit=limit)
-            return self._by_ids(page, extras)
+            if not page:
+                return []
+            version, rows = self._by_ids(page, extras)
+            if version == found.version:
+                return rows
+            self.read_version()  # a load committed since the matches were read: read them again
         shape = queries.Shape.of(course_filter, cursor=cursor is not None, descending=descending)
         bound = queries.bind_values(course_filter, cursor, self.backend)
         names = tuple(extra.name for extra in extras)
@@ -327,8 +337,9 @@ class Catalog:
             return None
         view = queries.view.c
         rows = sa.select(view.start_date, view.course_id, view.category_id, view.level_id)
-        read = rows.where(view.course_id.in_(ids))
-        return matches.Matches.of(self._execute(*self._compiled_with_values(read)))
+        read = queries.at_version(rows.where(view.course_id.in_(ids)))
+        version, found = queries.split_version(self._execute(*self._compiled_with_values(read)))
+        return matches.Matches.of(found, version)
 
     def _surely_too_many(self, words: tuple[str, ...]) -> bool:
         """Whether ``words`` match more than :data:`matches.SCAN_MATCHES` courses, judged from
@@ -354,20 +365,19 @@ class Catalog:
         self, course_id: int, extras: tuple[queries.ExtraColumn, ...] = ()
     ) -> CourseRow | None:
         """The listing row of one course (with ``extras``), or ``None`` when there is none."""
-        rows = self._by_ids([course_id], extras)
+        _, rows = self._by_ids([course_id], extras)
         return rows[0] if rows else None
 
     def _by_ids(
         self, ids: list[int], extras: tuple[queries.ExtraColumn, ...] = ()
-    ) -> list[CourseRow]:
-        """The listing rows of courses ``ids`` (with ``extras``), in that order."""
-        if not ids:
-            return []
+    ) -> tuple[str, list[CourseRow]]:
+        """The data version and the listing rows of courses ``ids`` (with ``extras``) at that
+        version, in the order of ``ids``: one read."""
         values: dict[str, object] = {f"id_{i}": course_id for i, course_id in enumerate(ids)}
         names = tuple(extra.name for extra in extras)
-        rows = self._run(self.by_ids(len(ids), names), values)
+        version, rows = queries.split_version(self._run(self.by_ids(len(ids), names), values))
         position = {course_id: i for i, course_id in enumerate(ids)}
-        return sorted(rows, key=lambda row: position[row[0]])
+        return version, sorted(rows, key=lambda row: position[row[0]])
 
     def _run(self, statement: ListingStatement, bound: dict[str, object]) -> list[CourseRow]:
         """A compiled listing with its values, on a pooled driver connection."""

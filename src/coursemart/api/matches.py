@@ -69,26 +69,28 @@ def _instants(values: Sequence[datetime | str]) -> Array:
 
 @dataclass(frozen=True)
 class Matches:
-    """A search's matches in ascending ``(start, id)`` order, one array per column."""
+    """A search's matches in ascending ``(start, id)`` order, one array per column, and the
+    data version they were read at (a page's rows must come from the same one)."""
 
     starts: Array
     ids: Array
     categories: Array
     levels: Array
+    version: str
 
     @classmethod
-    def of(cls, rows: Sequence[MatchRow]) -> Matches:
-        """The matches read from the database, in any order."""
+    def of(cls, rows: Sequence[MatchRow], version: str) -> Matches:
+        """The matches read from the database at ``version``, in any order."""
         if not rows:
             empty = np.empty(0, dtype=np.int64)
-            return cls(empty, empty, empty, empty)
+            return cls(empty, empty, empty, empty, version)
         starts_, ids_, categories_, levels_ = zip(*rows, strict=True)
         starts = _instants(starts_)
         ids = np.array(ids_, dtype=np.int64)
         order = np.lexsort((ids, starts))
         categories = np.array(categories_, dtype=np.int64)[order]
         levels = np.array(levels_, dtype=np.int64)[order]
-        return cls(starts[order], ids[order], categories, levels)
+        return cls(starts[order], ids[order], categories, levels, version)
 
     @property
     def nbytes(self) -> int:

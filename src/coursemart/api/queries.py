@@ -12,6 +12,7 @@ shape and executed with the driver's own parameters.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
@@ -222,10 +223,40 @@ def probe(words: int) -> sa.Select[int]:
 
 def by_ids(count: int, extras: tuple[str, ...] = ()) -> sa.Select[*tuple[Any, ...]]:
     """The listing's rows of ``count`` courses (with ``extras``), ids bound as ``:id_0`` …
-    (in no order)."""
+    (in no order), each after the data version they were read at (see :func:`at_version`)."""
     shown = listing_view(extras)
     ids = [sa.bindparam(f"id_{i}", None, type_=sa.BigInteger()) for i in range(count)]
-    return sa.select(*shown.c).where(shown.c.course_id.in_(ids))
+    return at_version(sa.select(*shown.c).where(shown.c.course_id.in_(ids)))
+
+
+def at_version(rows: sa.Select[Any]) -> sa.Select[*tuple[Any, ...]]:
+    """``rows`` read in one statement with the data version: each row starts with the two parts
+    of :func:`version_text`, and one row of ``NULL`` columns stands for no rows at all.
+
+    One statement reads one snapshot on every database, so the version names the data the rows
+    come from: a search's page, chosen from matches read at one version, is kept only if its
+    rows come from the same one.
+    """
+    loads = warehouse.loads
+    version = (
+        sa.select(
+            sa.func.count().label("version_loads"),
+            sa.func.max(loads.c.load_id).label("version_latest"),
+        )
+        .where(loads.c.status == "loaded")
+        .subquery("data_version")
+    )
+    found = rows.subquery("found")
+    return sa.select(version.c.version_loads, version.c.version_latest, *found.c).select_from(
+        version.outerjoin(found, sa.true())
+    )
+
+
+def split_version(rows: Sequence[Any]) -> tuple[str, list[Any]]:
+    """The data version and the rows of a statement made by :func:`at_version` (whose rows'
+    first own column is never ``NULL``)."""
+    loads, latest = rows[0][0], rows[0][1]
+    return version_text(int(loads or 0), latest), [row[2:] for row in rows if row[2] is not None]
 
 
 def categories() -> sa.Select[int, str]:
