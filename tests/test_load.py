@@ -376,6 +376,7 @@ def test_schema_creation_is_idempotent(warehouse_url: str) -> None:
         "coursemart_versions",
         "coursemart_columns",
         "coursemart_loads",
+        "coursemart_search",
         "vw_most_recent_courses",
         search,
     }

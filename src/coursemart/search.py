@@ -5,6 +5,11 @@ A name is folded to lower case without accents, its words separated by single sp
 (``"Café Crème — for Beginners"`` → ``"cafe creme for beginners"``); the loader stores the folded
 name beside the name (``courses.search_name``), and a query is folded by the very same function.
 A query matches a course when each of its words starts a word of the course's name, in any order.
+
+Folding happens here, once, so that no database's tokenizer, locale or collation decides what a
+letter is: Greek final sigma is folded to sigma, every word is cut to :data:`MAX_WORD_LENGTH`
+(InnoDB's FULLTEXT holds no word over 84 characters), and the rest is Unicode's own lower case,
+free of locale (Turkish ``I`` folds to ``i``; ``ı`` stays a letter of its own).
 """
 
 from __future__ import annotations
@@ -18,15 +23,21 @@ import pyarrow.compute as pc
 #: Words of a query that count (the rest are ignored), and the longest word.
 MAX_WORDS: Final = 8
 MAX_WORD_LENGTH: Final = 40
+#: The folding's version: a warehouse whose names were folded by an earlier one is folded again
+#: once (warehouse/search_index.py).
+FOLDING: Final = 2
 
 
 def fold(names: Any) -> Any:
     """Course names (an Arrow string array) folded for search: NFKD, accents removed, lower
-    case, every run of characters other than letters and digits one space, trimmed."""
+    case with final sigma as sigma, every run of characters other than letters and digits one
+    space, each word cut to :data:`MAX_WORD_LENGTH`, trimmed."""
     folded = pc.utf8_normalize(names, "NFKD")
     folded = pc.replace_substring_regex(folded, r"\p{Mn}+", "")
     folded = pc.utf8_lower(folded)
+    folded = pc.replace_substring(folded, "ς", "σ")
     folded = pc.replace_substring_regex(folded, r"[^\p{L}\p{N}]+", " ")
+    folded = pc.replace_substring_regex(folded, rf"(\S{{{MAX_WORD_LENGTH}}})\S+", r"\1")
     return pc.utf8_trim_whitespace(folded)
 
 

@@ -115,6 +115,13 @@ extra_columns_table = sa.Table(
     sa.Column("added_at", Timestamp, nullable=False),
 )
 
+#: The folding (search.FOLDING) that made the stored ``courses.search_name``: one row.
+search_folding = sa.Table(
+    "coursemart_search",
+    metadata,
+    sa.Column("folding", sa.Integer, primary_key=True, autoincrement=False),
+)
+
 #: Every load, including those that had nothing to do and those that failed.
 loads = sa.Table(
     "coursemart_loads",

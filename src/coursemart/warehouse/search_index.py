@@ -6,7 +6,10 @@ up to date inside the loader's transaction:
 - MariaDB/MySQL: an InnoDB FULLTEXT index (made without stopwords, so "for" and "with" count);
 - SQL Server: none (a search reads ``search_name`` with ``LIKE``).
 
-A warehouse made before search gets the column, filled from the names, and its index.
+A warehouse made before search gets the column, filled from the names, and its index; one whose
+names an earlier folding made (``coursemart_search`` records the folding) has them folded again,
+once. On MariaDB/MySQL the column compares bytes (a binary collation): their default collation
+would take ``ı`` for ``i`` and ``ß`` for ``s``, unlike the folding and the other databases.
 """
 
 from __future__ import annotations
@@ -42,10 +45,13 @@ def ensure_search(connection: Connection, courses_existed: bool) -> list[str]:
     """Add what is missing of search: the column (filled from the names) and the index."""
     created = []
     columns = {column["name"] for column in sa.inspect(connection).get_columns("courses")}
+    filled = False
     if "search_name" not in columns:
         add_column(connection)
         fill(connection)
         created.append("courses.search_name")
+        filled = True
+    created.extend(ensure_folding(connection, refill=courses_existed and not filled))
     if not has_index(connection):
         create_index(connection, rebuild=courses_existed)
         created.append(FTS_TABLE if connection.dialect.name == "sqlite" else INDEX)
@@ -77,6 +83,34 @@ def add_column(connection: Connection) -> None:
     add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
     default = "" if connection.dialect.name in ("mysql", "mariadb") else " DEFAULT ''"
     connection.exec_driver_sql(f"ALTER TABLE courses {add} search_name {kind} NOT NULL{default}")
+
+
+def ensure_folding(connection: Connection, *, refill: bool) -> list[str]:
+    """Make the stored folded names those of today's folding (:data:`search.FOLDING`): on
+    MariaDB/MySQL the column's binary collation, then, when ``refill``, every name folded again.
+    Once per folding: the warehouse records it."""
+    from coursemart.search import FOLDING
+
+    record = schema.search_folding
+    if connection.execute(sa.select(record.c.folding)).scalar() == FOLDING:
+        return []
+    changed = []
+    if connection.dialect.name in ("mysql", "mariadb"):
+        version = str(connection.exec_driver_sql("SELECT VERSION()").scalar())
+        collation = schema.binary_collation(version)
+        kind = sa.UnicodeText().compile(dialect=connection.dialect)
+        connection.exec_driver_sql(
+            f"ALTER TABLE courses MODIFY search_name {kind} "
+            f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
+        )
+        if refill:
+            changed.append(f"courses.search_name ({collation})")
+    if refill:
+        fill(connection)
+        changed.append(f"courses.search_name (folded again: folding {FOLDING})")
+    connection.execute(record.delete())
+    connection.execute(record.insert().values(folding=FOLDING))
+    return changed
 
 
 def fill(connection: Connection) -> None:
