@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed, ``*`` for any; empty (the
     default): none, and the client is whoever opened the connection."""
 
+    max_head_bytes: int = Field(default=65536, ge=1024, le=1 << 24)
+    """Largest request head (request line and headers) the API's server reads, in bytes; a
+    longer one is answered 431 and its connection closed."""
+
+    head_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds a client has to send a request's head once it has connected (or, on a kept-alive
+    connection, once the request began); a slower one is answered 408 and its connection closed
+    (one that sent nothing is closed)."""
+
     log_format: Literal["text", "json"] = "text"
     """Server logs as text lines, or as one JSON object per line (with a request id)."""
 

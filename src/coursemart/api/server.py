@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import resource
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Final
 
 from coursemart.api.logs import LogFormat, log_config
 from coursemart.api.metrics import MULTIPROCESS_DIR
+from coursemart.api.protocol import BoundedHttpToolsProtocol
 from coursemart.config import ENV_PREFIX, Settings
 from coursemart.masking import mask_url
 from coursemart.warehouse import Warehouse
@@ -28,6 +30,15 @@ logger = logging.getLogger("coursemart.server")
 #: uvicorn's health checks before it is replaced. uvicorn's 5 s is shorter than a worker's start
 #: on a busy 2-core machine, where workers were then replaced for ever and none ever served.
 WORKER_START_SECONDS: Final = 60
+
+
+def raise_file_limit() -> None:
+    """Let the server hold as many connections as the system allows: the soft limit on open
+    files (often 1,024) raised to the hard one, for this process and the workers it starts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        logger.info("open files: up to %s (was %s)", hard, soft)
 
 
 @contextmanager
@@ -65,6 +76,7 @@ def serve(
     if log_format is not None:
         os.environ[f"{ENV_PREFIX}LOG_FORMAT"] = log_format
     settings = Settings()  # a bad setting fails here, with the usual one-line message
+    raise_file_limit()
     config = log_config(settings.log_format)
     logging.config.dictConfig(config)
     where = f"http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})"
@@ -99,4 +111,5 @@ def serve(
             forwarded_allow_ips=",".join(settings.forwarded_allow_ips) or None,
             log_config=config,
             timeout_worker_healthcheck=WORKER_START_SECONDS,
+            http=BoundedHttpToolsProtocol,  # a request's head bounded in bytes and time
         )
