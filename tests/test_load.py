@@ -593,7 +593,12 @@ def test_into_a_listing_index_larger_than_memory_new_rows_go_in_its_order(
             f"SELECT course_id FROM courses WHERE {batch} ORDER BY start_date DESC, course_id DESC",
         )
         assert len(in_table) > 200
-        assert in_table == in_index
+        # In the index's order, but for the odd row that PostgreSQL's free-space map puts into
+        # room left on an earlier page (the lake's order would put half the neighbours wrong).
+        rank = {row: i for i, row in enumerate(in_index)}
+        neighbours = list(zip(in_table, in_table[1:]))
+        in_order = sum(1 for a, b in neighbours if rank[a] < rank[b])
+        assert in_order >= 0.95 * len(neighbours)
         monkeypatch.undo()
         connection_url = plain
         engine = warehouse.create_engine(connection_url)

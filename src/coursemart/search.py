@@ -3,7 +3,8 @@ index answers alike.
 
 A name is folded to lower case without accents, its words separated by single spaces
 (``"Café Crème — for Beginners"`` → ``"cafe creme for beginners"``); the loader stores the folded
-name beside the name (``courses.search_name``), and a query is folded by the very same function.
+name beside the name (``courses.search_name``, its short words padded: :func:`search_names`), and
+a query is folded by the very same function.
 A query matches a course when each of its words starts a word of the course's name, in any order.
 
 Folding happens here, once, so that no database's tokenizer, locale or collation decides what a
@@ -41,6 +42,27 @@ def fold(names: Any) -> Any:
     return pc.utf8_trim_whitespace(folded)
 
 
+def search_names(names: Any) -> Any:
+    """Course names (an Arrow string array) as ``courses.search_name`` stores them: folded, and
+    each word of one or two characters padded to three with ``_`` (``"go for c"`` →
+    ``"go_ for c__"``). InnoDB's FULLTEXT indexes no shorter word, so that a search for ``go`` or
+    ``c`` would read the whole table; the other databases' tokenizers take ``_`` for a space,
+    and a query, folded without padding, has no ``_``: every answer stays the same."""
+    folded = fold(names)
+    if isinstance(folded, pa.ChunkedArray):
+        return pa.chunked_array([_padded(chunk) for chunk in folded.chunks], pa.string())
+    return _padded(folded)
+
+
+def _padded(folded: pa.Array) -> pa.Array:
+    """Folded names (one array) with their words of one or two characters padded with ``_``."""
+    words = pc.split_pattern(folded, " ")
+    padded = pc.utf8_rpad(words.flatten(), width=3, padding="_")
+    joined = pc.binary_join(pa.ListArray.from_arrays(words.offsets, padded), " ")
+    empty = pc.equal(folded, "")  # no word at all: nothing to pad
+    return pc.if_else(empty, folded, joined) if pc.any(empty).as_py() else joined
+
+
 @functools.lru_cache(maxsize=4096)
 def query_words(query: str) -> tuple[str, ...]:
     """The words a query searches for, folded as names are (at most :data:`MAX_WORDS`, each cut
@@ -51,18 +73,13 @@ def query_words(query: str) -> tuple[str, ...]:
     return words[:MAX_WORDS]
 
 
-#: InnoDB's FULLTEXT indexes words of at least this many characters (innodb_ft_min_token_size):
-#: shorter query words are matched by LIKE alone.
-FULLTEXT_MIN_LENGTH: Final = 3
 #: Bind parameters of a search: the index's expression and one LIKE pattern per word.
 PARAMETERS: Final = ("search", *(f"word_{i}" for i in range(MAX_WORDS)))
 
 
 def indexed(words: tuple[str, ...], dialect: str) -> bool:
     """Whether the database's text index can take part in searching ``words``."""
-    if dialect in ("mysql", "mariadb"):
-        return any(len(word) >= FULLTEXT_MIN_LENGTH for word in words)
-    return dialect in ("sqlite", "postgresql")
+    return dialect in ("sqlite", "postgresql", "mysql", "mariadb")
 
 
 def values(words: tuple[str, ...], dialect: str) -> dict[str, str]:
@@ -73,14 +90,13 @@ def values(words: tuple[str, ...], dialect: str) -> dict[str, str]:
     elif dialect == "postgresql":
         found["search"] = " & ".join(f"{word}:*" for word in words)
     elif dialect in ("mysql", "mariadb"):
-        long = [word for word in words if len(word) >= FULLTEXT_MIN_LENGTH]
-        found["search"] = " ".join(f"+{word}*" for word in long)
+        found["search"] = " ".join(f"+{word}*" for word in words)
     return found
 
 
 def matching(dialect: str, words: int) -> Any:
-    """``SELECT course_id FROM courses`` matching ``:search`` (and ``:word_0`` … for the words
-    a FULLTEXT index does not hold), through the database's own text index."""
+    """``SELECT course_id FROM courses`` matching ``:search`` through the database's own text
+    index (and, behind a FULLTEXT index, ``:word_0`` …: the exact test)."""
     import sqlalchemy as sa
 
     if dialect == "sqlite":

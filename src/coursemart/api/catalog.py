@@ -54,6 +54,16 @@ SCAN_IN_ORDER: Final = (
 #: Tries at a search's page from its kept matches before the scan in order answers it: each try
 #: after the first follows a load that committed between reading the matches and the page.
 SEARCH_READS: Final = 3
+#: The planner's count of courses, by database: what a sample of the listing is scaled by.
+INNODB_ROWS: Final = (
+    "SELECT COALESCE(MAX(TABLE_ROWS), 0) FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'courses'"
+)
+COURSES_ESTIMATE: Final[dict[str, str]] = {
+    "postgresql": "SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = 'courses'::regclass",
+    "mysql": INNODB_ROWS,
+    "mariadb": INNODB_ROWS,
+}
 #: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
 #: than open (and close) extra ones, which costs a server far more than the wait.
 POOL_SIZE: Final = 20
@@ -326,7 +336,7 @@ class Catalog:
 
     def _read_matches(self, words: tuple[str, ...]) -> matches.Matches | None:
         """Count the matches of ``words`` in the text index; read them if few enough to keep."""
-        if self.backend == "postgresql" and self._surely_too_many(words):
+        if self.backend in COURSES_ESTIMATE and self._surely_too_many(words):
             return None
         ids = search.matching_ids(words, self.backend)
         count = sa.select(sa.func.count()).select_from(
@@ -343,17 +353,17 @@ class Catalog:
 
     def _surely_too_many(self, words: tuple[str, ...]) -> bool:
         """Whether ``words`` match more than :data:`matches.SCAN_MATCHES` courses, judged from
-        the most recent courses of the listing and the planner's count of courses (PostgreSQL).
+        the most recent courses of the listing and the planner's count of courses (PostgreSQL,
+        MariaDB/MySQL).
 
-        Counting in the text index reads a table row per match (100,001 rows, scattered over
-        the table: seconds among 10^8 courses); the sample reads only the listing index, which
-        holds the folded names.
+        Counting in the text index reads a table row per match on PostgreSQL (100,001 rows,
+        scattered over the table: seconds among 10^8 courses), and InnoDB's FULLTEXT gathers
+        every match of a prefix before it counts any (``c*`` matches a third of the catalog);
+        the sample reads 10,000 entries of the listing (PostgreSQL's index holds the names).
         """
         sample = queries.probe(len(words)).params(**search.values(words, self.backend))
         ((hits,),) = self._execute(*self._compiled_with_values(sample))
-        ((courses,),) = self._execute(
-            "SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = 'courses'::regclass", {}
-        )
+        ((courses,),) = self._execute(COURSES_ESTIMATE[self.backend], {})
         return int(hits) * float(courses) > matches.SCAN_MATCHES * queries.PROBE_ROWS
 
     def holds_matches(self, words: tuple[str, ...]) -> bool:

@@ -8,8 +8,9 @@ up to date inside the loader's transaction:
 
 A warehouse made before search gets the column, filled from the names, and its index; one whose
 names an earlier folding made (``coursemart_search`` records the folding) has them folded again,
-once. On MariaDB/MySQL the column compares bytes (a binary collation): their default collation
-would take ``ı`` for ``i`` and ``ß`` for ``s``, unlike the folding and the other databases.
+once (every name read, those that differ written). On MariaDB/MySQL the column compares bytes (a
+binary collation): their default collation would take ``ı`` for ``i`` and ``ß`` for ``s``,
+unlike the folding and the other databases.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def ensure_folding(connection: Connection, *, refill: bool) -> list[str]:
         version = str(connection.exec_driver_sql("SELECT VERSION()").scalar())
         collation = schema.binary_collation(version)
         kind = sa.UnicodeText().compile(dialect=connection.dialect)
+        # The change rebuilds the table's FULLTEXT index, with the session's stopwords.
+        connection.exec_driver_sql("SET SESSION innodb_ft_enable_stopword = OFF")
         connection.exec_driver_sql(
             f"ALTER TABLE courses MODIFY search_name {kind} "
             f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
@@ -106,33 +109,45 @@ def ensure_folding(connection: Connection, *, refill: bool) -> list[str]:
         if refill:
             changed.append(f"courses.search_name ({collation})")
     if refill:
-        fill(connection)
-        changed.append(f"courses.search_name (folded again: folding {FOLDING})")
+        rows = fill(connection, changed_only=True)
+        changed.append(f"courses.search_name (folded again: folding {FOLDING}, {rows:,} rows)")
     connection.execute(record.delete())
     connection.execute(record.insert().values(folding=FOLDING))
     return changed
 
 
-def fill(connection: Connection) -> None:
-    """Fold every stored name into ``search_name``, in chunks by course id."""
-    from coursemart.search import fold
+def fill(connection: Connection, *, changed_only: bool = False) -> int:
+    """Fold every stored name into ``search_name``, in chunks by course id; with
+    ``changed_only``, write only the rows whose folded name differs from the one stored (a new
+    folding changes few). Returns the rows written."""
+    from coursemart.search import search_names
 
-    courses = sa.table("courses", sa.column("course_id"), sa.column("course_name"))
-    after = None
+    courses = sa.table(
+        "courses", sa.column("course_id"), sa.column("course_name"), sa.column("search_name")
+    )
+    columns = [courses.c.course_id, courses.c.course_name]
+    if changed_only:
+        columns.append(courses.c.search_name)
+    written, after = 0, None
     while True:
-        query = sa.select(courses.c.course_id, courses.c.course_name).order_by(courses.c.course_id)
+        query = sa.select(*columns).order_by(courses.c.course_id)
         if after is not None:
             query = query.where(courses.c.course_id > after)
         rows = connection.execute(query.limit(BACKFILL_ROWS)).all()
         if not rows:
-            return
-        ids = [row[0] for row in rows]
-        names = fold(pa.array([row[1] for row in rows], pa.string())).to_pylist()
-        connection.execute(
-            sa.text("UPDATE courses SET search_name = :name WHERE course_id = :id"),
-            [{"name": name, "id": ident} for name, ident in zip(names, ids, strict=True)],
-        )
-        after = ids[-1]
+            return written
+        names = search_names(pa.array([row[1] for row in rows], pa.string())).to_pylist()
+        updates = [
+            {"name": name, "id": row[0]}
+            for name, row in zip(names, rows, strict=True)
+            if not changed_only or name != row[2]
+        ]
+        if updates:
+            connection.execute(
+                sa.text("UPDATE courses SET search_name = :name WHERE course_id = :id"), updates
+            )
+        written += len(updates)
+        after = rows[-1][0]
 
 
 def has_index(connection: Connection) -> bool:

@@ -102,9 +102,9 @@ class FileChecker:
 
 def _with_no_reason(good: pa.Table) -> pa.Table:
     """Good rows with their name folded for search and no reason."""
-    from coursemart.search import fold
+    from coursemart.search import search_names
 
-    good = good.append_column("search_name", fold(good["course_name"]))
+    good = good.append_column("search_name", search_names(good["course_name"]))
     return good.append_column("reason", pa.nulls(good.num_rows, pa.string()))
 
 

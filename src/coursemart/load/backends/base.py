@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from coursemart import warehouse
 from coursemart.errors import CoursemartError
-from coursemart.search import fold
+from coursemart.search import search_names
 from coursemart.warehouse.ordering import by_code_point
 
 #: The course columns of the lake.
@@ -63,7 +63,9 @@ def text_timestamps(column: pa.ChunkedArray | pa.Array) -> list[str]:
 def with_lineage(rows: pa.Table, batch_id: str) -> pa.Table:
     """Validated course rows as the warehouse keeps them: with the name folded for search and
     the id of the batch they came from."""
-    stored = rows.select(COURSE_COLUMNS).append_column("search_name", fold(rows["course_name"]))
+    stored = rows.select(COURSE_COLUMNS).append_column(
+        "search_name", search_names(rows["course_name"])
+    )
     return stored.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.string()))
 
 
