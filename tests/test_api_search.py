@@ -4,11 +4,14 @@ the matches (through the text index, then kept in memory; or by a scan in the li
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
@@ -18,6 +21,7 @@ from coursemart import warehouse
 from coursemart.api import create_app, matches
 from coursemart.api.catalog import Catalog
 from coursemart.api.queries import CourseFilter, Shape
+from coursemart.api.service import SEARCHES_AT_ONCE
 from coursemart.lake import open_lake
 from coursemart.lake.upkeep import cancel
 from coursemart.load import load
@@ -261,3 +265,62 @@ def test_a_search_page_after_a_load_comes_from_one_data_version(
         now = [id_ for id_ in before if id_ not in set(before[:20:2])]
         assert page == now[:10]
         assert rest == now
+
+
+def test_new_searches_are_read_a_few_at_once_and_listings_do_not_wait_for_them(
+    searched_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(settings_for(searched_url))
+    catalog = app.state.service.catalog
+    reading: list[tuple[str, ...]] = []
+    most = 0
+    lock = threading.Lock()
+    release = threading.Event()
+    read = catalog.recent
+
+    def held(course_filter: CourseFilter, **options: Any) -> Any:
+        """The catalog's own read; a search's held until the test lets it go."""
+        nonlocal most
+        if not course_filter.words:
+            return read(course_filter, **options)
+        with lock:
+            reading.append(course_filter.words)
+            most = max(most, len(reading))
+        try:
+            release.wait(30)
+            return read(course_filter, **options)
+        finally:
+            with lock:
+                reading.remove(course_filter.words)
+
+    monkeypatch.setattr(catalog, "recent", held)
+    words = ["intro", "python", "data", "design", "learn", "art", "music", "web"] * 2
+
+    async def scenario() -> tuple[list[int], int, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            searches = [
+                asyncio.create_task(client.get("/v1/courses/recent", params={"q": q, "limit": i}))
+                for i, q in enumerate(words, start=1)
+            ]
+            for _ in range(300):  # until the first searches are being read
+                if len(reading) >= SEARCHES_AT_ONCE:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # time for more, were they let in
+            listing = await client.get("/v1/courses/recent", params={"limit": 3})
+            held_then = len(reading)
+            release.set()
+            answers = await asyncio.gather(*searches)
+            return [answer.status_code for answer in answers], listing.status_code, held_then
+
+    try:
+        statuses, listing_status, held_then = asyncio.run(scenario())
+    finally:
+        release.set()
+        app.state.service.close()
+
+    assert listing_status == 200  # answered while new searches were still being read
+    assert held_then == SEARCHES_AT_ONCE
+    assert statuses == [200] * len(words)
+    assert most == SEARCHES_AT_ONCE

@@ -9,6 +9,7 @@ same query string) is answered before routing from what it was answered with las
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import time
@@ -43,6 +44,11 @@ from coursemart.config import Settings
 JSON: Final = "application/json"
 #: Threads per app for database reads: as many as a server engine's pool has connections.
 THREADS: Final = 20
+#: New searches (whose matches are not in memory) read at once per app; the others wait in the
+#: event loop, holding neither a thread nor a connection, so that listings, course pages and
+#: searches already read keep the rest of the threads and connections however many new
+#: searches come at once.
+SEARCHES_AT_ONCE: Final = 4
 T = TypeVar("T")
 
 
@@ -73,6 +79,7 @@ class Service:
         self._cache_control = cache_control(self.settings.cache_seconds, private=self._private)
         self._inline = self.catalog.backend == "sqlite"
         self.lake = LakeWatch(self.settings.lake)
+        self.searches = asyncio.Semaphore(SEARCHES_AT_ONCE)
 
     def close(self) -> None:
         """Close the pool and stop the reading threads."""
@@ -108,7 +115,11 @@ class Service:
         words = query.course_filter.words
         slow = bool(words) and not self.catalog.holds_matches(words)
         return await self._cached(
-            version, key, lambda: self._read_listing(query, envelope), threaded=slow
+            version,
+            key,
+            lambda: self._read_listing(query, envelope),
+            threaded=slow,
+            limit=self.searches if slow else None,
         )
 
     async def dimension(self, version: str, which: str) -> Answer:
@@ -160,13 +171,20 @@ class Service:
         build: Callable[[], render.Rendered],
         *,
         threaded: bool = False,
+        limit: asyncio.Semaphore | None = None,
     ) -> Answer:
+        """The answer to ``query`` at ``version``: kept, or built (in a thread when
+        ``threaded``, once a place under ``limit`` is free) and kept."""
         etag = make_etag(version, query)
         answer = self.cache.get(etag)
-        if answer is None:
-            body, rows, next_cursor = await self.offload(build, threaded=threaded)
-            answer = Answer(body, etag, rows, next_cursor)
-            self.cache.put(etag, answer)
+        if answer is not None:
+            return answer
+        async with limit or contextlib.nullcontext():
+            answer = self.cache.get(etag)  # built by another request while this one waited
+            if answer is None:
+                body, rows, next_cursor = await self.offload(build, threaded=threaded)
+                answer = Answer(body, etag, rows, next_cursor)
+                self.cache.put(etag, answer)
         return answer
 
     async def offload(self, work: Callable[[], T], *, threaded: bool = False) -> T:
