@@ -11,15 +11,18 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from coursemart import warehouse
 from coursemart.generate import generate
 from coursemart.lake import open_lake
 from coursemart.load import load
+from coursemart.search import search_names
 from tests.conftest import WINDOW, CliResult, snapshot
 from tests.test_load import query, stored_courses
 
@@ -117,10 +120,22 @@ def test_convert_commits_one_version_per_whole_batch_and_names_the_unfinished_fo
     assert {k: v for k, v in after.items() if "_delta_log" not in k} == before  # nothing moved
 
 
+def refolded(tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """A warehouse's rows with each course's folded name as today's folding makes it: what the
+    first load of this release writes over the earlier folding's (nothing else of a course)."""
+    position = [column.name for column in warehouse.courses.columns].index("search_name")
+    names = search_names(pa.array([row[1] for row in tables["courses"]], pa.string()))
+    courses = [
+        (*row[:position], name, *row[position + 1 :])
+        for row, name in zip(tables["courses"], names.to_pylist(), strict=True)
+    ]
+    return {**tables, "courses": courses}
+
+
 def test_a_warehouse_loaded_before_the_conversion_loads_nothing_again(
     old: OldLake, cli: Callable[..., CliResult]
 ) -> None:
-    before = snapshot(old.url)
+    before = refolded(snapshot(old.url))
     assert cli("lake", "convert", "-q", "--lake", str(old.lake)).exit_code == 0
 
     first = load(str(old.lake), old.url)
@@ -214,6 +229,8 @@ def test_an_unconverted_lake_is_refused_pointing_to_convert(
     old: OldLake, cli: Callable[..., CliResult], command: tuple[str, ...]
 ) -> None:
     lake_before, warehouse_before = lake_files(old.lake), snapshot(old.url)
+    if command[0] == "load":  # which brings the warehouse's schema up to date first
+        warehouse_before = refolded(warehouse_before)
 
     result = cli(*(part.format(url=old.url) for part in command), "--lake", str(old.lake))
 
@@ -224,7 +241,7 @@ def test_an_unconverted_lake_is_refused_pointing_to_convert(
     ]
     assert lake_files(old.lake) == lake_before
     # The failed load's record may add the tables it needs, empty, and the search folding it
-    # brought the names to (the same words here).
+    # brought the names to.
     after = snapshot(old.url)
     upgrade = {"coursemart_loads", "coursemart_search"}
     assert {k: v for k, v in after.items() if k not in upgrade and v} == {

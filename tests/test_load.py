@@ -596,7 +596,7 @@ def test_into_a_listing_index_larger_than_memory_new_rows_go_in_its_order(
         # In the index's order, but for the odd row that PostgreSQL's free-space map puts into
         # room left on an earlier page (the lake's order would put half the neighbours wrong).
         rank = {row: i for i, row in enumerate(in_index)}
-        neighbours = list(zip(in_table, in_table[1:]))
+        neighbours = list(zip(in_table, in_table[1:], strict=False))
         in_order = sum(1 for a, b in neighbours if rank[a] < rank[b])
         assert in_order >= 0.95 * len(neighbours)
         monkeypatch.undo()
