@@ -90,6 +90,7 @@ bench: $(BENCH_STAMP) ## Benchmarks against the named anchors; prints ratios, wr
 	$(BIN)/python bench/delta.py $(BENCH_ARGS)
 	$(BIN)/python bench/spark.py $(BENCH_ARGS)
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
+	$(BIN)/python bench/attacks.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/follow.py $(BENCH_ARGS)
 	$(BIN)/python bench/report.py $(BENCH_ARGS)

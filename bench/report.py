@@ -1076,6 +1076,41 @@ and `config` never load pyarrow, SQLAlchemy or the API (a test guards it,
 {checks(record)}"""
 
 
+def attacks_section(results: dict[str, Record], images: Path) -> str:
+    """The server's memory, open files and a bystander's answers under each attack."""
+    record = results.get("attacks")
+    if record is None:
+        return "## The server under attack\n\n" + missing("attacks", command("attacks"))
+    rows = [
+        [
+            run["attack"],
+            seconds(run["seconds"]),
+            f"{mib(run['rss_before_mib'])} → {mib(run['rss_max_mib'])} → "
+            f"{mib(run['rss_after_mib'])}",
+            number(run["open_files_max"]),
+            f"{run['bystander_failures']} of {number(run['bystander_requests'])}",
+            f"{run['bystander_p50_ms']} / {run['bystander_p99_ms']} / {run['bystander_max_ms']} ms",
+        ]
+        for run in record["runs"]
+    ]
+    table = markdown_table(
+        ["attack", "took", "memory: before → highest → after", "open files", "failed",
+         "bystander p50 / p99 / max"],
+        rows,
+    )  # fmt: skip
+    return f"""## The server under attack (`bench/attacks.py`)
+
+`coursemart serve` as it ships (one worker, default settings) over a SQLite catalog of
+{number(record["courses"])} courses, while a bystander asks for a page of the listing every 50 ms.
+The attacks: 20 connections sending headers that never end (up to 50 MB each); 1,100 connections
+sending a byte of their request each second for 30 s; 20,000 requests with distinct 60 KB query
+strings; distinct two-word searches, 8 at once. {when(record)[0].upper() + when(record)[1:]}.
+
+{table}
+
+{checks(record)}"""
+
+
 SECTIONS: tuple[Callable[[dict[str, Record], Path], str], ...] = (
     targets_section,
     startup_section,
@@ -1084,6 +1119,7 @@ SECTIONS: tuple[Callable[[dict[str, Record], Path], str], ...] = (
     delta_section,
     spark_section,
     api_section,
+    attacks_section,
     scale_section,
 )
 
