@@ -20,10 +20,11 @@ from sqlalchemy.engine import make_url
 from coursemart import warehouse
 from coursemart.api import create_app
 from coursemart.api.auth import any_key_is_valid, key_is_valid
-from coursemart.api.catalog import READ_LOCK_TIMEOUT_MS, VERSION_TTL
+from coursemart.api.catalog import VERSION_TTL
 from coursemart.config import Settings
 from coursemart.generate import Window, generate
 from coursemart.load import load
+from coursemart.warehouse.dialects.postgres import READ_LOCK_TIMEOUT_MS
 from tests.conftest import BACKENDS, WINDOW, empty_warehouse, new_warehouse
 
 #: A one-day window: 48 quarter-hour slots for hundreds of courses, so many share a start.

@@ -15,7 +15,9 @@ from coursemart import model, warehouse
 from coursemart.generate import generate
 from coursemart.load import load
 from coursemart.search import fold, matching_ids, query_words, search_names
-from coursemart.warehouse.search_index import listing_index_covers
+from coursemart.warehouse.dialects import dialect_for
+from coursemart.warehouse.dialects.postgres import listing_index_covers
+from coursemart.warehouse.schema import LISTING_INDEX
 from tests.conftest import WINDOW, empty_warehouse, execute, new_warehouse
 from tests.test_load import query, write_raw_batch
 
@@ -61,7 +63,7 @@ def search(url: str, query: str) -> set[int]:
     engine = warehouse.create_engine(url)
     try:
         with engine.connect() as connection:
-            statement = matching_ids(query_words(query), connection.dialect.name)
+            statement = matching_ids(query_words(query), dialect_for(connection.dialect.name))
             return {int(row[0]) for row in connection.execute(statement)}
     finally:
         engine.dispose()
@@ -175,7 +177,7 @@ def test_mariadb_reads_short_words_from_its_fulltext_index_not_the_table(
     url = mariadb_url
     generate(str(tmp_path / "lake"), courses=200, seed=1, window=WINDOW)
     load(str(tmp_path / "lake"), url)
-    statement = matching_ids(query_words(query), "mariadb")
+    statement = matching_ids(query_words(query), dialect_for("mariadb"))
     engine = warehouse.create_engine(url)
     try:
         with engine.connect() as connection:
@@ -303,9 +305,9 @@ def test_a_postgresql_warehouse_made_before_gets_the_covering_listing_index(
     engine = warehouse.create_engine(postgres_url)
     try:
         with engine.begin() as connection:
-            assert not listing_index_covers(connection)
+            assert not listing_index_covers(connection, LISTING_INDEX)
             added = warehouse.ensure_schema(connection)
-            assert listing_index_covers(connection)
+            assert listing_index_covers(connection, LISTING_INDEX)
             again = warehouse.ensure_schema(connection)
     finally:
         engine.dispose()

@@ -16,10 +16,13 @@ free of locale (Turkish ``I`` folds to ``i``; ``ı`` stays a letter of its own).
 from __future__ import annotations
 
 import functools
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from coursemart.warehouse.dialects import Dialect
 
 #: Words of a query that count (the rest are ignored), and the longest word.
 MAX_WORDS: Final = 8
@@ -77,42 +80,14 @@ def query_words(query: str) -> tuple[str, ...]:
 PARAMETERS: Final = ("search", *(f"word_{i}" for i in range(MAX_WORDS)))
 
 
-def indexed(words: tuple[str, ...], dialect: str) -> bool:
-    """Whether the database's text index can take part in searching ``words``."""
-    return dialect in ("sqlite", "postgresql", "mysql", "mariadb")
-
-
-def values(words: tuple[str, ...], dialect: str) -> dict[str, str]:
-    """The bind parameters that search ``words`` (see :func:`index_condition`)."""
+def values(words: tuple[str, ...], dialect: Dialect) -> dict[str, str]:
+    """The bind parameters that search ``words``: a ``LIKE`` pattern per word, and the text
+    index's query where the database has one."""
     found = {f"word_{i}": f"% {word}%" for i, word in enumerate(words)}
-    if dialect == "sqlite":
-        found["search"] = " AND ".join(f'"{word}"*' for word in words)
-    elif dialect == "postgresql":
-        found["search"] = " & ".join(f"{word}:*" for word in words)
-    elif dialect in ("mysql", "mariadb"):
-        found["search"] = " ".join(f"+{word}*" for word in words)
+    text = dialect.search_text(words)
+    if text is not None:
+        found["search"] = text
     return found
-
-
-def matching(dialect: str, words: int) -> Any:
-    """``SELECT course_id FROM courses`` matching ``:search`` through the database's own text
-    index (and, behind a FULLTEXT index, ``:word_0`` …: the exact test)."""
-    import sqlalchemy as sa
-
-    if dialect == "sqlite":
-        return (
-            sa.select(sa.column("rowid"))
-            .select_from(sa.table("courses_search"))
-            .where(sa.text("courses_search MATCH :search"))
-        )
-    courses = sa.table("courses", sa.column("course_id"), sa.column("search_name"))
-    if dialect == "postgresql":
-        condition = sa.text("to_tsvector('simple', search_name) @@ to_tsquery('simple', :search)")
-        return sa.select(courses.c.course_id).where(condition)
-    match = sa.text("MATCH (search_name) AGAINST (:search IN BOOLEAN MODE)")
-    return sa.select(courses.c.course_id).where(
-        match, *word_conditions(courses.c.search_name, words)
-    )
 
 
 def word_conditions(search_name: Any, words: int) -> list[Any]:
@@ -124,13 +99,14 @@ def word_conditions(search_name: Any, words: int) -> list[Any]:
     return [spaced.like(sa.bindparam(f"word_{i}", type_=sa.String())) for i in range(words)]
 
 
-def matching_ids(words: tuple[str, ...], dialect: str) -> Any:
-    """``SELECT course_id`` of the courses matching ``words``, with its values bound."""
+def matching_ids(words: tuple[str, ...], dialect: Dialect) -> Any:
+    """``SELECT course_id`` of the courses matching ``words``, with its values bound: through
+    the database's text index where it can answer, else by testing every folded name."""
     import sqlalchemy as sa
 
     bound = values(words, dialect)
-    if indexed(words, dialect):
-        return matching(dialect, len(words)).params(**bound)
+    if dialect.indexed(words):
+        return dialect.matching(len(words)).params(**bound)
     courses = sa.table("courses", sa.column("course_id"), sa.column("search_name"))
     conditions = word_conditions(courses.c.search_name, len(words))
     return sa.select(courses.c.course_id).where(*conditions).params(**bound)

@@ -73,10 +73,10 @@ def _pending(lake_url: str, position: manifest.Position | None) -> list[tuple[st
     return found
 
 
-def status(lake_url: str, warehouse_url: str) -> StatusReport:
+def status(lake_url: str, warehouse: str | Warehouse) -> StatusReport:
     """Row counts, the latest loads, and the committed versions not loaded yet; a lake that
     does not exist is an error, as for ``load``."""
-    target = Warehouse.from_url(warehouse_url)
+    target = Warehouse.from_url(warehouse)
     lake = open_lake(lake_url)
     if not lake.exists():
         raise missing_lake(lake.display)
@@ -93,9 +93,9 @@ def status(lake_url: str, warehouse_url: str) -> StatusReport:
     )
 
 
-def pending_rows(lake_url: str, warehouse_url: str) -> int:
+def pending_rows(lake_url: str, warehouse: str | Warehouse) -> int:
     """Rows in versions waiting to be loaded (for a progress bar): no counting of tables."""
-    _, position, _, _ = _loaded(Warehouse.from_url(warehouse_url), details=False)
+    _, position, _, _ = _loaded(Warehouse.from_url(warehouse), details=False)
     return sum(rows for _, rows in _pending(lake_url, position))
 
 

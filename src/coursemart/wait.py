@@ -14,39 +14,34 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from coursemart.config import Settings
 from coursemart.errors import CoursemartError
-from coursemart.masking import mask_url
+
+if TYPE_CHECKING:
+    from coursemart.warehouse import Warehouse
 
 
 class WarehouseUnreachableError(CoursemartError):
     """The warehouse did not accept a connection in time."""
 
 
-#: How each server driver is told to give up on one connection attempt, in seconds.
-CONNECT_TIMEOUT_ARGUMENT = {
-    "postgresql": "connect_timeout",
-    "mysql": "connect_timeout",
-    "mariadb": "connect_timeout",
-    "mssql": "timeout",
-}
-
-
-def wait_for_warehouse(url: str, *, timeout: float, interval: float = 1.0) -> int:
-    """Try ``SELECT 1`` on ``url`` until it works; return the number of attempts it took.
+def wait_for_warehouse(url: str | Warehouse, *, timeout: float, interval: float = 1.0) -> int:
+    """Try ``SELECT 1`` on the warehouse until it works; return the number of attempts it took.
 
     Raises ``WarehouseUnreachableError`` naming the last error once ``timeout`` seconds are over.
     """
     from coursemart import warehouse
 
-    argument = CONNECT_TIMEOUT_ARGUMENT.get(warehouse.dialect_name(url))
+    target = warehouse.Warehouse.from_url(url)  # parsed once, not on every attempt
+    argument = target.dialect.connect_timeout_argument
     connect_args = {argument: max(1, round(min(timeout, 5)))} if argument else {}
     deadline = time.monotonic() + timeout
     attempts = 0
     while True:
         attempts += 1
-        engine = warehouse.create_engine(url, connect_args=connect_args)
+        engine = warehouse.create_engine(target, connect_args=connect_args)
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
@@ -55,7 +50,7 @@ def wait_for_warehouse(url: str, *, timeout: float, interval: float = 1.0) -> in
             problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if time.monotonic() + interval > deadline:
                 raise WarehouseUnreachableError(
-                    f"the warehouse {mask_url(url)} did not accept a connection within "
+                    f"the warehouse {target.display} did not accept a connection within "
                     f"{timeout:g} s ({attempts} attempts; last: {problem}): check "
                     "COURSEMART_WAREHOUSE and that the database is running"
                 ) from exc

@@ -27,7 +27,6 @@ from sqlalchemy.engine import Connection, Engine
 from coursemart import search, warehouse
 from coursemart.api import matches, queries
 from coursemart.api.pagination import Cursor
-from coursemart.warehouse.connect import check_client_connection
 
 #: One course as the listings read it: the view's columns in order; ``start_date`` is a
 #: datetime, aware or naive UTC depending on the driver, or ISO text (SQLite): see
@@ -36,41 +35,9 @@ CourseRow = tuple[int, str, int, str, int, str, datetime | str]
 
 #: Seconds a data version is trusted before it is read again.
 VERSION_TTL: Final = 1.0
-#: Seconds to wait for a database server to accept a connection.
-CONNECT_TIMEOUT: Final = 5
-#: Milliseconds a PostgreSQL read waits for a table lock (a first load into an empty ``courses``
-#: holds one from its first row to its commit) before the API answers 503 with Retry-After.
-READ_LOCK_TIMEOUT_MS: Final = 2000
-#: Memory for one sort or bitmap of a PostgreSQL read (a search's matches among 10^8 courses).
-READ_WORK_MEM: Final = "64MB"
-#: PostgreSQL: a scan for words reads the listing index in order, never the whole table or a
-#: bitmap of it. The planner has no statistics for a LIKE on the folded names and, right after a
-#: load, before autovacuum has marked the new pages all-visible, prices that index-only scan
-#: above the others (2M courses, half of them just loaded: a sequential scan took 143 ms for a
-#: page, a bitmap scan 179 ms, the index-only scan 5 ms).
-SCAN_IN_ORDER: Final = (
-    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)"
-)
 #: Tries at a search's page from its kept matches before the scan in order answers it: each try
 #: after the first follows a load that committed between reading the matches and the page.
 SEARCH_READS: Final = 3
-#: The planner's count of courses, by database: what a sample of the listing is scaled by.
-INNODB_ROWS: Final = (
-    "SELECT COALESCE(MAX(TABLE_ROWS), 0) FROM information_schema.TABLES "
-    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'courses'"
-)
-COURSES_ESTIMATE: Final[dict[str, str]] = {
-    "postgresql": "SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = 'courses'::regclass",
-    "mysql": INNODB_ROWS,
-    "mariadb": INNODB_ROWS,
-}
-#: Connections per process. A fixed pool: under a burst, requests wait for a connection rather
-#: than open (and close) extra ones, which costs a server far more than the wait.
-POOL_SIZE: Final = 20
-POOL_OVERFLOW: Final = 0
-#: How much of a SQLite warehouse each API connection maps into memory (address space, not RAM:
-#: the pages are the operating system's file cache, shared by every connection and process).
-SQLITE_MMAP_BYTES: Final = 1 << 30
 
 
 class NeverLoadedError(sa.exc.SQLAlchemyError):
@@ -85,19 +52,6 @@ class Dimensions:
     levels: tuple[tuple[int, str], ...]
 
 
-def engine_options(backend: str) -> dict[str, Any]:
-    """Keyword arguments for ``warehouse.create_engine``: a server engine fails fast when the
-    server is away, and keeps a fixed pool of connections."""
-    if backend in ("postgresql", "mysql", "mariadb"):
-        return {
-            "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
-            "pool_size": POOL_SIZE,
-            "max_overflow": POOL_OVERFLOW,
-            "pool_recycle": 1800,
-        }
-    return {}
-
-
 def instant(value: datetime | str) -> datetime:
     """A listing's ``start_date`` as a datetime (SQLite keeps instants as ISO text, naive UTC)."""
     return datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -106,35 +60,6 @@ def instant(value: datetime | str) -> datetime:
 def as_utc(moment: datetime) -> datetime:
     """A driver's datetime as aware UTC (SQLite and MariaDB give naive UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _postgresql_session(dbapi_connection: Any, _: object) -> None:
-    """A new PostgreSQL connection: read-only transactions, UTC instants, a lock wait of at
-    most :data:`READ_LOCK_TIMEOUT_MS`, and settings for short reads: no JIT compilation (a
-    quarter of a second spent on every search's first read), and memory enough that a search's
-    bitmap of matching rows stays exact (lossy, PostgreSQL tested half a million rows again:
-    1.9 s instead of 0.27 s to count 90,000 matches among 10 million courses); and a read
-    stops when its connection is gone (:func:`.check_client_connection`)."""
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute(f"SET lock_timeout = {READ_LOCK_TIMEOUT_MS}")
-        cursor.execute("SET jit = off")
-        cursor.execute(f"SET work_mem = '{READ_WORK_MEM}'")
-        cursor.execute("SET default_transaction_read_only = on")
-        cursor.execute("SET TIME ZONE 'UTC'")
-        check_client_connection(cursor.execute)
-    dbapi_connection.commit()
-
-
-def _sqlite_session(dbapi_connection: Any, _: object) -> None:
-    """A new SQLite connection reads the file through a memory map: a quarter less time per
-    listing than copying each page out of the file."""
-    dbapi_connection.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}").fetchall()
-
-
-def _mysql_session(dbapi_connection: Any, _: object) -> None:
-    """A new MariaDB/MySQL connection: every transaction read-only."""
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET SESSION TRANSACTION READ ONLY")
 
 
 @dataclass(frozen=True)
@@ -155,14 +80,15 @@ class Catalog:
 
     def __init__(
         self,
-        url: str,
+        url: str | warehouse.Warehouse,
         *,
         version_ttl: float = VERSION_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.url = url
-        self.warehouse = warehouse.Warehouse.from_url(url)
+        self.warehouse = warehouse.Warehouse.from_url(url)  # parsed once, here
+        self.url = self.warehouse.given
         self.backend = self.warehouse.backend
+        self.dialect = self.warehouse.dialect
         self.version_ttl = version_ttl
         self._clock = clock
         self._engine: Engine | None = None
@@ -182,17 +108,8 @@ class Catalog:
         """Create the engine (its pool) if it does not exist yet; no connection is made."""
         with self._engine_lock:
             if self._engine is None:
-                engine = warehouse.create_engine(
-                    self.url, read_only=True, **engine_options(self.backend)
-                )
-                if self.backend == "postgresql":
-                    sa.event.listen(engine, "connect", _postgresql_session)
-                    engine = engine.execution_options(postgresql_readonly=True)
-                elif self.backend in ("mysql", "mariadb"):
-                    sa.event.listen(engine, "connect", _mysql_session)
-                elif self.backend == "sqlite":
-                    sa.event.listen(engine, "connect", _sqlite_session)
-                self._engine = engine
+                engine = self.warehouse.engine(read_only=True, **self.dialect.reader_options())
+                self._engine = self.dialect.reader(engine)
             return self._engine
 
     def close(self) -> None:
@@ -211,8 +128,7 @@ class Catalog:
         """
         engine = self._engine or self.open()
         with engine.connect() as connection:
-            if self.backend in ("mysql", "mariadb"):
-                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            self.dialect.begin_read(connection)
             yield connection
 
     # -- the data version --------------------------------------------------------------------
@@ -329,16 +245,16 @@ class Catalog:
         """The courses matching ``words``, read through the text index once per data version;
         ``None`` when they are too many to keep (see :mod:`coursemart.api.matches`) or the
         index cannot answer (the listing is then scanned in order)."""
-        if not search.indexed(words, self.backend):
+        if not self.dialect.indexed(words):
             return None
         version = self._version[1] if self._version else ""
         return self._matches.get_or_read(version, words, lambda: self._read_matches(words))
 
     def _read_matches(self, words: tuple[str, ...]) -> matches.Matches | None:
         """Count the matches of ``words`` in the text index; read them if few enough to keep."""
-        if self.backend in COURSES_ESTIMATE and self._surely_too_many(words):
+        if self.dialect.courses_estimate and self._surely_too_many(words):
             return None
-        ids = search.matching_ids(words, self.backend)
+        ids = search.matching_ids(words, self.dialect)
         count = sa.select(sa.func.count()).select_from(
             ids.limit(matches.MAX_MATCHES + 1).subquery()
         )
@@ -361,9 +277,9 @@ class Catalog:
         every match of a prefix before it counts any (``c*`` matches a third of the catalog);
         the sample reads 10,000 entries of the listing (PostgreSQL's index holds the names).
         """
-        sample = queries.probe(len(words)).params(**search.values(words, self.backend))
+        sample = queries.probe(len(words)).params(**search.values(words, self.dialect))
         ((hits,),) = self._execute(*self._compiled_with_values(sample))
-        ((courses,),) = self._execute(COURSES_ESTIMATE[self.backend], {})
+        ((courses,),) = self._execute(str(self.dialect.courses_estimate), {})
         return int(hits) * float(courses) > matches.SCAN_MATCHES * queries.PROBE_ROWS
 
     def holds_matches(self, words: tuple[str, ...]) -> bool:
@@ -443,8 +359,8 @@ class Catalog:
         statement = self._listing_statement(
             queries.recent_courses(shape, backend=self.backend, limit=limit, extras=extras)
         )
-        if shape.words and self.backend == "postgresql":
-            return dataclasses.replace(statement, setup=SCAN_IN_ORDER)
+        if shape.words and self.dialect.scan_in_order_setup:
+            return dataclasses.replace(statement, setup=self.dialect.scan_in_order_setup)
         return statement
 
     def _compile_by_ids(self, count: int, extras: tuple[str, ...] = ()) -> ListingStatement:

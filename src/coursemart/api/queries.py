@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from coursemart import search, warehouse
 from coursemart.api.pagination import Cursor
+from coursemart.warehouse.dialects import dialect_for
 from coursemart.warehouse.schema import extra_columns_table
 
 #: The view's own columns, in the order the API's rows hold them.
@@ -47,10 +48,6 @@ def listing_view(extras: tuple[str, ...] = ()) -> sa.TableClause:
 #: The view with the catalog's own columns alone.
 view: Final = listing_view()
 
-#: Backends whose drivers take timezone-aware datetimes; the others store naive UTC.
-AWARE_BACKENDS: Final = frozenset({"postgresql", "mssql"})
-#: Backends that use a row-value comparison ``(a, b) < (x, y)`` as an index range.
-ROW_VALUE_BACKENDS: Final = frozenset({"sqlite", "postgresql"})
 #: The course table, for what the view does not show: the folded name a search scans. A scan
 #: for words chooses its page from this table alone (PostgreSQL's listing index holds every
 #: column it reads, so the scan reads no table row), then reads the page's rows from the view.
@@ -90,7 +87,7 @@ class CourseFilter:
 def bind_instant(moment: datetime, backend: str) -> datetime:
     """An aware instant as the backend's driver wants it: aware, or naive UTC."""
     utc = moment.astimezone(UTC)
-    return utc if backend in AWARE_BACKENDS else utc.replace(tzinfo=None)
+    return utc if dialect_for(backend).aware_instants else utc.replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -126,7 +123,7 @@ def bind_values(
 ) -> dict[str, object]:
     """The bind parameters of a listing (instants still aware; see :func:`bind_instant`)."""
     values: dict[str, object] = {
-        **search.values(course_filter.words, backend),
+        **search.values(course_filter.words, dialect_for(backend)),
         "category_id": course_filter.category_id,
         "level_id": course_filter.level_id,
         "since": course_filter.since,
@@ -145,7 +142,7 @@ def after(
     moment = sa.bindparam("cursor_date", type_=warehouse.Timestamp)
     key = sa.bindparam("cursor_id", type_=sa.BigInteger())
     start_date, course_id = rows.c.start_date, rows.c.course_id
-    if backend in ROW_VALUE_BACKENDS:
+    if dialect_for(backend).row_value_keysets:
         mine, theirs = sa.tuple_(start_date, course_id), sa.tuple_(moment, key)
         return mine < theirs if descending else mine > theirs
     # Spelled so that ``start_date <= x`` (or ``>= x``) alone bounds the index range everywhere.

@@ -77,7 +77,7 @@ class Service:
         self.cursor_key = signing_key(secret.get_secret_value())
         self._private = bool(self.settings.api_keys)
         self._cache_control = cache_control(self.settings.cache_seconds, private=self._private)
-        self._inline = self.catalog.backend == "sqlite"
+        self._inline = self.catalog.dialect.inline_reads
         self.lake = LakeWatch(self.settings.lake)
         self.searches = asyncio.Semaphore(SEARCHES_AT_ONCE)
 

@@ -10,9 +10,11 @@ from coursemart.cli.options import LakeOption, WarehouseOption
 def status(*, lake: LakeOption = None, warehouse: WarehouseOption = None) -> None:
     """Show the latest loads, the batches waiting to be loaded and the rows per table."""
     from coursemart import status as statuses
+    from coursemart.warehouse import Warehouse
 
     config = settings()
-    report = statuses.status(lake or config.lake, warehouse or config.warehouse_url)
+    target = Warehouse.from_url(warehouse or config.warehouse_url)  # parsed once, here
+    report = statuses.status(lake or config.lake, target)
     say(statuses.render(report))
 
 

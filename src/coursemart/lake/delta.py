@@ -31,6 +31,9 @@ from coursemart.lake.parquet import ParquetFiles, column_range, ids_as_int64
 from coursemart.lake.store import COURSES_DIR
 
 PARTITION: Final = "batch_id"
+#: A file coursemart's writer keeps in a batch folder until the batch is committed (a killed
+#: write is known by it: lake/upkeep.py).
+WRITING_MARK: Final = "_coursemart_writing"
 LOG_DIR: Final = "_delta_log"
 #: The commit metadata key that names the batch a coursemart commit holds.
 BATCH_KEY: Final = "coursemart.batch_id"
@@ -355,8 +358,6 @@ class CourseTable(ParquetFiles):
 
     def foreign_files(self, courses: str) -> list[str]:
         """Files under ``courses`` other than those of coursemart's uncommitted writes."""
-        from coursemart.lake.upkeep import WRITING_MARK
-
         found = [str(path) for path in self.fs.find(courses, maxdepth=3)]
         marked = {path.rsplit("/", 1)[0] for path in found if path.endswith("/" + WRITING_MARK)}
         return [path for path in found if path.rsplit("/", 1)[0] not in marked]

@@ -16,14 +16,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from coursemart.errors import InputError, LakeError
-from coursemart.lake.delta import PARTITION, CourseTable, footer_statistics
+from coursemart.lake.delta import PARTITION, WRITING_MARK, CourseTable, footer_statistics
 from coursemart.lake.store import BATCH_PREFIX, COURSES_DIR
 
 if TYPE_CHECKING:
     from coursemart.lake import Lake
 
-#: A file coursemart's writer keeps in a batch folder until the batch is committed.
-WRITING_MARK: Final = "_coursemart_writing"
 #: How long a batch folder without the mark must sit uncommitted before vacuum takes it for the
 #: leftover of another writer (a writer elsewhere may still be busy with a younger one).
 FOREIGN_GRACE_SECONDS: Final = 3600.0

@@ -24,6 +24,7 @@ from coursemart.errors import LakeError
 from coursemart.lake.contents import Batch, is_part_file
 from coursemart.lake.delta import (
     PARTITION,
+    WRITING_MARK,
     DataFile,
     TableWrites,
     file_statistics,
@@ -131,8 +132,6 @@ class BatchWriter:
 
     @property
     def mark(self) -> str:
-        from coursemart.lake.upkeep import WRITING_MARK
-
         return f"{self.lake.batch_dir(self.batch_id)}/{WRITING_MARK}"
 
     def __enter__(self) -> Self:

@@ -4,16 +4,16 @@ from coursemart.warehouse.connect import (
     DEFAULT_DRIVERS,
     Warehouse,
     create_engine,
-    dialect_name,
     normalize_url,
 )
+from coursemart.warehouse.dialects import Dialect, dialect_for
+from coursemart.warehouse.migrate import ensure_schema
 from coursemart.warehouse.schema import (
     VIEW_NAME,
     CourseId,
     Timestamp,
     categories,
     courses,
-    ensure_schema,
     levels,
     loaded_batches,
     loaded_versions,
@@ -25,6 +25,7 @@ from coursemart.warehouse.schema import (
 
 __all__ = [
     "DEFAULT_DRIVERS",
+    "Dialect",
     "VIEW_NAME",
     "CourseId",
     "Timestamp",
@@ -32,7 +33,7 @@ __all__ = [
     "categories",
     "courses",
     "create_engine",
-    "dialect_name",
+    "dialect_for",
     "ensure_schema",
     "levels",
     "loaded_batches",

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from coursemart.errors import LakeError
+from coursemart.warehouse.dialects import dialect_for
 from coursemart.warehouse.schema import (
     VIEW_NAME,
     Timestamp,
@@ -139,7 +140,7 @@ def add_extras(connection: Connection, found: list[Extra]) -> list[str]:
     added = [extra for extra in found if extra.name not in known]
     if not added:
         return []
-    add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
+    add = dialect_for(connection.dialect.name).add_column
     present = {column["name"] for column in sa.inspect(connection).get_columns("courses")}
     for extra in added:
         if extra.name not in present:

@@ -11,25 +11,19 @@ binary comparison is the code-point order.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-#: How each database compares two strings byte by byte, whatever the column's collation.
-CODE_POINT_ORDER: Final = {
-    "postgresql": '{} COLLATE "C"',
-    "mysql": "BINARY {}",
-    "mariadb": "BINARY {}",
-    "mssql": "{} COLLATE Latin1_General_100_BIN2",
-}
+from coursemart.warehouse.dialects import dialect_for
 
 
 def code_point_order(dialect: str, expression: str) -> str:
-    """``expression`` (SQL text) as the database ``dialect`` compares it by code point (SQLite
-    compares text so already)."""
-    return CODE_POINT_ORDER.get(dialect, "{}").format(expression)
+    """``expression`` (SQL text) as the database SQLAlchemy calls ``dialect`` compares it by
+    code point (its dialect's ``code_point_format``; SQLite compares text so already)."""
+    return dialect_for(dialect).code_point_order(expression)
 
 
 class by_code_point(FunctionElement[str]):  # noqa: N801 - reads as a SQL function

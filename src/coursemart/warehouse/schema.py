@@ -10,7 +10,6 @@ from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql
-from sqlalchemy.engine import Connection
 
 from coursemart import model
 
@@ -165,90 +164,3 @@ def view_ddl(dialect: sa.Dialect, extras: list[str] | None = None) -> str:
     query = view_query.add_columns(*(sa.column(name, _selectable=courses) for name in extras or []))
     body = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     return f"CREATE VIEW {VIEW_NAME} AS {body}"
-
-
-def ensure_schema(connection: Connection) -> list[str]:
-    """Create the tables, index and view that are missing, and upgrade a warehouse made by an
-    earlier version; returns what was created or added.
-
-    Existing objects are left exactly as they are: running it again changes nothing.
-    """
-    inspector = sa.inspect(connection)
-    existing = set(inspector.get_table_names())
-    created = [table.name for table in metadata.sorted_tables if table.name not in existing]
-    metadata.create_all(connection, checkfirst=True)
-    if "courses" in existing:
-        created.extend(add_lineage(connection, inspector))
-    created.extend(exact_names(connection, existing))
-    from coursemart.warehouse.search_index import ensure_search
-
-    created.extend(ensure_search(connection, courses_existed="courses" in existing))
-    if VIEW_NAME not in set(inspector.get_view_names()):
-        connection.exec_driver_sql(view_ddl(connection.dialect))
-        created.append(VIEW_NAME)
-    return created
-
-
-#: The dimension tables' names, unique in each.
-DIMENSION_NAMES: Final = (("categories", "category_name"), ("levels", "level_name"))
-
-
-def exact_names(connection: Connection, existing: set[str]) -> list[str]:
-    """On MariaDB and MySQL, compare dimension names byte by byte, as SQLite and PostgreSQL do.
-
-    Their default collation holds ``ART`` and ``Art``, ``Straße`` and ``Strase``, ``Health `` and
-    ``Health`` for one name: the unique name would make the merge rename the other row and skip
-    the new one, whose courses would then vanish from the view. A binary collation without
-    padding makes names distinct exactly where they differ, on every database. Tables just
-    made get it at once; those of an ``existing`` warehouse change once (two small tables), and
-    are returned.
-    """
-    if connection.dialect.name not in ("mysql", "mariadb"):
-        return []
-    found = connection.exec_driver_sql(  # one round trip: each load runs it
-        "SELECT TABLE_NAME, COLLATION_NAME, VERSION() FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME IN ('category_name', 'level_name')"
-    ).all()
-    current = {str(table): name for table, name, _ in found}
-    collation = binary_collation(str(found[0][2]))
-    changed = []
-    for table, column in DIMENSION_NAMES:
-        if current.get(table) != collation:
-            connection.exec_driver_sql(
-                f"ALTER TABLE {table} MODIFY {column} "
-                f"VARCHAR({model.MAX_DIMENSION_NAME_LENGTH}) "
-                f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
-            )
-            if table in existing:
-                changed.append(f"{table}.{column} ({collation})")
-    return changed
-
-
-def binary_collation(version: str) -> str:
-    """The utf8mb4 collation that compares bytes and keeps trailing spaces, for a server whose
-    ``VERSION()`` is ``version``."""
-    if "mariadb" in version.lower():
-        return "utf8mb4_nopad_bin"
-    return "utf8mb4_0900_bin" if int(version.split(".")[0]) >= 8 else "utf8mb4_bin"
-
-
-def add_lineage(connection: Connection, inspector: sa.Inspector) -> list[str]:
-    """Give ``courses`` of a warehouse made before row lineage its ``batch_id`` column.
-
-    The rows already there take the greatest batch id of the manifest: the earlier loader let
-    the latest loaded batch win, so no batch older than that may overwrite them now. Adding a
-    column with a constant default is instant on every supported database.
-    """
-    if "batch_id" in {column["name"] for column in inspector.get_columns("courses")}:
-        return []
-    loaded = connection.execute(sa.select(loaded_batches.c.batch_id)).scalars()
-    latest = max(loaded, default="")  # by code point, as the lake orders batch ids
-    column = courses.c.batch_id
-    kind = column.type.compile(dialect=connection.dialect)
-    default = str(latest).replace("'", "''")
-    add = "ADD" if connection.dialect.name == "mssql" else "ADD COLUMN"
-    connection.exec_driver_sql(
-        f"ALTER TABLE courses {add} batch_id {kind} NOT NULL DEFAULT '{default}'"
-    )
-    inspector.clear_cache()
-    return ["courses.batch_id"]

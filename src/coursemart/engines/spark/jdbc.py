@@ -8,7 +8,6 @@ from typing import Final
 import sqlalchemy as sa
 
 from coursemart import warehouse
-from coursemart.errors import InputError
 from coursemart.warehouse import Warehouse
 
 STAGE_PREFIX: Final = "coursemart_stage_"
@@ -27,49 +26,16 @@ class JdbcTarget:
     def of(cls, target: Warehouse) -> JdbcTarget:
         url, properties = jdbc_target(target)
         conninfo = None
-        if target.backend == "postgresql":
+        if target.dialect.executors_copy:
             conninfo = target.url.set(drivername="postgresql").render_as_string(hide_password=False)
         return cls(url, properties, conninfo)
 
 
 def jdbc_target(target: str | Warehouse) -> tuple[str, dict[str, str]]:
-    """The JDBC URL and connection properties for a warehouse's SQLAlchemy URL."""
-    url = Warehouse.from_url(target).url
-    backend = url.get_backend_name()
-    host = url.host or "127.0.0.1"
-    properties = {"user": url.username or "", "password": url.password or ""}
-    if backend == "postgresql":
-        jdbc = f"jdbc:postgresql://{host}:{url.port or 5432}/{url.database}"
-        properties["driver"] = "org.postgresql.Driver"
-        properties["reWriteBatchedInserts"] = "true"
-        options = " ".join(str(v) for v in _as_list(url.query.get("options")))
-        for option in options.split():
-            if option.startswith("-csearch_path="):
-                properties["currentSchema"] = option.split("=", 1)[1]
-    elif backend in ("mysql", "mariadb"):
-        # jdbc:mysql: gets Spark's MySQL dialect (backticks); permitMysqlScheme lets MariaDB's
-        # driver accept that scheme
-        jdbc = f"jdbc:mysql://{host}:{url.port or 3306}/{url.database}?permitMysqlScheme"
-        properties["driver"] = "org.mariadb.jdbc.Driver"
-        properties["rewriteBatchedStatements"] = "true"
-        properties["sessionVariables"] = "time_zone='+00:00'"
-    elif backend == "mssql":
-        jdbc = (
-            f"jdbc:sqlserver://{host}:{url.port or 1433};databaseName={url.database};encrypt=true"
-        )
-        properties["driver"] = "com.microsoft.sqlserver.jdbc.SQLServerDriver"
-    else:
-        raise InputError(
-            f"the Spark engine loads into PostgreSQL, MariaDB/MySQL or SQL Server, not {backend}: "
-            "use --engine local"
-        )
-    return jdbc, properties
-
-
-def _as_list(value: object) -> list[object]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, tuple | list) else [value]
+    """The JDBC URL and connection properties for a warehouse's SQLAlchemy URL (its dialect's;
+    an :class:`InputError` for a database Spark does not load)."""
+    parsed = Warehouse.from_url(target)
+    return parsed.dialect.jdbc_target(parsed.url)
 
 
 def stage_table(load_id: str, *, unlogged: bool = False) -> sa.Table:

@@ -23,11 +23,11 @@ from coursemart.load.backends.base import (
     row_tuples,
 )
 from coursemart.load.backends.staging import MergesStages
-from coursemart.warehouse.ordering import CODE_POINT_ORDER
+from coursemart.warehouse.dialects.mssql import SQLServer
 
 STAGE: Final = "#coursemart_stage"
 #: Batch ids compared by code point, whatever the column's collation (warehouse/ordering.py).
-BATCH_ORDER: Final = CODE_POINT_ORDER["mssql"]
+BATCH_ORDER: Final = SQLServer.code_point_format
 
 
 def _quote(name: str) -> str:

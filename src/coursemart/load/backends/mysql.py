@@ -35,12 +35,12 @@ from coursemart.load.backends.base import (
     row_tuples,
 )
 from coursemart.load.backends.staging import MergesStages
-from coursemart.warehouse.ordering import CODE_POINT_ORDER
+from coursemart.warehouse.dialects.mysql import MySQL
 
 logger = logging.getLogger("coursemart.load")
 
 #: Batch ids compared by code point, not by the column's case-insensitive collation.
-BATCH_ORDER: Final = CODE_POINT_ORDER["mariadb"]
+BATCH_ORDER: Final = MySQL.code_point_format
 GREATER_BATCH: Final = (
     f"{BATCH_ORDER.format('VALUES(batch_id)')} > {BATCH_ORDER.format('courses.batch_id')}"
 )

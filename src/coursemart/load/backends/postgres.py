@@ -26,12 +26,11 @@ from coursemart.load.backends.base import (
     naive_utc,
 )
 from coursemart.load.backends.staging import MergesStages
-from coursemart.warehouse.connect import check_client_connection
-from coursemart.warehouse.ordering import CODE_POINT_ORDER
+from coursemart.warehouse.dialects.postgres import PostgreSQL, check_client_connection
 from coursemart.warehouse.schema import LISTING_INDEX
 
 #: Batch ids compared by code point, whatever the database's collation (warehouse/ordering.py).
-BATCH_ORDER: Final = CODE_POINT_ORDER["postgresql"]
+BATCH_ORDER: Final = PostgreSQL.code_point_format
 
 #: A load of at least this many rows refreshes the planner's statistics after it commits.
 ANALYZE_ROWS: Final = 1_000_000
