@@ -299,6 +299,41 @@ def test_every_service_runs_with_a_memory_limit(stack: Stack) -> None:
     assert all(limit > 0 for limit in limits.values()), limits
 
 
+def test_the_api_starts_and_says_not_ready_when_the_pipeline_fails(stack: Stack) -> None:
+    """A pipeline that fails at every start (a lake it may not write) keeps no API from serving:
+    ``/health`` answers, ``/ready`` says not ready."""
+    port = free_port()
+    failing = Stack(
+        containers.Podman(
+            stack.engine.env
+            | {"COURSEMART_API_PORT": str(port), "COURSEMART_LAKE": "/proc/coursemart-lake"}
+        ),
+        stack.compose_command,
+        f"{stack.project}fail",
+        stack.image,
+        f"http://127.0.0.1:{port}",
+    )
+    health = ready = None
+    pipeline = ""
+    try:
+        failing.compose("up", "-d", "--no-build", "postgres", "pipeline", "api")
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and (health != 200 or pipeline in ("", "0")):
+            try:
+                health = httpx.get(f"{failing.url}/health", timeout=5).status_code
+                ready = httpx.get(f"{failing.url}/ready", timeout=5).status_code
+            except httpx.HTTPError:
+                pass
+            pipeline = failing.engine.inspect(failing.container("pipeline"), "{{.State.ExitCode}}")
+            time.sleep(1)
+    finally:
+        failing.compose("down", "--volumes", timeout=180)
+
+    assert health == 200
+    assert ready == 503
+    assert pipeline != "0"
+
+
 def test_the_stack_will_not_start_without_a_database_password(engine: containers.Podman) -> None:
     compose = containers.podman_compose()
     assert compose is not None
