@@ -1,5 +1,6 @@
 """The code's shape, as the README's module table describes it: what differs by database lives
-in the dialects (and the loader's backends), and no module imports one that imports it back."""
+in the dialects (and the loader's backends), no module imports one that imports it back, and
+none grows past 450 lines."""
 
 from __future__ import annotations
 
@@ -92,3 +93,17 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
         if name not in done:
             visit(name, [name])
     assert cycles == []
+
+
+#: A module past this many lines holds more than one thing (the README's module table names
+#: what each holds).
+MAX_LINES = 450
+
+
+def test_no_module_is_over_450_lines() -> None:
+    long = {
+        str(path.relative_to(SOURCE)): lines
+        for path in modules().values()
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}

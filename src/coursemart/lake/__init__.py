@@ -18,7 +18,7 @@ its methods are the verbs.
 from __future__ import annotations
 
 from coursemart.lake.contents import Batch, SuccessRecord, batch_id_problem
-from coursemart.lake.delta import Commit, DataFile
+from coursemart.lake.delta_log import Commit, DataFile
 from coursemart.lake.dimensions import DimensionFiles
 from coursemart.lake.legacy import LegacyBatches, Listing
 from coursemart.lake.parquet import PARQUET_COMPRESSION, ROW_GROUP_ROWS

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from coursemart.errors import InputError, LakeError
-from coursemart.lake.delta import PARTITION, WRITING_MARK, CourseTable, footer_statistics
+from coursemart.lake.delta import CourseTable
+from coursemart.lake.delta_log import PARTITION, WRITING_MARK, footer_statistics
 from coursemart.lake.store import BATCH_PREFIX, COURSES_DIR
 
 if TYPE_CHECKING:

@@ -22,14 +22,14 @@ import pyarrow.parquet as pq
 
 from coursemart.errors import LakeError
 from coursemart.lake.contents import Batch, is_part_file
-from coursemart.lake.delta import (
+from coursemart.lake.delta_log import (
     PARTITION,
     WRITING_MARK,
     DataFile,
-    TableWrites,
     file_statistics,
     footer_statistics,
 )
+from coursemart.lake.delta_writes import TableWrites
 from coursemart.lake.parquet import PARQUET_COMPRESSION, ROW_GROUP_ROWS
 from coursemart.lake.store import BATCH_PREFIX
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from coursemart import warehouse
+from coursemart.errors import failure_text
+from coursemart.load.backends import LockBusyError
+from coursemart.load.validate import Counts
+from coursemart.masking import mask_text
+
+#: Longest message kept with a load in ``coursemart_loads``.
+MESSAGE_LENGTH: Final = 2000
 
 
 @dataclass(frozen=True)
@@ -159,3 +166,49 @@ def dimension_keys(connection: Connection) -> tuple[frozenset[int], frozenset[in
     categories = connection.execute(sa.select(warehouse.categories.c.category_id)).scalars()
     levels = connection.execute(sa.select(warehouse.levels.c.level_id)).scalars()
     return frozenset(categories), frozenset(levels)
+
+
+def record_merged_batch(
+    connection: Connection, batch_id: str, load_id: str, counts: Counts, since: datetime | None
+) -> None:
+    """Add a merged batch to the manifest (inside the load's transaction), once: a batch id
+    already there (rows of a batch a later commit rewrote) keeps its first entry."""
+    if batch_id in loaded_batch_ids(connection, [batch_id]):
+        return
+    record_batch(
+        connection,
+        batch_id=batch_id,
+        load_id=load_id,
+        rows_read=counts.read,
+        rows_loaded=counts.loaded,
+        rows_rejected=counts.rejected,
+        since=since,
+    )
+
+
+def record_failure(
+    engine: Engine, load_id: str, started_at: datetime, since: datetime | None, exc: BaseException
+) -> None:
+    """Best effort: note a failed load in the history, whatever failed (when the warehouse
+    itself is what failed, the note may fail too). Not when another load held the lock: this
+    one never started."""
+    if isinstance(exc, LockBusyError | SystemExit | GeneratorExit):
+        return
+    record = LoadRecord(
+        load_id=load_id,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        status="failed",
+        batches=0,
+        rows_read=0,
+        rows_loaded=0,
+        rows_rejected=0,
+        since=since,
+        message=mask_text(failure_text(exc))[:MESSAGE_LENGTH],
+    )
+    try:
+        with engine.begin() as connection:
+            warehouse.ensure_schema(connection)
+            record_load(connection, record)
+    except Exception:  # noqa: BLE001 - the original error is what the user needs to see
+        pass

@@ -28,11 +28,11 @@ import pyarrow as pa
 from sqlalchemy.engine import Connection, Engine
 
 from coursemart import warehouse
-from coursemart.errors import LakeError, failure_text, missing_lake
+from coursemart.errors import LakeError, missing_lake
 from coursemart.lake import Batch, Commit, Lake, new_id, open_lake
 from coursemart.lake.delta import TABLE_SCHEMA
 from coursemart.load import manifest
-from coursemart.load.backends import Backend, LockBusyError, backend_for
+from coursemart.load.backends import Backend, backend_for
 from coursemart.load.changes import Removal, changes, snapshot_changes
 from coursemart.load.dimensions import merge_snapshots, read_snapshots
 from coursemart.load.rejected import RejectedRows
@@ -48,8 +48,6 @@ Checkpoint = Callable[[str], None]
 #: reached) and for progress bars: after each batch's rows are written, after each batch is
 #: merged, and before the commit.
 CHECKPOINTS: Final = ("after_staging", "during_merge", "before_commit")
-#: Longest message kept with a load in ``coursemart_loads``.
-MESSAGE_LENGTH: Final = 2000
 
 
 def _nothing(_: object) -> None:
@@ -230,7 +228,7 @@ def _load(
         counts = part.write(plan, backend, batch, position)
         job.checkpoint("after_staging")  # for each batch: a progress bar shows its merge
         part.merge(plan, backend, batch, position)
-        record_merged_batch(connection, batch.batch_id, load_id, counts, job.since)
+        manifest.record_merged_batch(connection, batch.batch_id, load_id, counts, job.since)
         job.checkpoint("during_merge")
         totals.merge(counts)
         by_version.setdefault(batch.version or 0, Counts()).merge(counts)
@@ -357,24 +355,6 @@ def rules_for(connection: Connection, snapshots: dict[str, list[dict[str, object
     )
 
 
-def record_merged_batch(
-    connection: Connection, batch_id: str, load_id: str, counts: Counts, since: datetime | None
-) -> None:
-    """Add a merged batch to the manifest (inside the load's transaction), once: a batch id
-    already there (rows of a batch a later commit rewrote) keeps its first entry."""
-    if batch_id in manifest.loaded_batch_ids(connection, [batch_id]):
-        return
-    manifest.record_batch(
-        connection,
-        batch_id=batch_id,
-        load_id=load_id,
-        rows_read=counts.read,
-        rows_loaded=counts.loaded,
-        rows_rejected=counts.rejected,
-        since=since,
-    )
-
-
 def record_load(
     connection: Connection, plan: Plan, started_at: datetime, totals: Counts, skipped: int
 ) -> LoadResult:
@@ -393,7 +373,7 @@ def record_load(
             rows_loaded=totals.loaded,
             rows_rejected=totals.rejected,
             since=plan.job.since,
-            message=mask_text(message)[:MESSAGE_LENGTH] or None,
+            message=mask_text(message)[: manifest.MESSAGE_LENGTH] or None,
         ),
     )
     return LoadResult(
@@ -428,32 +408,4 @@ def abandon(
     """After a load's transaction rolled back (error or Ctrl-C): remove its refused rows, and
     record an error in the history."""
     rejected.discard()
-    record_failure(engine, load_id, started_at, since, exc)
-
-
-def record_failure(
-    engine: Engine, load_id: str, started_at: datetime, since: datetime | None, exc: BaseException
-) -> None:
-    """Best effort: note a failed load in the history, whatever failed (when the warehouse
-    itself is what failed, the note may fail too). Not when another load held the lock: this
-    one never started."""
-    if isinstance(exc, LockBusyError | SystemExit | GeneratorExit):
-        return
-    record = manifest.LoadRecord(
-        load_id=load_id,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        status="failed",
-        batches=0,
-        rows_read=0,
-        rows_loaded=0,
-        rows_rejected=0,
-        since=since,
-        message=mask_text(failure_text(exc))[:MESSAGE_LENGTH],
-    )
-    try:
-        with engine.begin() as connection:
-            warehouse.ensure_schema(connection)
-            manifest.record_load(connection, record)
-    except Exception:  # noqa: BLE001 - the original error is what the user needs to see
-        pass
+    manifest.record_failure(engine, load_id, started_at, since, exc)
