@@ -4,6 +4,8 @@ SQLite, PostgreSQL and MariaDB, kept up to date by every load."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,6 +190,29 @@ def test_mariadb_reads_short_words_from_its_fulltext_index_not_the_table(
         engine.dispose()
 
     assert [row["type"] for row in plan] == ["fulltext"]
+
+
+#: How Datasette finds a table's FTS index (``datasette.utils.detect_fts_sql``, 0.65): the
+#: content table's name double-quoted or bracketed in the virtual table's SQL.
+DATASETTE_DETECT_FTS = """
+    select name from sqlite_master
+    where rootpage = 0
+      and (sql like :double_quoted or sql like :bracketed
+           or (tbl_name = :table and sql like '%VIRTUAL TABLE%USING FTS%'))
+"""
+
+
+def test_datasette_finds_the_sqlite_text_index_of_the_courses(sqlite_url: str) -> None:
+    empty_warehouse(sqlite_url)
+    parameters = {
+        "double_quoted": '%VIRTUAL TABLE%USING FTS%content="courses"%',
+        "bracketed": "%VIRTUAL TABLE%USING FTS%content=[courses]%",
+        "table": "courses",
+    }
+    with contextlib.closing(sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))) as database:
+        found = database.execute(DATASETTE_DETECT_FTS, parameters).fetchall()
+
+    assert found == [("courses_search",)]
 
 
 def test_names_folded_by_an_earlier_folding_are_folded_again_once(

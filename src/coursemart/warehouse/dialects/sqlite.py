@@ -20,10 +20,12 @@ SQLITE_WRITER_CACHE_KIB: Final = 56 * 1024
 #: How much of a SQLite warehouse each reading connection maps into memory (address space, not
 #: RAM: the pages are the operating system's file cache, shared by every connection and process).
 SQLITE_MMAP_BYTES: Final = 1 << 30
-#: The FTS5 table over the folded names, with the courses as its content, kept by triggers.
+#: The FTS5 table over the folded names, with the courses as its content, kept by triggers. The
+#: content table's name is double-quoted, as Datasette looks for it (``?_search=`` on
+#: ``courses`` then uses this index; single quotes it does not recognise).
 FTS_TABLE: Final = "courses_search"
 FTS_DDL: Final = (
-    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_name, content='courses', "
+    f'CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_name, content="courses", '
     "content_rowid='course_id', tokenize='unicode61 remove_diacritics 2')",
     f"CREATE TRIGGER {FTS_TABLE}_insert AFTER INSERT ON courses BEGIN "
     f"INSERT INTO {FTS_TABLE}(rowid, search_name) VALUES (new.course_id, new.search_name); END",
