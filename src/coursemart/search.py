@@ -105,7 +105,7 @@ def matching_ids(words: tuple[str, ...], dialect: Dialect) -> Any:
     import sqlalchemy as sa
 
     bound = values(words, dialect)
-    if dialect.indexed(words):
+    if dialect.indexed:
         return dialect.matching(len(words)).params(**bound)
     courses = sa.table("courses", sa.column("course_id"), sa.column("search_name"))
     conditions = word_conditions(courses.c.search_name, len(words))

@@ -41,7 +41,7 @@ def wait_for_warehouse(url: str | Warehouse, *, timeout: float, interval: float 
     attempts = 0
     while True:
         attempts += 1
-        engine = warehouse.create_engine(target, connect_args=connect_args)
+        engine = target.engine(connect_args=connect_args)
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")

@@ -245,7 +245,7 @@ class Catalog:
         """The courses matching ``words``, read through the text index once per data version;
         ``None`` when they are too many to keep (see :mod:`coursemart.api.matches`) or the
         index cannot answer (the listing is then scanned in order)."""
-        if not self.dialect.indexed(words):
+        if not self.dialect.indexed:
             return None
         version = self._version[1] if self._version else ""
         return self._matches.get_or_read(version, words, lambda: self._read_matches(words))

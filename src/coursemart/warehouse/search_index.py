@@ -53,12 +53,14 @@ def ensure_folding(connection: Connection, *, refill: bool) -> list[str]:
     folded again. Once per folding: the warehouse records it."""
     if connection.execute(sa.select(search_folding.c.folding)).scalar() == FOLDING:
         return []
-    changed = dialect_for(connection.dialect.name).prepare_search_column(connection)
-    if not refill:
-        changed = []  # a new warehouse's column, made so: nothing to report
-    else:
+    prepared = dialect_for(connection.dialect.name).prepare_search_column(connection)
+    changed = []  # a new warehouse's column is made so: nothing to report
+    if refill:
         rows = fill(connection, changed_only=True)
-        changed.append(f"courses.search_name (folded again: folding {FOLDING}, {rows:,} rows)")
+        changed = [
+            *prepared,
+            f"courses.search_name (folded again: folding {FOLDING}, {rows:,} rows)",
+        ]
     connection.execute(search_folding.delete())
     connection.execute(search_folding.insert().values(folding=FOLDING))
     return changed

@@ -120,9 +120,10 @@ class Dialect:
     def create_text_index(self, connection: Connection, *, rebuild: bool) -> None:
         """Make the text index (``rebuild``: over the rows already there)."""
 
-    def indexed(self, words: tuple[str, ...]) -> bool:
-        """Whether the text index can take part in searching ``words``."""
-        return False
+    @property
+    def indexed(self) -> bool:
+        """Whether a search reads the text index (else it tests every folded name)."""
+        return bool(self.text_index)
 
     def search_text(self, words: tuple[str, ...]) -> str | None:
         """The text index's query for ``words`` (bound as ``:search``)."""

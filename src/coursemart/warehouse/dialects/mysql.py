@@ -109,9 +109,6 @@ class MySQL(Dialect):
             f"ALTER TABLE courses ADD FULLTEXT INDEX {TEXT_INDEX} (search_name)"
         )
 
-    def indexed(self, words: tuple[str, ...]) -> bool:
-        return True
-
     def search_text(self, words: tuple[str, ...]) -> str:
         return " ".join(f"+{word}*" for word in words)
 

@@ -83,9 +83,6 @@ class PostgreSQL(Dialect):
             f"CREATE INDEX {TEXT_INDEX} ON courses USING gin ({TEXT_DOCUMENT})"
         )
 
-    def indexed(self, words: tuple[str, ...]) -> bool:
-        return True
-
     def search_text(self, words: tuple[str, ...]) -> str:
         return " & ".join(f"{word}:*" for word in words)
 

@@ -100,9 +100,6 @@ class SQLite(Dialect):
         if rebuild:  # index the rows already there
             connection.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
 
-    def indexed(self, words: tuple[str, ...]) -> bool:
-        return True
-
     def search_text(self, words: tuple[str, ...]) -> str:
         return " AND ".join(f'"{word}"*' for word in words)
 
